@@ -1,0 +1,21 @@
+# curriculum-bench: raw data -> trained runs -> paper tables, for every configured study.
+#   snakemake --cores all                       embedded default (config/config.yaml)
+#   snakemake --cores all --configfile FILE     another config (e.g. .test/config.yaml)
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/prepare.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/tables.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        get_final_output(),

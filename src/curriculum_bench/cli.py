@@ -1,0 +1,96 @@
+"""Command line: `python -m curriculum_bench {prepare,train,table,list}`.
+
+Each Snakemake rule makes exactly one of these calls; all logic stays in the package.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .config import ConfigError
+
+
+def parse_json(text: str) -> dict:
+    try:
+        return json.loads(Path(text[1:]).read_text() if text.startswith("@") else text)
+    except (json.JSONDecodeError, OSError) as err:
+        raise argparse.ArgumentTypeError(f"not JSON or @file.json: {err}") from None
+
+
+def cmd_prepare(args) -> None:
+    from .data.prepare import prepare
+
+    prepare(args.dataset, args.spec, args.out)
+
+
+def cmd_train(args) -> None:
+    import torch
+
+    from .train.engine import fit
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    fit(args.run_config, args.data, args.out, args.checkpoint, device=args.device,
+        stop_after_epoch=args.stop_after_epoch)
+
+
+def cmd_table(args) -> None:
+    from .report.table import write_table
+
+    write_table(args.metrics, args.study, args.out_md, args.out_csv)
+
+
+def cmd_list(args) -> None:
+    from . import curricula  # noqa: F401  (fills METHODS)
+    from .data.sources import SOURCES
+    from .models import MODELS
+    from .train.hooks import METHODS
+
+    for kind, registry in (("dataset sources", SOURCES), ("models", MODELS), ("methods", METHODS)):
+        print(f"{kind}: {', '.join(registry.names())}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m curriculum_bench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare", help="build a dataset's canonical store under resources/")
+    p.add_argument("--dataset", required=True, help="dataset name (a key of the config's `datasets`)")
+    p.add_argument("--spec", required=True, type=parse_json,
+                   help='JSON: {"source": ..., "test_fraction": ..., "split_seed": ...}')
+    p.add_argument("--out", required=True, type=Path, help="store directory")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train", help="train one run; resumes from its checkpoint")
+    p.add_argument("--run-config", required=True, type=parse_json,
+                   help="resolved run config as JSON or @file.json (see config.resolve_run)")
+    p.add_argument("--data", required=True, type=Path, help="dataset store directory")
+    p.add_argument("--out", required=True, type=Path, help="run directory (metrics.json, history.jsonl)")
+    p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint file, kept outside --out")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--stop-after-epoch", type=int, default=None,
+                   help="end this session after N epochs, as a preemption would (for testing resume)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("table", help="tabulate a study's finished runs")
+    p.add_argument("--study", required=True)
+    p.add_argument("--out-md", required=True, type=Path)
+    p.add_argument("--out-csv", required=True, type=Path)
+    p.add_argument("metrics", nargs="+", type=Path, help="metrics.json of each run")
+    p.set_defaults(func=cmd_table)
+
+    p = sub.add_parser("list", help="list registered dataset sources, models and methods")
+    p.set_defaults(func=cmd_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ConfigError, KeyError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err.args[0] if err.args else err}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,86 @@
+"""Workflow config -> one resolved run config per (study, dataset, model, variant, seed).
+
+Pure Python with no torch import, so the Snakefile can use it to plan jobs. The workflow
+config is validated against config/schema.yaml first; this module assumes that shape.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Iterator
+
+RUN_DIR = "results/{study}/{dataset}/{model}/{variant}/seed{seed}"
+
+
+class ConfigError(ValueError):
+    """A config value that is wrong; the message starts with the key's dotted path."""
+
+
+def config_from_dict(cls, values: dict | None, where: str):
+    """Build dataclass `cls` from a config mapping; an unknown key is an error naming it."""
+    values = dict(values or {})
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}: unknown key; expected one of {sorted(fields)}")
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def iter_runs(config: dict) -> Iterator[dict]:
+    """Every run the config asks for, in config order (which is also table row order)."""
+    for study, spec in config["studies"].items():
+        for dataset in spec["datasets"]:
+            for model in spec["models"]:
+                for variant in spec["variants"]:
+                    for seed in spec["seeds"]:
+                        yield dict(study=study, dataset=dataset, model=model, variant=variant, seed=seed)
+
+
+def run_dir(study: str, dataset: str, model: str, variant: str, seed: int | str) -> str:
+    return RUN_DIR.format(study=study, dataset=dataset, model=model, variant=variant, seed=seed)
+
+
+def resolve_run(config: dict, study: str, dataset: str, model: str, variant: str, seed: int) -> dict:
+    """Everything that determines one run's result, as plain JSON-able data.
+
+    The trainer stores it in its checkpoint and in metrics.json; a checkpoint whose resolved
+    config differs is not resumed.
+    """
+    spec = config["studies"][study]
+    for key, name in (("datasets", dataset), ("models", model), ("variants", variant)):
+        if name not in spec[key]:
+            raise ConfigError(f"studies.{study}.{key}: no entry {name!r}; have {list(spec[key])}")
+    return {
+        "study": study,
+        "dataset": dataset,
+        "model": model,
+        "model_args": dict(spec["models"][model] or {}),
+        "variant": variant,
+        "methods": {name: dict(args or {}) for name, args in (spec["variants"][variant] or {}).items()},
+        "seed": int(seed),
+        "train": dict(spec["train"]),
+    }
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def diff_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted paths at which two JSON-like values differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = sorted(set(old) | set(new))
+        return [p for k in keys for p in diff_keys(old.get(k), new.get(k), f"{prefix}{k}.")]
+    return [] if old == new else [prefix.rstrip(".") or "<root>"]
+
+
+def check_references(config: dict) -> None:
+    """Cross-references that JSON Schema cannot express: studies name defined datasets."""
+    for study, spec in config["studies"].items():
+        for dataset in spec["datasets"]:
+            if dataset not in config["datasets"]:
+                raise ConfigError(f"studies.{study}.datasets: {dataset!r} is not defined under "
+                                  f"`datasets` (defined: {sorted(config['datasets'])})")

@@ -1,0 +1,1 @@
+"""Datasets: sources that build raw arrays, and the canonical on-disk store."""

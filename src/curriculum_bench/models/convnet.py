@@ -1,0 +1,58 @@
+"""The small residual ConvNet of the MNIST training-technique catalogue.
+
+spec/methods.md §2.1 (MLT:models/ConvNet.py): two residual blocks, 1->32 (stride 1) and
+32->64 (stride 2), each followed by a channel dropout whose p a curriculum may change
+(0 by default), then Flatten and one Linear layer. About 192 K parameters on 28x28 input.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from . import register_model
+
+
+class ResBlock(nn.Module):
+    """conv3x3 -> BN -> ReLU -> conv3x3 -> BN, plus a skip (1x1 conv when the shape changes).
+
+    MLT applies one BatchNorm module after both convolutions of a block (shared affine
+    parameters and running statistics); `share_bn=True` keeps that quirk.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, share_bn: bool):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.bn2 = self.bn1 if share_bn else nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        if stride != 1 or in_channels != out_channels:
+            self.skip = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+        else:
+            self.skip = nn.Identity()
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + self.skip(x))
+
+
+class MLTConvNet(nn.Module):
+    def __init__(self, in_shape, num_classes: int, share_bn: bool = True):
+        super().__init__()
+        channels, height, width = in_shape
+        self.block1 = ResBlock(channels, 32, stride=1, share_bn=share_bn)
+        self.drop1 = nn.Dropout2d(p=0.0)  # MLT DynamicDropout: p set by a curriculum
+        self.block2 = ResBlock(32, 64, stride=2, share_bn=share_bn)
+        self.drop2 = nn.Dropout2d(p=0.0)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(64 * ((height + 1) // 2) * ((width + 1) // 2), num_classes)
+
+    def forward(self, x):
+        x = self.drop1(self.block1(x))
+        x = self.drop2(self.block2(x))
+        return self.fc(self.flatten(x))
+
+
+@register_model("mlt_convnet")
+def mlt_convnet(in_shape, num_classes: int, share_bn: bool = True) -> nn.Module:
+    return MLTConvNet(in_shape, num_classes, share_bn=share_bn)

@@ -1,0 +1,40 @@
+"""Training hyper-parameters shared by every study (a study's `train:` section)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("warmup_cosine", "constant")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10                   # MLT Trainer max_epochs (spec §2.1)
+    batch_size: int = 32               # MLT SimpleDataModule
+    eval_batch_size: int = 1000        # evaluation only; does not change results
+    optimizer: str = "adamw"           # MLT: AdamW
+    lr: float = 0.01                   # MLT scripts
+    weight_decay: float = 0.1          # MLT scripts (module default 0.01)
+    momentum: float = 0.9              # sgd only
+    schedule: str = "warmup_cosine"    # MLT: LinearLR warm-up then CosineAnnealingLR, per epoch
+    warmup_epochs: int = 3             # MLT: 3 epochs from 1e-3 x lr
+    warmup_start_factor: float = 1e-3
+    cosine_t_max: float = 3.0          # MLT: T_max = 3 epochs, so the cosine oscillates over 10
+    min_lr_factor: float = 0.1         # MLT: eta_min = lr / 10
+    log_every: int = 50                # progress line every N steps
+
+    def __post_init__(self):
+        positive = ("epochs", "batch_size", "eval_batch_size", "cosine_t_max", "log_every")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0 or self.warmup_epochs < 0:
+            raise ValueError("weight_decay and warmup_epochs must be >= 0")
+        if not 0 < self.warmup_start_factor <= 1 or not 0 <= self.min_lr_factor <= 1:
+            raise ValueError("warmup_start_factor must be in (0, 1] and min_lr_factor in [0, 1]")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")

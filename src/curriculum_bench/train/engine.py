@@ -1,0 +1,300 @@
+"""The one training engine every study uses: `train_one_epoch`, `evaluate`, `fit`.
+
+Data lives in memory (on the GPU when there is one) as uint8 tensors; a batch is formed by
+indexing with the sample indices of this epoch's order, and those indices travel with the
+batch to every hook. Methods change the run only through hooks (train/hooks.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import platform
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import __version__
+from ..config import config_from_dict, diff_keys
+from ..data.store import atomic_write_bytes, load_split, read_manifest
+from ..models import create_model
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .hooks import Hook, TrainState, build_hooks
+from .schedule import lr_factor
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass
+class Data:
+    train_images: torch.Tensor  # uint8 (N, C, H, W) on the device
+    train_labels: torch.Tensor  # int64 (N,)
+    eval_images: torch.Tensor
+    eval_labels: torch.Tensor
+    classes: list[str]
+    manifest: dict
+    eval_split: str = "test"
+
+    @property
+    def in_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_images.shape[1:])
+
+
+def load_data(store_dir: Path, device: torch.device) -> Data:
+    manifest = read_manifest(store_dir)
+    train, test = load_split(store_dir, "train"), load_split(store_dir, "test")
+    to = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
+    return Data(to(train.images), to(train.labels), to(test.images), to(test.labels),
+                manifest["classes"], manifest)
+
+
+def to_inputs(images: torch.Tensor) -> torch.Tensor:
+    """uint8 -> float in [0, 1]; MLT feeds pixels / 255 with no mean/std normalisation."""
+    return images.float().div_(255)
+
+
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, hooks: list[Hook]) -> torch.optim.Optimizer:
+    groups = None
+    for hook in hooks:
+        hook_groups = hook.param_groups(model)
+        if hook_groups is not None:
+            if groups is not None:
+                raise ValueError(f"two methods define parameter groups; {hook.name} is the second")
+            groups = hook_groups
+    groups = groups or [{"params": list(model.parameters())}]
+    for group in groups:
+        group.setdefault("lr_scale", 1.0)  # a hook's per-group multiplier of the base schedule
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+
+
+def epoch_order_generator(seed: int, epoch: int) -> torch.Generator:
+    """A generator that depends only on (seed, epoch): a resumed run draws the same order."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def epoch_order(state: TrainState, hooks: list[Hook], generator: torch.Generator) -> torch.Tensor:
+    orders = [(h.name, o) for h in hooks if (o := h.sample_order(state, generator)) is not None]
+    if len(orders) > 1:
+        raise ValueError(f"more than one method chooses the sample order: {[n for n, _ in orders]}")
+    if orders:
+        return orders[0][1].to(state.device)
+    return torch.randperm(len(state.train_labels), generator=generator).to(state.device)
+
+
+def train_one_epoch(state: TrainState, data: Data, hooks: list[Hook], cfg: TrainConfig,
+                    base_lr: float, seed: int) -> dict:
+    model, optimizer = state.model, state.optimizer
+    model.train()
+    order = epoch_order(state, hooks, epoch_order_generator(seed, state.epoch))
+    steps = math.ceil(len(order) / cfg.batch_size)
+    loss_sum = torch.zeros((), device=state.device)
+    correct = torch.zeros((), dtype=torch.long, device=state.device)
+    start = time.perf_counter()
+    for i in range(steps):
+        idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+        x, y = to_inputs(data.train_images[idx]), data.train_labels[idx]
+        for hook in hooks:
+            hook.on_batch_start(state)
+        for group in optimizer.param_groups:
+            group["lr"] = base_lr * group["lr_scale"]
+        for hook in hooks:
+            x, y = hook.transform_batch(x, y, idx, state)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y, reduction="none")
+        for hook in hooks:
+            loss = hook.loss(logits, y, idx, loss)
+        for hook in hooks:
+            hook.after_forward(idx, logits.detach(), y)
+        loss = loss.mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        state.step += 1
+        # Accumulated on the device: no host sync per step.
+        loss_sum += loss.detach() * len(idx)
+        correct += (logits.detach().argmax(1) == y).sum()
+        if (i + 1) % cfg.log_every == 0 or i + 1 == steps:
+            seen = min((i + 1) * cfg.batch_size, len(order))
+            elapsed = time.perf_counter() - start
+            eta = elapsed / (i + 1) * (steps - i - 1)
+            log(f"epoch {state.epoch + 1}/{state.epochs} [{i + 1:>{len(str(steps))}}/{steps}] "
+                f"loss {loss.item():.4f} (avg {loss_sum.item() / seen:.4f}) lr {base_lr:.3g} "
+                f"{seen / elapsed:.0f} img/s eta {eta:.0f}s")
+    seconds = time.perf_counter() - start
+    return {"train_loss": loss_sum.item() / len(order), "train_acc": correct.item() / len(order),
+            "train_images": len(order), "train_time_s": seconds}
+
+
+@torch.inference_mode()
+def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+             num_classes: int, batch_size: int) -> dict:
+    model.eval()
+    loss_sum = torch.zeros((), device=images.device, dtype=torch.float64)
+    hits = torch.zeros(num_classes, device=images.device, dtype=torch.long)
+    for start in range(0, len(labels), batch_size):
+        x, y = to_inputs(images[start:start + batch_size]), labels[start:start + batch_size]
+        logits = model(x)
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
+        hits += torch.bincount(y[logits.argmax(1) == y], minlength=num_classes)
+    counts = torch.bincount(labels, minlength=num_classes).clamp(min=1)
+    return {"eval_loss": loss_sum.item() / len(labels),
+            "eval_acc": hits.sum().item() / len(labels),
+            "eval_acc_per_class": (hits / counts).tolist()}
+
+
+def peak_memory_mb(device: torch.device) -> tuple[float, str]:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process_max_rss"
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def write_jsonl(path: Path, records: list[dict]) -> None:
+    atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in records).encode())
+
+
+def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
+        device: str | None = None, stop_after_epoch: int | None = None) -> dict | None:
+    """Train one run; write `history.jsonl` each epoch and `metrics.json` last.
+
+    Resumes from `checkpoint_path` when it was written for the same resolved run config.
+    `stop_after_epoch` ends the session after that many epochs without writing metrics,
+    like a preemption (used by tests).
+    """
+    cfg: TrainConfig = config_from_dict(TrainConfig, run["train"], where="train")
+    out_dir, checkpoint_path = Path(out_dir), Path(checkpoint_path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dev = pick_device(device)
+    data = load_data(data_dir, dev)
+    hooks = build_hooks(run["methods"])
+    torch.manual_seed(run["seed"])  # model initialisation and dropout
+    model = create_model(run["model"], data.in_shape, len(data.classes), **run["model_args"]).to(dev)
+    optimizer = build_optimizer(model, cfg, hooks)
+    state = TrainState(model, optimizer, dev, data.train_labels, len(data.classes), cfg.epochs,
+                       steps_per_epoch=0)
+    for hook in hooks:
+        hook.on_fit_start(state)
+
+    history: list[dict] = []
+    sessions = [0]
+    checkpoint = load_checkpoint(checkpoint_path)
+    if checkpoint is not None and checkpoint["run"] != run:
+        log(f"checkpoint {checkpoint_path} is for another config (differs at "
+            f"{', '.join(diff_keys(checkpoint['run'], run))}); starting afresh")
+        checkpoint = None
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        for hook in hooks:
+            hook.load_state_dict(checkpoint["hooks"].get(hook.name, {}))
+        torch.set_rng_state(checkpoint["rng"]["torch"])
+        if dev.type == "cuda" and checkpoint["rng"].get("cuda"):
+            torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
+        history, state.step = checkpoint["history"], checkpoint["step"]
+        sessions = checkpoint["sessions"] + [len(history)]
+        log(f"resuming {checkpoint_path} after epoch {len(history)}/{cfg.epochs}")
+
+    num_params = sum(p.numel() for p in model.parameters())
+    log(f"run {run['study']}/{run['dataset']}/{run['model']}/{run['variant']}/seed{run['seed']}: "
+        f"{len(data.train_labels)} train / {len(data.eval_labels)} {data.eval_split} images, "
+        f"{num_params:,} parameters, {len(optimizer.param_groups)} parameter group(s), "
+        f"device {device_name(dev)}, methods {list(run['methods']) or 'none'}")
+
+    for epoch in range(len(history), cfg.epochs):
+        epoch_start = time.perf_counter()
+        state.epoch = epoch
+        base_lr = cfg.lr * lr_factor(epoch, cfg)
+        for hook in hooks:
+            hook.on_epoch_start(state)
+        record = {"epoch": epoch + 1}
+        record.update(train_one_epoch(state, data, hooks, cfg, base_lr, run["seed"]))
+        record.update(evaluate(model, data.eval_images, data.eval_labels, len(data.classes),
+                               cfg.eval_batch_size))
+        for hook in hooks:
+            hook.on_epoch_end(state)
+        record["lr"] = [group["lr"] for group in optimizer.param_groups]
+        for hook in hooks:
+            record.update({f"{hook.name}/{k}": v for k, v in hook.epoch_log().items()})
+        record["images_per_s"] = record["train_images"] / record["train_time_s"]
+        record["peak_mem_mb"], _ = peak_memory_mb(dev)
+        record["wall_s"] = time.perf_counter() - epoch_start
+        history.append(record)
+        save_checkpoint(checkpoint_path, {
+            "run": run, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "hooks": {h.name: h.state_dict() for h in hooks}, "history": history,
+            "step": state.step, "sessions": sessions,
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if dev.type == "cuda" else None},
+        })
+        write_jsonl(out_dir / "history.jsonl", history)
+        log(f"epoch {epoch + 1}/{cfg.epochs} done: train loss {record['train_loss']:.4f} "
+            f"acc {record['train_acc']:.4f} | {data.eval_split} loss {record['eval_loss']:.4f} "
+            f"acc {record['eval_acc']:.4f} | {record['wall_s']:.1f}s")
+        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < cfg.epochs:
+            log(f"stopping after epoch {epoch + 1} as asked; rerun to resume")
+            return None
+
+    write_jsonl(out_dir / "history.jsonl", history)
+    metrics = summarize_run(run, cfg, history, data, dev, num_params, sessions)
+    # metrics.json is the run's "finished" marker: written last, atomically.
+    atomic_write_bytes(out_dir / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())
+    log(f"final {data.eval_split} acc {metrics['final_acc']:.4f}, best {metrics['best_acc']:.4f} "
+        f"(epoch {metrics['best_epoch']}), {metrics['wall_s']:.0f}s -> {out_dir / 'metrics.json'}")
+    return metrics
+
+
+def summarize_run(run: dict, cfg: TrainConfig, history: list[dict], data: Data,
+                  dev: torch.device, num_params: int, sessions: list[int]) -> dict:
+    best = max(history, key=lambda r: r["eval_acc"])  # first epoch among ties
+    train_images = sum(r["train_images"] for r in history)
+    train_time = sum(r["train_time_s"] for r in history)
+    _, memory_kind = peak_memory_mb(dev)
+    return {
+        **{k: run[k] for k in ("study", "dataset", "model", "variant", "seed")},
+        "final_acc": history[-1]["eval_acc"],
+        "final_epoch": history[-1]["epoch"],
+        "best_acc": best["eval_acc"],
+        "best_epoch": best["epoch"],
+        "final_acc_per_class": history[-1]["eval_acc_per_class"],
+        "eval_split": data.eval_split,
+        "train_split": "train",
+        "num_train": len(data.train_labels),
+        "num_eval": len(data.eval_labels),
+        "dataset_source": data.manifest["source"],
+        "wall_s": sum(r["wall_s"] for r in history),
+        "train_images_per_s": train_images / train_time,
+        "peak_mem_mb": max(r["peak_mem_mb"] for r in history),
+        "peak_mem_kind": memory_kind,
+        "device": dev.type,
+        "device_name": device_name(dev),
+        "num_params": num_params,
+        "resumed_after_epochs": sessions[1:],
+        "run": run,
+        "train_config": dataclasses.asdict(cfg),
+        "versions": {"curriculum_bench": __version__, "python": sys.version.split()[0],
+                     "torch": torch.__version__, "numpy": np.__version__},
+    }

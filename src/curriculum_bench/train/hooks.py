@@ -1,0 +1,112 @@
+"""The hook interface: how a curriculum method plugs into the one training engine.
+
+A method overrides only the moments it needs (composer's events, ClassyHook's no-op
+defaults). In loop order:
+
+    param_groups(model)              -> optimiser parameter groups, or None for one group
+    on_fit_start(state)              once, after the model, optimiser and data exist
+    on_epoch_start(state)
+    sample_order(state, generator)   -> this epoch's training indices, or None for a shuffle
+    on_batch_start(state)
+    transform_batch(x, y, idx, state) -> (x, y): on-device batch transform
+    loss(logits, y, idx, loss)       -> per-sample loss (receives the previous one)
+    after_forward(idx, logits, y)    per-sample statistics from the training forward pass
+    on_epoch_end(state)
+    epoch_log()                      -> {key: value} logged as "<method>/<key>" in history
+    state_dict() / load_state_dict() learned or counted state a resumed run needs
+
+Schedules should be pure functions of `state.epoch` / `state.step`, so that only real
+learned or counted state goes into `state_dict`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import config_from_dict
+from ..registry import Registry
+
+
+@dataclass
+class TrainState:
+    """What the engine shows its hooks."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    train_labels: torch.Tensor  # on `device`, indexed by sample index
+    num_classes: int
+    epochs: int
+    steps_per_epoch: int
+    epoch: int = 0  # 0-based epoch being trained
+    step: int = 0   # optimiser steps taken since the start of training
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class Hook:
+    name: str = "hook"  # set by register_method
+
+    def param_groups(self, model: nn.Module) -> list[dict] | None:
+        return None
+
+    def on_fit_start(self, state: TrainState) -> None:
+        pass
+
+    def on_epoch_start(self, state: TrainState) -> None:
+        pass
+
+    def sample_order(self, state: TrainState, generator: torch.Generator) -> torch.Tensor | None:
+        return None
+
+    def on_batch_start(self, state: TrainState) -> None:
+        pass
+
+    def transform_batch(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, state: TrainState):
+        return x, y
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
+        return loss
+
+    def after_forward(self, idx: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        pass
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        pass
+
+    def epoch_log(self) -> dict[str, Any]:
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+METHODS: Registry = Registry("method")
+
+
+def register_method(name: str, config_cls):
+    """Class decorator: file a Hook under `name`, built from a frozen config dataclass."""
+
+    def add(hook_cls):
+        hook_cls.name = name
+        hook_cls.config_cls = config_cls
+        METHODS.register(name)(hook_cls)
+        return hook_cls
+
+    return add
+
+
+def build_hooks(methods: dict[str, dict]) -> list[Hook]:
+    """A variant's methods, in config order, each from its own config section."""
+    from .. import curricula  # noqa: F401  (fills METHODS)
+
+    hooks = []
+    for name, args in methods.items():
+        hook_cls = METHODS.get(name)
+        hooks.append(hook_cls(config_from_dict(hook_cls.config_cls, args, where=f"methods.{name}")))
+    return hooks

@@ -1,0 +1,67 @@
+# Helpers for the rules: config validation first, then input functions and the run list.
+# All planning logic lives in the package (curriculum_bench.config); rules stay wiring.
+import os
+import sys
+
+from snakemake.utils import validate
+
+SRC = os.path.join(workflow.basedir, "src")
+sys.path.insert(0, SRC)
+# Jobs (local, conda or SLURM) import the package from this checkout, installed or not.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
+
+from curriculum_bench.config import (  # noqa: E402
+    check_references,
+    iter_runs,
+    resolve_run,
+    run_dir,
+    to_json,
+)
+
+validate(config, schema="../../config/schema.yaml")
+check_references(config)
+
+RUNS = list(iter_runs(config))
+
+
+wildcard_constraints:
+    study="|".join(config["studies"]),
+    dataset="|".join(config["datasets"]),
+    seed=r"\d+",
+
+
+def get_final_output():
+    datasets = [f"resources/datasets/{name}/manifest.json" for name in config["datasets"]]
+    tables = [f"paper_tables/{study}.{ext}" for study in config["studies"] for ext in ("md", "csv")]
+    return datasets + tables
+
+
+def get_dataset_spec(wildcards):
+    return to_json(config["datasets"][wildcards.dataset])
+
+
+def get_dataset_dir(wildcards):
+    return f"resources/datasets/{wildcards.dataset}"
+
+
+def get_run_config(wildcards):
+    run = resolve_run(
+        config,
+        wildcards.study,
+        wildcards.dataset,
+        wildcards.model,
+        wildcards.variant,
+        int(wildcards.seed),
+    )
+    return to_json(run)
+
+
+def get_checkpoint(wildcards):
+    # Outside the rule's outputs, so Snakemake never deletes it before a retry.
+    return run_dir(**wildcards).replace("results/", "checkpoints/", 1) + "/last.pt"
+
+
+def get_study_metrics(wildcards):
+    return [
+        run_dir(**run) + "/metrics.json" for run in RUNS if run["study"] == wildcards.study
+    ]

@@ -1,0 +1,21 @@
+rule train:
+    input:
+        "resources/datasets/{dataset}/manifest.json",
+    output:
+        metrics="results/{study}/{dataset}/{model}/{variant}/seed{seed}/metrics.json",
+        history="results/{study}/{dataset}/{model}/{variant}/seed{seed}/history.jsonl",
+    params:
+        run_config=get_run_config,
+        data=get_dataset_dir,
+        checkpoint=get_checkpoint,
+    log:
+        "logs/train/{study}/{dataset}/{model}/{variant}/seed{seed}.log",
+    conda:
+        "../../envs/train.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    shell:
+        "python -m curriculum_bench train --run-config {params.run_config:q}"
+        " --data {params.data} --out $(dirname {output.metrics})"
+        " --checkpoint {params.checkpoint} --threads {threads} > {log} 2>&1"
