@@ -10,6 +10,8 @@ import json
 from typing import Any, Iterator
 
 RUN_DIR = "results/{study}/{dataset}/{model}/{variant}/seed{seed}"
+METRICS = RUN_DIR + "/metrics.json"
+CHECKPOINT = "checkpoints/{study}/{dataset}/{model}/{variant}/seed{seed}.pt"
 
 
 class ConfigError(ValueError):

@@ -1,21 +1,28 @@
 # Helpers for the rules: config validation first, then input functions and the run list.
 # All planning logic lives in the package (curriculum_bench.config); rules stay wiring.
 import os
+import shlex
 import sys
 
 from snakemake.utils import validate
 
 SRC = os.path.join(workflow.basedir, "src")
 sys.path.insert(0, SRC)
-# Jobs (local, conda or SLURM) import the package from this checkout, installed or not.
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
 
 from curriculum_bench.config import (  # noqa: E402
+    CHECKPOINT,
+    METRICS,
     check_references,
     iter_runs,
     resolve_run,
-    run_dir,
     to_json,
+)
+
+# Every job imports the package from this checkout, whether or not it is installed in the
+# job's environment (a conda env from envs/ holds only the third-party dependencies).
+shell.prefix(
+    # Snakemake formats the prefix too: "{{{{" reaches bash as "{".
+    f"set -euo pipefail; export PYTHONPATH={shlex.quote(SRC)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
 )
 
 validate(config, schema="../../config/schema.yaml")
@@ -31,8 +38,14 @@ wildcard_constraints:
 
 
 def get_final_output():
-    datasets = [f"resources/datasets/{name}/manifest.json" for name in config["datasets"]]
-    tables = [f"paper_tables/{study}.{ext}" for study in config["studies"] for ext in ("md", "csv")]
+    datasets = [
+        f"resources/datasets/{name}/manifest.json" for name in config["datasets"]
+    ]
+    tables = [
+        f"paper_tables/{study}.{ext}"
+        for study in config["studies"]
+        for ext in ("md", "csv")
+    ]
     return datasets + tables
 
 
@@ -58,10 +71,8 @@ def get_run_config(wildcards):
 
 def get_checkpoint(wildcards):
     # Outside the rule's outputs, so Snakemake never deletes it before a retry.
-    return run_dir(**wildcards).replace("results/", "checkpoints/", 1) + "/last.pt"
+    return CHECKPOINT.format(**wildcards)
 
 
 def get_study_metrics(wildcards):
-    return [
-        run_dir(**run) + "/metrics.json" for run in RUNS if run["study"] == wildcards.study
-    ]
+    return [METRICS.format(**run) for run in RUNS if run["study"] == wildcards.study]

