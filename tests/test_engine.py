@@ -59,7 +59,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run_on_cpu(digits_store, tmp
     """A real kill at an arbitrary moment (possibly mid-checkpoint), then the same command again."""
     run = tiny_run(epochs=12, batch_size=32)
     cmd = [sys.executable, "-m", "curriculum_bench", "train", "--run-config", json.dumps(run),
-           "--data", str(digits_store), "--threads", "1"]
+           "--data", str(digits_store), "--threads", "1", "--device", "cpu"]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     subprocess.run(cmd + ["--out", str(tmp_path / "full"), "--checkpoint", str(tmp_path / "full.pt")],
                    check=True, env=env, capture_output=True, timeout=300)
