@@ -176,3 +176,12 @@ def test_two_methods_choosing_the_sample_order_is_an_error(digits_store, tmp_pat
             fit(tiny_run({"weighted_sampling": {}}, epochs=1), digits_store, tmp_path / "r", tmp_path / "c.pt")
     finally:
         engine.build_hooks = original
+
+
+def test_memory_mapped_data_gives_the_same_run_as_resident_data(digits_store, tmp_path):
+    """The fallback for splits too large for memory reads the same batches in the same order."""
+    run = tiny_run({"weighted_sampling": {}}, epochs=2)
+    fit(run, digits_store, tmp_path / "memory", tmp_path / "m.pt", device="cpu", placement="memory")
+    fit(run, digits_store, tmp_path / "mmap", tmp_path / "p.pt", device="cpu", placement="mmap",
+        loader_workers=2)
+    assert results_only(tmp_path / "mmap/history.jsonl") == results_only(tmp_path / "memory/history.jsonl")

@@ -25,6 +25,12 @@ def cmd_prepare(args) -> None:
     prepare(args.dataset, args.spec, args.out)
 
 
+def cmd_derive(args) -> None:
+    from .data.derive import derive
+
+    derive(args.dataset, args.spec, args.base, args.out)
+
+
 def cmd_train(args) -> None:
     import torch
 
@@ -33,7 +39,8 @@ def cmd_train(args) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     fit(args.run_config, args.data, args.out, args.checkpoint, device=args.device,
-        stop_after_epoch=args.stop_after_epoch)
+        stop_after_epoch=args.stop_after_epoch, placement=args.data_placement,
+        loader_workers=args.loader_workers)
 
 
 def cmd_table(args) -> None:
@@ -63,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="store directory")
     p.set_defaults(func=cmd_prepare)
 
+    p = sub.add_parser("derive", help="build a subset / label-noise dataset from a prepared one")
+    p.add_argument("--dataset", required=True, help="derived dataset name")
+    p.add_argument("--spec", required=True, type=parse_json,
+                   help='JSON: {"source": "derived", "from": ..., "subset": {...}, "label_noise": {...}}')
+    p.add_argument("--base", required=True, type=Path, help="store directory of the `from` dataset")
+    p.add_argument("--out", required=True, type=Path, help="store directory to write")
+    p.set_defaults(func=cmd_derive)
+
     p = sub.add_parser("train", help="train one run; resumes from its checkpoint")
     p.add_argument("--run-config", required=True, type=parse_json,
                    help="resolved run config as JSON or @file.json (see config.resolve_run)")
@@ -71,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint file, kept outside --out")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--data-placement", choices=["auto", "memory", "mmap"], default="auto",
+                   help="keep splits in (GPU) memory, memory-map them, or decide by size")
+    p.add_argument("--loader-workers", type=int, default=4, help="reader processes for mmap placement")
     p.add_argument("--stop-after-epoch", type=int, default=None,
                    help="end this session after N epochs, as a preemption would (for testing resume)")
     p.set_defaults(func=cmd_train)

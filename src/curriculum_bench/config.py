@@ -80,7 +80,20 @@ def diff_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
 
 
 def check_references(config: dict) -> None:
-    """Cross-references that JSON Schema cannot express: studies name defined datasets."""
+    """Cross-references that JSON Schema cannot express: studies name defined datasets,
+    and a derived dataset derives from a defined one, without a cycle."""
+    datasets = config["datasets"]
+    for name, spec in datasets.items():
+        seen = [name]
+        while spec.get("source") == "derived":
+            base = spec["from"]
+            if base not in datasets:
+                raise ConfigError(f"datasets.{seen[-1]}.from: {base!r} is not defined under "
+                                  f"`datasets` (defined: {sorted(datasets)})")
+            if base in seen:
+                raise ConfigError(f"datasets.{name}.from: derivation cycle {' -> '.join(seen + [base])}")
+            seen.append(base)
+            spec = datasets[base]
     for study, spec in config["studies"].items():
         for dataset in spec["datasets"]:
             if dataset not in config["datasets"]:

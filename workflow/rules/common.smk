@@ -29,6 +29,10 @@ validate(config, schema="../../config/schema.yaml")
 check_references(config)
 
 RUNS = list(iter_runs(config))
+DERIVED = [name for name, spec in config["datasets"].items() if spec["source"] == "derived"]
+# Regexes for the two ways a store is made; "(?!)" matches nothing when a list is empty.
+DERIVED_DATASETS = "|".join(DERIVED) or "(?!)"
+BASE_DATASETS = "|".join(set(config["datasets"]) - set(DERIVED)) or "(?!)"
 
 
 wildcard_constraints:
@@ -55,6 +59,14 @@ def get_dataset_spec(wildcards):
 
 def get_dataset_dir(wildcards):
     return f"resources/datasets/{wildcards.dataset}"
+
+
+def get_base_dir(wildcards):
+    return f"resources/datasets/{config['datasets'][wildcards.dataset]['from']}"
+
+
+def get_base_manifest(wildcards):
+    return get_base_dir(wildcards) + "/manifest.json"
 
 
 def get_run_config(wildcards):

@@ -1,4 +1,6 @@
 rule prepare_dataset:
+    wildcard_constraints:
+        dataset=BASE_DATASETS,
     output:
         # The manifest stands for the whole store: it is renamed into place with the arrays.
         "resources/datasets/{dataset}/manifest.json",
@@ -13,3 +15,24 @@ rule prepare_dataset:
     shell:
         "python -m curriculum_bench prepare --dataset {wildcards.dataset}"
         " --spec {params.spec:q} --out {params.out_dir} > {log} 2>&1"
+
+
+rule derive_dataset:
+    wildcard_constraints:
+        dataset=DERIVED_DATASETS,
+    input:
+        get_base_manifest,
+    output:
+        "resources/datasets/{dataset}/manifest.json",
+    params:
+        spec=get_dataset_spec,
+        base=get_base_dir,
+        out_dir=get_dataset_dir,
+    log:
+        "logs/derive/{dataset}.log",
+    conda:
+        "../../envs/data.yaml"
+    threads: 1
+    shell:
+        "python -m curriculum_bench derive --dataset {wildcards.dataset}"
+        " --spec {params.spec:q} --base {params.base} --out {params.out_dir} > {log} 2>&1"

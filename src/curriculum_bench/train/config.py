@@ -1,7 +1,7 @@
 """Training hyper-parameters shared by every study (a study's `train:` section)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("warmup_cosine", "constant")
@@ -22,6 +22,8 @@ class TrainConfig:
     cosine_t_max: float = 3.0          # MLT: T_max = 3 epochs, so the cosine oscillates over 10
     min_lr_factor: float = 0.1         # MLT: eta_min = lr / 10
     log_every: int = 50                # progress line every N steps
+    augment: list = field(default_factory=list)  # [{op: name, ...}], on the device (data/augment.py)
+    normalize: dict | None = None      # {mean: [...], std: [...]} per channel; MLT: none
 
     def __post_init__(self):
         positive = ("epochs", "batch_size", "eval_batch_size", "cosine_t_max", "log_every")
@@ -36,5 +38,7 @@ class TrainConfig:
             raise ValueError("warmup_start_factor must be in (0, 1] and min_lr_factor in [0, 1]")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.normalize is not None and set(self.normalize) != {"mean", "std"}:
+            raise ValueError(f"normalize must have exactly the keys mean and std, got {sorted(self.normalize)}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")

@@ -21,8 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from .. import __version__
-from ..config import config_from_dict, diff_keys
-from ..data.store import atomic_write_bytes, load_split, read_manifest
+from ..config import ConfigError, config_from_dict, diff_keys
+from ..data.loader import MappedSplit, ResidentSplit, open_split
+from ..data.store import atomic_write_bytes, read_manifest
 from ..models import create_model
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -42,30 +43,49 @@ def pick_device(name: str | None = None) -> torch.device:
 
 @dataclass
 class Data:
-    train_images: torch.Tensor  # uint8 (N, C, H, W) on the device
-    train_labels: torch.Tensor  # int64 (N,)
-    eval_images: torch.Tensor
-    eval_labels: torch.Tensor
+    train: ResidentSplit | MappedSplit
+    eval: ResidentSplit | MappedSplit
     classes: list[str]
     manifest: dict
+    in_shape: tuple[int, int, int]
     eval_split: str = "test"
 
-    @property
-    def in_shape(self) -> tuple[int, int, int]:
-        return tuple(self.train_images.shape[1:])
 
-
-def load_data(store_dir: Path, device: torch.device) -> Data:
+def load_data(store_dir: Path, device: torch.device, placement: str = "auto", workers: int = 4) -> Data:
     manifest = read_manifest(store_dir)
-    train, test = load_split(store_dir, "train"), load_split(store_dir, "test")
-    to = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
-    return Data(to(train.images), to(train.labels), to(test.images), to(test.labels),
-                manifest["classes"], manifest)
+    train = open_split(store_dir, "train", device, placement, workers)
+    test = open_split(store_dir, "test", device, placement, workers)
+    return Data(train, test, manifest["classes"], manifest, tuple(manifest["image_shape"]))
 
 
 def to_inputs(images: torch.Tensor) -> torch.Tensor:
     """uint8 -> float in [0, 1]; MLT feeds pixels / 255 with no mean/std normalisation."""
     return images.float().div_(255)
+
+
+class InputPipeline:
+    """Training-time augmentation and the normalisation shared with evaluation."""
+
+    def __init__(self, cfg: TrainConfig, device: torch.device):
+        self.augment = None
+        if cfg.augment:
+            from ..data.augment import Augment
+
+            try:
+                self.augment = Augment.from_config(cfg.augment)
+            except ValueError as err:
+                raise ConfigError(f"train.augment: {err}") from None
+        self.mean = self.std = None
+        if cfg.normalize is not None:
+            self.mean = torch.tensor(cfg.normalize["mean"], device=device).view(1, -1, 1, 1)
+            self.std = torch.tensor(cfg.normalize["std"], device=device).view(1, -1, 1, 1)
+
+    def train(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        x = to_inputs(images)
+        return self.augment(x, generator) if self.augment is not None else x
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.mean is None else (x - self.mean) / self.std
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, hooks: list[Hook]) -> torch.optim.Optimizer:
@@ -86,9 +106,13 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, hooks: list[Hook])
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
 
 
-def epoch_order_generator(seed: int, epoch: int) -> torch.Generator:
-    """A generator that depends only on (seed, epoch): a resumed run draws the same order."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+ORDER_STREAM, AUGMENT_STREAM = 0, 1
+
+
+def epoch_generator(seed: int, epoch: int, stream: int = ORDER_STREAM) -> torch.Generator:
+    """A CPU generator that depends only on (seed, epoch, stream): a resumed run draws the
+    same order and the same augmentations, on any device."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch + stream * 7_919_993)
 
 
 def epoch_order(state: TrainState, hooks: list[Hook], generator: torch.Generator) -> torch.Tensor:
@@ -100,25 +124,25 @@ def epoch_order(state: TrainState, hooks: list[Hook], generator: torch.Generator
     return torch.randperm(len(state.train_labels), generator=generator).to(state.device)
 
 
-def train_one_epoch(state: TrainState, data: Data, hooks: list[Hook], cfg: TrainConfig,
-                    base_lr: float, seed: int) -> dict:
+def train_one_epoch(state: TrainState, data: Data, pipeline: InputPipeline, hooks: list[Hook],
+                    cfg: TrainConfig, base_lr: float, seed: int) -> dict:
     model, optimizer = state.model, state.optimizer
     model.train()
-    order = epoch_order(state, hooks, epoch_order_generator(seed, state.epoch))
+    order = epoch_order(state, hooks, epoch_generator(seed, state.epoch))
     steps = math.ceil(len(order) / cfg.batch_size)
     loss_sum = torch.zeros((), device=state.device)
     correct = torch.zeros((), dtype=torch.long, device=state.device)
+    augment_generator = epoch_generator(seed, state.epoch, AUGMENT_STREAM)
     start = time.perf_counter()
-    for i in range(steps):
-        idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-        x, y = to_inputs(data.train_images[idx]), data.train_labels[idx]
+    for i, (idx, images, y) in enumerate(data.train.batches(order, cfg.batch_size)):
+        x = pipeline.train(images, augment_generator)
         for hook in hooks:
             hook.on_batch_start(state)
         for group in optimizer.param_groups:
             group["lr"] = base_lr * group["lr_scale"]
         for hook in hooks:
             x, y = hook.transform_batch(x, y, idx, state)
-        logits = model(x)
+        logits = model(pipeline.normalize(x))
         loss = F.cross_entropy(logits, y, reduction="none")
         for hook in hooks:
             loss = hook.loss(logits, y, idx, loss)
@@ -145,14 +169,14 @@ def train_one_epoch(state: TrainState, data: Data, hooks: list[Hook], cfg: Train
 
 
 @torch.inference_mode()
-def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+def evaluate(model: torch.nn.Module, split: ResidentSplit | MappedSplit, pipeline: InputPipeline,
              num_classes: int, batch_size: int) -> dict:
     model.eval()
-    loss_sum = torch.zeros((), device=images.device, dtype=torch.float64)
-    hits = torch.zeros(num_classes, device=images.device, dtype=torch.long)
-    for start in range(0, len(labels), batch_size):
-        x, y = to_inputs(images[start:start + batch_size]), labels[start:start + batch_size]
-        logits = model(x)
+    labels = split.labels
+    loss_sum = torch.zeros((), device=labels.device, dtype=torch.float64)
+    hits = torch.zeros(num_classes, device=labels.device, dtype=torch.long)
+    for _, images, y in split.batches(torch.arange(len(labels)), batch_size):
+        logits = model(pipeline.normalize(to_inputs(images)))
         loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
         hits += torch.bincount(y[logits.argmax(1) == y], minlength=num_classes)
     counts = torch.bincount(labels, minlength=num_classes).clamp(min=1)
@@ -178,23 +202,27 @@ def write_jsonl(path: Path, records: list[dict]) -> None:
 
 
 def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
-        device: str | None = None, stop_after_epoch: int | None = None) -> dict | None:
+        device: str | None = None, stop_after_epoch: int | None = None,
+        placement: str = "auto", loader_workers: int = 4) -> dict | None:
     """Train one run; write `history.jsonl` each epoch and `metrics.json` last.
 
     Resumes from `checkpoint_path` when it was written for the same resolved run config.
     `stop_after_epoch` ends the session after that many epochs without writing metrics,
-    like a preemption (used by tests).
+    like a preemption (used by tests). `placement` keeps the data in device memory
+    ("memory"), memory-mapped ("mmap", read by `loader_workers` workers) or decides by
+    size ("auto"); it does not change results.
     """
     cfg: TrainConfig = config_from_dict(TrainConfig, run["train"], where="train")
     out_dir, checkpoint_path = Path(out_dir), Path(checkpoint_path)
     out_dir.mkdir(parents=True, exist_ok=True)
     dev = pick_device(device)
-    data = load_data(data_dir, dev)
+    data = load_data(data_dir, dev, placement, loader_workers)
+    pipeline = InputPipeline(cfg, dev)
     hooks = build_hooks(run["methods"])
     torch.manual_seed(run["seed"])  # model initialisation and dropout
     model = create_model(run["model"], data.in_shape, len(data.classes), **run["model_args"]).to(dev)
     optimizer = build_optimizer(model, cfg, hooks)
-    state = TrainState(model, optimizer, dev, data.train_labels, len(data.classes), cfg.epochs,
+    state = TrainState(model, optimizer, dev, data.train.labels, len(data.classes), cfg.epochs,
                        steps_per_epoch=0)
     for hook in hooks:
         hook.on_fit_start(state)
@@ -220,7 +248,8 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
 
     num_params = sum(p.numel() for p in model.parameters())
     log(f"run {run['study']}/{run['dataset']}/{run['model']}/{run['variant']}/seed{run['seed']}: "
-        f"{len(data.train_labels)} train / {len(data.eval_labels)} {data.eval_split} images, "
+        f"{len(data.train.labels)} train / {len(data.eval.labels)} {data.eval_split} images "
+        f"({type(data.train).__name__}), "
         f"{num_params:,} parameters, {len(optimizer.param_groups)} parameter group(s), "
         f"device {device_name(dev)}, methods {list(run['methods']) or 'none'}")
 
@@ -231,9 +260,8 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
         for hook in hooks:
             hook.on_epoch_start(state)
         record = {"epoch": epoch + 1}
-        record.update(train_one_epoch(state, data, hooks, cfg, base_lr, run["seed"]))
-        record.update(evaluate(model, data.eval_images, data.eval_labels, len(data.classes),
-                               cfg.eval_batch_size))
+        record.update(train_one_epoch(state, data, pipeline, hooks, cfg, base_lr, run["seed"]))
+        record.update(evaluate(model, data.eval, pipeline, len(data.classes), cfg.eval_batch_size))
         for hook in hooks:
             hook.on_epoch_end(state)
         record["lr"] = [group["lr"] for group in optimizer.param_groups]
@@ -282,8 +310,8 @@ def summarize_run(run: dict, cfg: TrainConfig, history: list[dict], data: Data,
         "final_acc_per_class": history[-1]["eval_acc_per_class"],
         "eval_split": data.eval_split,
         "train_split": "train",
-        "num_train": len(data.train_labels),
-        "num_eval": len(data.eval_labels),
+        "num_train": len(data.train.labels),
+        "num_eval": len(data.eval.labels),
         "dataset_source": data.manifest["source"],
         "wall_s": sum(r["wall_s"] for r in history),
         "train_images_per_s": train_images / train_time,
