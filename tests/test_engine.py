@@ -40,7 +40,7 @@ def test_metrics_name_the_split_and_cost(digits_store, tmp_path):
     assert 0 < saved["final_acc"] <= 1 and 1 <= saved["best_epoch"] <= 2
     assert saved["wall_s"] > 0 and saved["train_images_per_s"] > 0 and saved["peak_mem_mb"] > 0
     assert saved["run"] == tiny_run(epochs=2) and saved["versions"]["torch"] == torch.__version__
-    assert saved["resumed_after_epochs"] == []
+    assert saved["resumed_at"] == []
 
 
 def test_resume_after_stop_matches_uninterrupted_run_on_cpu(digits_store, tmp_path):
@@ -50,7 +50,7 @@ def test_resume_after_stop_matches_uninterrupted_run_on_cpu(digits_store, tmp_pa
                stop_after_epoch=2) is None
     assert not (tmp_path / "cut/metrics.json").exists()
     resumed = fit(run, digits_store, tmp_path / "cut", tmp_path / "cut.pt", device="cpu")
-    assert resumed["resumed_after_epochs"] == [2]
+    assert resumed["resumed_at"] == [[2, 0]]
     assert results_only(tmp_path / "cut/history.jsonl") == results_only(tmp_path / "full/history.jsonl")
     assert (resumed["final_acc"], resumed["best_acc"]) == (full["final_acc"], full["best_acc"])
 
@@ -77,7 +77,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run_on_cpu(digits_store, tmp
     subprocess.run(killed, check=True, env=env, capture_output=True, timeout=300)
     cut = json.loads((tmp_path / "cut/metrics.json").read_text())
     full = json.loads((tmp_path / "full/metrics.json").read_text())
-    assert len(cut["resumed_after_epochs"]) == 1 and 3 <= cut["resumed_after_epochs"][0] < 12
+    assert len(cut["resumed_at"]) == 1 and 3 <= cut["resumed_at"][0][0] < 12
     assert results_only(tmp_path / "cut/history.jsonl") == results_only(tmp_path / "full/history.jsonl")
     assert (cut["final_acc"], cut["best_acc"], cut["best_epoch"]) == \
         (full["final_acc"], full["best_acc"], full["best_epoch"])
@@ -88,7 +88,7 @@ def test_changed_config_starts_afresh(digits_store, tmp_path, capsys):
         stop_after_epoch=1)
     m = fit(tiny_run(epochs=3, lr=0.005), digits_store, tmp_path / "run", tmp_path / "ckpt.pt",
             device="cpu")
-    assert m["resumed_after_epochs"] == []
+    assert m["resumed_at"] == []
     assert "differs at train.lr" in capsys.readouterr().out
     assert m["run"]["train"]["lr"] == 0.005
 
@@ -185,3 +185,37 @@ def test_memory_mapped_data_gives_the_same_run_as_resident_data(digits_store, tm
     fit(run, digits_store, tmp_path / "mmap", tmp_path / "p.pt", device="cpu", placement="mmap",
         loader_workers=2)
     assert results_only(tmp_path / "mmap/history.jsonl") == results_only(tmp_path / "memory/history.jsonl")
+
+
+def test_sigterm_checkpoints_mid_epoch_and_the_rerun_matches_an_uninterrupted_run(digits_store, tmp_path):
+    """SLURM preemption / time limit: SIGTERM, a grace period, then the job is retried."""
+    from curriculum_bench.train.checkpoint import load_checkpoint
+
+    run = tiny_run(epochs=6, batch_size=8)
+    cmd = [sys.executable, "-m", "curriculum_bench", "train", "--run-config", json.dumps(run),
+           "--data", str(digits_store), "--threads", "1", "--device", "cpu"]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    full_cmd = cmd + ["--out", str(tmp_path / "full"), "--checkpoint", str(tmp_path / "full.pt")]
+    subprocess.run(full_cmd, check=True, env=env, capture_output=True, timeout=300)
+
+    cut_cmd = cmd + ["--out", str(tmp_path / "cut"), "--checkpoint", str(tmp_path / "cut.pt")]
+    proc = subprocess.Popen(cut_cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    history = tmp_path / "cut/history.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not history.exists():
+        time.sleep(0.01)
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 143, output[-2000:]
+    assert "SIGTERM: checkpointed epoch" in output
+    progress = load_checkpoint(tmp_path / "cut.pt")["progress"]
+    assert progress is not None and progress.batches_done > 0
+    assert not (tmp_path / "cut/metrics.json").exists()
+
+    subprocess.run(cut_cmd, check=True, env=env, capture_output=True, timeout=300)
+    cut = json.loads((tmp_path / "cut/metrics.json").read_text())
+    full = json.loads((tmp_path / "full/metrics.json").read_text())
+    assert cut["resumed_at"][0][1] == progress.batches_done > 0
+    assert results_only(tmp_path / "cut/history.jsonl") == results_only(tmp_path / "full/history.jsonl")
+    assert (cut["final_acc"], cut["best_acc"]) == (full["final_acc"], full["best_acc"])

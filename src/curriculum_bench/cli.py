@@ -34,13 +34,17 @@ def cmd_derive(args) -> None:
 def cmd_train(args) -> None:
     import torch
 
-    from .train.engine import fit
+    from .train.engine import Preempted, fit
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    fit(args.run_config, args.data, args.out, args.checkpoint, device=args.device,
-        stop_after_epoch=args.stop_after_epoch, placement=args.data_placement,
-        loader_workers=args.loader_workers)
+    try:
+        fit(args.run_config, args.data, args.out, args.checkpoint, device=args.device,
+            stop_after_epoch=args.stop_after_epoch, placement=args.data_placement,
+            loader_workers=args.loader_workers)
+    except Preempted:
+        # Non-zero, so that Snakemake's retries (or SLURM's requeue) run it again to resume.
+        sys.exit(128 + 15)
 
 
 def cmd_table(args) -> None:

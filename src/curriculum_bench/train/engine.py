@@ -11,7 +11,9 @@ import json
 import math
 import platform
 import resource
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,8 +126,48 @@ def epoch_order(state: TrainState, hooks: list[Hook], generator: torch.Generator
     return torch.randperm(len(state.train_labels), generator=generator).to(state.device)
 
 
+@dataclass
+class EpochProgress:
+    """Where an interrupted epoch stopped: enough to finish it exactly as if never stopped."""
+
+    batches_done: int
+    loss_sum: float
+    correct: int
+    train_seconds: float
+    wall_seconds: float
+    augment_state: torch.Tensor
+
+
+class Preempted(Exception):
+    """Raised after a SIGTERM once the run's mid-epoch state is checkpointed."""
+
+
+class TerminationFlag:
+    """Turns SIGTERM (SLURM preemption or time limit, `kill`) into a flag the loop polls."""
+
+    def __init__(self):
+        self.raised = False
+        self.previous = None
+
+    def __enter__(self) -> "TerminationFlag":
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.raised = True
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+
 def train_one_epoch(state: TrainState, data: Data, pipeline: InputPipeline, hooks: list[Hook],
-                    cfg: TrainConfig, base_lr: float, seed: int) -> dict:
+                    cfg: TrainConfig, base_lr: float, seed: int,
+                    progress: EpochProgress | None = None,
+                    should_stop=lambda: False) -> dict | EpochProgress:
+    """Train one epoch; returns its statistics, or an EpochProgress if `should_stop()` said so
+    after a step. `progress` continues an epoch that stopped that way."""
     model, optimizer = state.model, state.optimizer
     model.train()
     order = epoch_order(state, hooks, epoch_generator(seed, state.epoch))
@@ -133,8 +175,15 @@ def train_one_epoch(state: TrainState, data: Data, pipeline: InputPipeline, hook
     loss_sum = torch.zeros((), device=state.device)
     correct = torch.zeros((), dtype=torch.long, device=state.device)
     augment_generator = epoch_generator(seed, state.epoch, AUGMENT_STREAM)
+    first, seconds_before = 0, 0.0
+    if progress is not None:
+        first, seconds_before = progress.batches_done, progress.train_seconds
+        loss_sum += progress.loss_sum
+        correct += progress.correct
+        augment_generator.set_state(progress.augment_state)
     start = time.perf_counter()
-    for i, (idx, images, y) in enumerate(data.train.batches(order, cfg.batch_size)):
+    batches = data.train.batches(order[first * cfg.batch_size:], cfg.batch_size)
+    for i, (idx, images, y) in enumerate(batches, start=first):
         x = pipeline.train(images, augment_generator)
         for hook in hooks:
             hook.on_batch_start(state)
@@ -159,11 +208,15 @@ def train_one_epoch(state: TrainState, data: Data, pipeline: InputPipeline, hook
         if (i + 1) % cfg.log_every == 0 or i + 1 == steps:
             seen = min((i + 1) * cfg.batch_size, len(order))
             elapsed = time.perf_counter() - start
-            eta = elapsed / (i + 1) * (steps - i - 1)
+            eta = elapsed / (i + 1 - first) * (steps - i - 1)
             log(f"epoch {state.epoch + 1}/{state.epochs} [{i + 1:>{len(str(steps))}}/{steps}] "
                 f"loss {loss.item():.4f} (avg {loss_sum.item() / seen:.4f}) lr {base_lr:.3g} "
-                f"{seen / elapsed:.0f} img/s eta {eta:.0f}s")
-    seconds = time.perf_counter() - start
+                f"{(seen - first * cfg.batch_size) / elapsed:.0f} img/s eta {eta:.0f}s")
+        if should_stop() and i + 1 < steps:
+            return EpochProgress(i + 1, loss_sum.item(), int(correct.item()),
+                                 seconds_before + time.perf_counter() - start, 0.0,
+                                 augment_generator.get_state())
+    seconds = seconds_before + time.perf_counter() - start
     return {"train_loss": loss_sum.item() / len(order), "train_acc": correct.item() / len(order),
             "train_images": len(order), "train_time_s": seconds}
 
@@ -228,7 +281,8 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
         hook.on_fit_start(state)
 
     history: list[dict] = []
-    sessions = [0]
+    progress: EpochProgress | None = None
+    sessions = [[0, 0]]  # [epochs done, batches done in the next epoch] at each (re)start
     checkpoint = load_checkpoint(checkpoint_path)
     if checkpoint is not None and checkpoint["run"] != run:
         log(f"checkpoint {checkpoint_path} is for another config (differs at "
@@ -242,9 +296,19 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
         torch.set_rng_state(checkpoint["rng"]["torch"])
         if dev.type == "cuda" and checkpoint["rng"].get("cuda"):
             torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
-        history, state.step = checkpoint["history"], checkpoint["step"]
-        sessions = checkpoint["sessions"] + [len(history)]
-        log(f"resuming {checkpoint_path} after epoch {len(history)}/{cfg.epochs}")
+        history, state.step, progress = checkpoint["history"], checkpoint["step"], checkpoint["progress"]
+        sessions = checkpoint["sessions"] + [[len(history), progress.batches_done if progress else 0]]
+        log(f"resuming {checkpoint_path} after epoch {len(history)}/{cfg.epochs}"
+            + (f" and {progress.batches_done} batches of the next" if progress else ""))
+
+    def save(progress: EpochProgress | None) -> None:
+        save_checkpoint(checkpoint_path, {
+            "run": run, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "hooks": {h.name: h.state_dict() for h in hooks}, "history": history,
+            "step": state.step, "sessions": sessions, "progress": progress,
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if dev.type == "cuda" else None},
+        })
 
     num_params = sum(p.numel() for p in model.parameters())
     log(f"run {run['study']}/{run['dataset']}/{run['model']}/{run['variant']}/seed{run['seed']}: "
@@ -253,38 +317,41 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
         f"{num_params:,} parameters, {len(optimizer.param_groups)} parameter group(s), "
         f"device {device_name(dev)}, methods {list(run['methods']) or 'none'}")
 
-    for epoch in range(len(history), cfg.epochs):
-        epoch_start = time.perf_counter()
-        state.epoch = epoch
-        base_lr = cfg.lr * lr_factor(epoch, cfg)
-        for hook in hooks:
-            hook.on_epoch_start(state)
-        record = {"epoch": epoch + 1}
-        record.update(train_one_epoch(state, data, pipeline, hooks, cfg, base_lr, run["seed"]))
-        record.update(evaluate(model, data.eval, pipeline, len(data.classes), cfg.eval_batch_size))
-        for hook in hooks:
-            hook.on_epoch_end(state)
-        record["lr"] = [group["lr"] for group in optimizer.param_groups]
-        for hook in hooks:
-            record.update({f"{hook.name}/{k}": v for k, v in hook.epoch_log().items()})
-        record["images_per_s"] = record["train_images"] / record["train_time_s"]
-        record["peak_mem_mb"], _ = peak_memory_mb(dev)
-        record["wall_s"] = time.perf_counter() - epoch_start
-        history.append(record)
-        save_checkpoint(checkpoint_path, {
-            "run": run, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "hooks": {h.name: h.state_dict() for h in hooks}, "history": history,
-            "step": state.step, "sessions": sessions,
-            "rng": {"torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if dev.type == "cuda" else None},
-        })
-        write_jsonl(out_dir / "history.jsonl", history)
-        log(f"epoch {epoch + 1}/{cfg.epochs} done: train loss {record['train_loss']:.4f} "
-            f"acc {record['train_acc']:.4f} | {data.eval_split} loss {record['eval_loss']:.4f} "
-            f"acc {record['eval_acc']:.4f} | {record['wall_s']:.1f}s")
-        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < cfg.epochs:
-            log(f"stopping after epoch {epoch + 1} as asked; rerun to resume")
-            return None
+    with TerminationFlag() as terminated:
+        for epoch in range(len(history), cfg.epochs):
+            epoch_start = time.perf_counter() - (progress.wall_seconds if progress else 0.0)
+            state.epoch = epoch
+            base_lr = cfg.lr * lr_factor(epoch, cfg)
+            for hook in hooks:
+                hook.on_epoch_start(state)
+            stats = train_one_epoch(state, data, pipeline, hooks, cfg, base_lr, run["seed"],
+                                    progress, should_stop=lambda: terminated.raised)
+            if isinstance(stats, EpochProgress):
+                stats.wall_seconds = time.perf_counter() - epoch_start
+                save(stats)
+                log(f"SIGTERM: checkpointed epoch {epoch + 1} after {stats.batches_done} batches "
+                    f"to {checkpoint_path}; the same command resumes from there")
+                raise Preempted(checkpoint_path)
+            progress = None
+            record = {"epoch": epoch + 1, **stats}
+            record.update(evaluate(model, data.eval, pipeline, len(data.classes), cfg.eval_batch_size))
+            for hook in hooks:
+                hook.on_epoch_end(state)
+            record["lr"] = [group["lr"] for group in optimizer.param_groups]
+            for hook in hooks:
+                record.update({f"{hook.name}/{k}": v for k, v in hook.epoch_log().items()})
+            record["images_per_s"] = record["train_images"] / record["train_time_s"]
+            record["peak_mem_mb"], _ = peak_memory_mb(dev)
+            record["wall_s"] = time.perf_counter() - epoch_start
+            history.append(record)
+            save(None)
+            write_jsonl(out_dir / "history.jsonl", history)
+            log(f"epoch {epoch + 1}/{cfg.epochs} done: train loss {record['train_loss']:.4f} "
+                f"acc {record['train_acc']:.4f} | {data.eval_split} loss {record['eval_loss']:.4f} "
+                f"acc {record['eval_acc']:.4f} | {record['wall_s']:.1f}s")
+            if stop_after_epoch is not None and stop_after_epoch <= epoch + 1 < cfg.epochs:
+                log(f"stopping after epoch {epoch + 1} as asked; rerun to resume")
+                return None
 
     write_jsonl(out_dir / "history.jsonl", history)
     metrics = summarize_run(run, cfg, history, data, dev, num_params, sessions)
@@ -320,7 +387,7 @@ def summarize_run(run: dict, cfg: TrainConfig, history: list[dict], data: Data,
         "device": dev.type,
         "device_name": device_name(dev),
         "num_params": num_params,
-        "resumed_after_epochs": sessions[1:],
+        "resumed_at": sessions[1:],  # [epochs done, batches done in the next epoch]
         "run": run,
         "train_config": dataclasses.asdict(cfg),
         "versions": {"curriculum_bench": __version__, "python": sys.version.split()[0],
