@@ -15,6 +15,12 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/tables.smk"
 
 
+# Cheap jobs that a cluster should not queue for.
+localrules:
+    all,
+    study_table,
+
+
 rule all:
     default_target: True
     input:

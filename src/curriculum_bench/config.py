@@ -99,3 +99,19 @@ def check_references(config: dict) -> None:
             if dataset not in config["datasets"]:
                 raise ConfigError(f"studies.{study}.datasets: {dataset!r} is not defined under "
                                   f"`datasets` (defined: {sorted(config['datasets'])})")
+
+
+DEFAULT_JOB_RESOURCES = {"gpu": 0, "mem_mb": 2000, "runtime": 30, "cpus_per_gpu": 1}
+
+
+def job_resources(config: dict, study: str, dataset: str, model: str) -> dict:
+    """What one training run asks a scheduler for on its first attempt.
+
+    `studies.<study>.resources` maps `default`, a dataset, a model or `dataset/model` to
+    {gpu, mem_mb, runtime (minutes), cpus_per_gpu}; later, more specific entries win.
+    """
+    table = config["studies"][study].get("resources") or {}
+    merged = dict(DEFAULT_JOB_RESOURCES)
+    for key in ("default", dataset, model, f"{dataset}/{model}"):
+        merged.update(table.get(key) or {})
+    return merged

@@ -14,6 +14,7 @@ from curriculum_bench.config import (  # noqa: E402
     METRICS,
     check_references,
     iter_runs,
+    job_resources,
     resolve_run,
     to_json,
 )
@@ -29,7 +30,9 @@ validate(config, schema="../../config/schema.yaml")
 check_references(config)
 
 RUNS = list(iter_runs(config))
-DERIVED = [name for name, spec in config["datasets"].items() if spec["source"] == "derived"]
+DERIVED = [
+    name for name, spec in config["datasets"].items() if spec["source"] == "derived"
+]
 # Regexes for the two ways a store is made; "(?!)" matches nothing when a list is empty.
 DERIVED_DATASETS = "|".join(DERIVED) or "(?!)"
 BASE_DATASETS = "|".join(set(config["datasets"]) - set(DERIVED)) or "(?!)"
@@ -66,7 +69,7 @@ def get_base_dir(wildcards):
 
 
 def get_base_manifest(wildcards):
-    return get_base_dir(wildcards) + "/manifest.json"
+    return os.path.join(get_base_dir(wildcards), "manifest.json")
 
 
 def get_run_config(wildcards):
@@ -88,3 +91,24 @@ def get_checkpoint(wildcards):
 
 def get_study_metrics(wildcards):
     return [METRICS.format(**run) for run in RUNS if run["study"] == wildcards.study]
+
+
+def train_resources(wildcards):
+    return job_resources(config, wildcards.study, wildcards.dataset, wildcards.model)
+
+
+def get_train_gpu(wildcards):
+    return train_resources(wildcards)["gpu"]
+
+
+def get_train_cpus_per_gpu(wildcards):
+    return train_resources(wildcards)["cpus_per_gpu"]
+
+
+def get_train_mem_mb(wildcards, attempt):
+    # A retry after an out-of-memory kill or a time limit asks for more.
+    return train_resources(wildcards)["mem_mb"] * attempt
+
+
+def get_train_runtime(wildcards, attempt):
+    return train_resources(wildcards)["runtime"] * attempt

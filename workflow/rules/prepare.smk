@@ -1,11 +1,11 @@
 rule prepare_dataset:
-    wildcard_constraints:
-        dataset=BASE_DATASETS,
     output:
         # The manifest stands for the whole store: it is renamed into place with the arrays.
         "resources/datasets/{dataset}/manifest.json",
     log:
         "logs/prepare/{dataset}.log",
+    wildcard_constraints:
+        dataset=BASE_DATASETS,
     conda:
         "../../envs/data.yaml"
     threads: 1
@@ -18,21 +18,21 @@ rule prepare_dataset:
 
 
 rule derive_dataset:
-    wildcard_constraints:
-        dataset=DERIVED_DATASETS,
     input:
         get_base_manifest,
     output:
         "resources/datasets/{dataset}/manifest.json",
+    log:
+        "logs/derive/{dataset}.log",
+    wildcard_constraints:
+        dataset=DERIVED_DATASETS,
+    conda:
+        "../../envs/data.yaml"
+    threads: 1
     params:
         spec=get_dataset_spec,
         base=get_base_dir,
         out_dir=get_dataset_dir,
-    log:
-        "logs/derive/{dataset}.log",
-    conda:
-        "../../envs/data.yaml"
-    threads: 1
     shell:
         "python -m curriculum_bench derive --dataset {wildcards.dataset}"
         " --spec {params.spec:q} --base {params.base} --out {params.out_dir} > {log} 2>&1"

@@ -10,7 +10,10 @@ rule train:
         "../../envs/train.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        gpu=get_train_gpu,
+        cpus_per_gpu=get_train_cpus_per_gpu,
+        mem_mb=get_train_mem_mb,
+        runtime=get_train_runtime,
     params:
         run_config=get_run_config,
         data=get_dataset_dir,
