@@ -64,6 +64,14 @@ def get_dataset_dir(wildcards):
     return f"resources/datasets/{wildcards.dataset}"
 
 
+def get_prepare_threads(wildcards):
+    # ImageNet-100 decodes in parallel: `workers`, or every core Snakemake may use when 0.
+    spec = config["datasets"][wildcards.dataset]
+    if spec["source"] != "imagenet100":
+        return 1
+    return spec.get("workers") or workflow.cores
+
+
 def get_base_dir(wildcards):
     return f"resources/datasets/{config['datasets'][wildcards.dataset]['from']}"
 

@@ -56,3 +56,7 @@ def sklearn_digits(options: dict, writer: StoreWriter) -> dict:
                          options.get("test_fraction", 0.2), options.get("split_seed", 0))
     writer.classes = DIGIT_CLASSES
     return {"pool_size": len(digits.target)}
+
+
+# Sources with their own module; imported last because they use register_source.
+from . import imagenet100, torchvision_sources  # noqa: E402,F401
