@@ -219,3 +219,23 @@ def test_sigterm_checkpoints_mid_epoch_and_the_rerun_matches_an_uninterrupted_ru
     assert cut["resumed_at"][0][1] == progress.batches_done > 0
     assert results_only(tmp_path / "cut/history.jsonl") == results_only(tmp_path / "full/history.jsonl")
     assert (cut["final_acc"], cut["best_acc"]) == (full["final_acc"], full["best_acc"])
+
+
+AUGMENT = [{"op": "random_crop", "size": 8, "padding": 1}, {"op": "horizontal_flip", "p": 0.5}]
+
+
+def test_augmented_run_resumes_exactly_and_differs_from_unaugmented(digits_store, tmp_path):
+    run = tiny_run(epochs=3, augment=AUGMENT, normalize={"mean": [0.5], "std": [0.25]})
+    fit(run, digits_store, tmp_path / "full", tmp_path / "full.pt", device="cpu")
+    fit(run, digits_store, tmp_path / "cut", tmp_path / "cut.pt", device="cpu", stop_after_epoch=1)
+    fit(run, digits_store, tmp_path / "cut", tmp_path / "cut.pt", device="cpu")
+    assert results_only(tmp_path / "cut/history.jsonl") == results_only(tmp_path / "full/history.jsonl")
+    fit(tiny_run(epochs=3), digits_store, tmp_path / "plain", tmp_path / "plain.pt", device="cpu")
+    assert results_only(tmp_path / "plain/history.jsonl") != results_only(tmp_path / "full/history.jsonl")
+
+
+def test_bad_augmentation_is_named_before_training(digits_store, tmp_path):
+    from curriculum_bench.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"train\.augment: \[0\]\(random_crop\)\.pad: unknown key"):
+        fit(tiny_run(augment=[{"op": "random_crop", "pad": 4}]), digits_store, tmp_path / "r", tmp_path / "c.pt")
