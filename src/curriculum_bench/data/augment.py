@@ -1,314 +1,682 @@
-"""On-device, batched, per-sample augmentation (torchvision semantics, no PIL, no loops).
+"""On-device, batched, per-sample augmentation of image batches (no PIL, no per-sample Python).
 
-Batches are float (N, C, H, W) in [0, 1] on any device. Every random op draws its
-per-sample parameters on the CPU from an explicit `torch.Generator`, then moves them to the
-batch's device, so a seed gives the same augmentation on CPU and GPU and a resumed run
-(which restores the generator) continues identically. torchvision.transforms.v2 applies
-one random draw to a whole batch; these ops draw one per sample, as a per-image
-DataLoader pipeline would. Differences from torchvision are noted per op.
+A batch is a float tensor (N, C, H, W) with values in [0, 1], on any device. Every random op
+takes an explicit CPU `torch.Generator` and draws its per-sample parameters there (N small
+numbers), then moves them to the batch's device. One seed therefore gives the same crops,
+flips and factors on CPU and GPU whatever the device RNG did, and a resumed run that restores
+the generator state continues identically. Each op is a pure function returning a new tensor
+of the input's dtype and device, next to a frozen dataclass holding its settings.
+
+Semantics follow torchvision.transforms.v2 (RandomCrop, RandomHorizontalFlip,
+RandomResizedCrop, ColorJitter, RandomGrayscale, GaussianBlur, Normalize and their functional
+kernels) and timm.data.Mixup in batch mode (mixup / cutmix pair each sample with the flipped
+batch, one lambda per batch, cutmix's lambda corrected to the box that fits). Differences:
+- torchvision draws one set of parameters per call, i.e. per image in a DataLoader; here
+  every sample of the batch gets its own draw, as the per-image pipeline would. The
+  distributions are the same; the random streams are not, so the same seed does not
+  reproduce torchvision's images.
+- ColorJitter: brightness, contrast, saturation, hue always run in that fixed order;
+  torchvision draws a random permutation of the four per call.
+- RandomResizedCrop resizes with plain bilinear interpolation (grid_sample); torchvision v2
+  antialiases when downscaling (antialias=True), so downscaled crops are slightly sharper.
+  Equal to `resized_crop(..., antialias=False)` within float error.
+- gaussian_blur takes a per-sample sigma and leaves a sample with sigma <= 0 unchanged
+  (torchvision rejects sigma <= 0); kernel_size is one odd int (square kernels only).
+- Grayscale uses torchvision's weights (0.2989, 0.587, 0.114), its rounding of ITU-R 601-2's
+  0.299, so results match torchvision to float error.
+- RandomCrop has no pad_if_needed; a crop larger than the padded image is an error.
 """
 from __future__ import annotations
 
+import inspect
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from ..config import ConfigError, config_from_dict
 
-LUMA = (0.2989, 0.587, 0.114)  # ITU-R 601-2 as torchvision rounds it (rgb_to_grayscale)
+LUMA = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights (ITU-R 601-2, 0.299 rounded)
+PADDING_MODES = ("constant", "edge", "reflect", "symmetric")  # torchvision's names
+RESIZED_CROP_TRIES = 10  # torchvision RandomResizedCrop.get_params
+
+__all__ = [
+    "Augment", "OPS", "LUMA", "PADDING_MODES",
+    "RandomCropConfig", "HorizontalFlipConfig", "RandomResizedCropConfig", "ColorJitterConfig",
+    "RandomGrayscaleConfig", "GaussianBlurConfig", "NormalizeConfig", "MixupConfig", "CutMixConfig",
+    "random_crop", "horizontal_flip", "random_resized_crop", "random_resized_crop_boxes",
+    "resized_crop", "color_jitter", "adjust_color", "rgb_to_hsv", "hsv_to_rgb", "rgb_to_grayscale",
+    "random_grayscale", "gaussian_blur", "normalize", "mixup", "cutmix",
+]
 
 
-def _uniform(n: int, low: float, high: float, generator: torch.Generator, device) -> torch.Tensor:
-    return (low + (high - low) * torch.rand(n, generator=generator)).to(device)
+# --- checks shared by the config dataclasses and the functions --------------------------
+
+def _check_batch(x: torch.Tensor) -> None:
+    if x.dim() != 4 or not x.is_floating_point():
+        raise TypeError(f"expected a float (N, C, H, W) batch, got {x.dtype} of shape {tuple(x.shape)}")
 
 
-def _chance(n: int, p: float, generator: torch.Generator, device) -> torch.Tensor:
-    return (torch.rand(n, generator=generator) < p).to(device)
+def _check_prob(name: str, p: float) -> None:
+    if not 0 <= p <= 1:
+        raise ValueError(f"{name} must be in [0, 1], got {p}")
 
 
-def _per_sample(mask: torch.Tensor) -> torch.Tensor:
-    return mask.view(-1, 1, 1, 1)
+def _pair(name: str, value: int | Sequence[int]) -> tuple[int, int]:
+    """An int or an (h, w) pair of positive ints, as torchvision's `size` arguments."""
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or any(not isinstance(v, int) or v < 1 for v in pair):
+        raise ValueError(f"{name} must be a positive int or an (h, w) pair of them, got {value!r}")
+    return pair
 
+
+def _padding4(value: int | Sequence[int]) -> tuple[int, int, int, int]:
+    """torchvision's padding: int (all sides), (left/right, top/bottom) or (left, top, right, bottom)."""
+    pads = (value,) if isinstance(value, int) else tuple(value)
+    if len(pads) not in (1, 2, 4) or any(not isinstance(v, int) or v < 0 for v in pads):
+        raise ValueError(f"padding must be an int >= 0 or a sequence of 2 or 4 of them, got {value!r}")
+    if len(pads) == 1:
+        return pads * 4
+    if len(pads) == 2:
+        return pads[0], pads[1], pads[0], pads[1]
+    return pads
+
+
+def _range(name: str, value: Sequence[float], positive: bool = False) -> tuple[float, float]:
+    if isinstance(value, (int, float, str)) or len(value) != 2:
+        raise ValueError(f"{name} must be a (min, max) pair, got {value!r}")
+    lo, hi = (float(v) for v in value)
+    if not (0 < lo if positive else 0 <= lo) or lo > hi:
+        bound = "0 <" if positive else "0 <="
+        raise ValueError(f"{name} must be a pair with {bound} {name}[0] <= {name}[1], got {tuple(value)}")
+    return lo, hi
+
+
+def _jitter_range(name: str, value: float | Sequence[float], center: float,
+                  bound: tuple[float, float]) -> tuple[float, float] | None:
+    """torchvision ColorJitter._check_input: v -> [max(0, c - v), c + v]; None means no-op."""
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
+        lo, hi = max(center - value, bound[0]), center + value
+    elif isinstance(value, (tuple, list)) and len(value) == 2:
+        lo, hi = (float(v) for v in value)
+    else:
+        raise ValueError(f"{name} must be a number or a (min, max) pair, got {value!r}")
+    if not bound[0] <= lo <= hi <= bound[1]:
+        raise ValueError(f"{name} must give a range inside {list(bound)}, got {[lo, hi]}")
+    return None if lo == hi == center else (lo, hi)
+
+
+def _check_sigma(sigma: Any) -> None:
+    if isinstance(sigma, (int, float)):
+        return
+    if isinstance(sigma, tuple):
+        _range("sigma", sigma, positive=True)
+        return
+    raise ValueError(f"sigma must be a float or a (min, max) pair, got {sigma!r}")
+
+
+def _check_kernel_size(kernel_size: int) -> None:
+    if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be an odd int >= 1, got {kernel_size!r}")
+
+
+def _check_normalize(mean: Sequence[float], std: Sequence[float]) -> None:
+    if len(mean) == 0 or len(mean) != len(std):
+        raise ValueError(f"mean and std must be non-empty and the same length, got {mean}, {std}")
+    if any(s <= 0 for s in std):
+        raise ValueError(f"std must be > 0, got {list(std)}")
+
+
+def _as_tuple(obj: Any, name: str) -> None:
+    """YAML gives lists; frozen configs keep tuples so they stay hashable and comparable."""
+    value = getattr(obj, name)
+    if isinstance(value, list):
+        object.__setattr__(obj, name, tuple(value))
+
+
+def _per_sample(v: torch.Tensor) -> torch.Tensor:
+    return v.view(-1, 1, 1, 1)
+
+
+def _chance(n: int, p: float, generator: torch.Generator) -> torch.Tensor:
+    """(N,) bool on the CPU: sample k is picked with probability p (torchvision: rand(1) < p)."""
+    return torch.rand(n, generator=generator) < p
+
+
+# --- random crop ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class RandomCropConfig:
-    size: int = 32       # CIFAR: RandomCrop(32, padding=4)
-    padding: int = 4
-    padding_mode: str = "constant"  # constant (zeros) | reflect | replicate
+    size: int | tuple[int, int] = 32           # CIFAR recipe: RandomCrop(32, padding=4)
+    padding: int | tuple[int, ...] = 4
+    padding_mode: str = "constant"             # torchvision: constant | edge | reflect | symmetric
+    fill: float = 0.0                          # constant mode only; torchvision default 0
 
     def __post_init__(self):
-        if self.size < 1 or self.padding < 0:
-            raise ValueError(f"size must be >= 1 and padding >= 0, got {self.size}, {self.padding}")
-        if self.padding_mode not in ("constant", "reflect", "replicate"):
-            raise ValueError(f"padding_mode must be constant, reflect or replicate, got {self.padding_mode!r}")
+        _as_tuple(self, "size")
+        _as_tuple(self, "padding")
+        _pair("size", self.size)
+        _padding4(self.padding)
+        if self.padding_mode not in PADDING_MODES:
+            raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {self.padding_mode!r}")
 
 
-def random_crop(x: torch.Tensor, cfg: RandomCropConfig, generator: torch.Generator) -> torch.Tensor:
-    n, _, h, w = x.shape
-    p = cfg.padding
-    padded = F.pad(x, (p, p, p, p), mode=cfg.padding_mode) if p else x
-    max_top, max_left = h + 2 * p - cfg.size, w + 2 * p - cfg.size
-    if max_top < 0 or max_left < 0:
-        raise ValueError(f"random_crop: size {cfg.size} exceeds the padded image {h + 2 * p}x{w + 2 * p}")
-    top = torch.randint(0, max_top + 1, (n,), generator=generator).to(x.device)
-    left = torch.randint(0, max_left + 1, (n,), generator=generator).to(x.device)
-    steps = torch.arange(cfg.size, device=x.device)
-    rows = (top[:, None] + steps)[:, :, None]   # (N, S, 1)
-    cols = (left[:, None] + steps)[:, None, :]  # (N, 1, S)
-    batch = torch.arange(n, device=x.device)[:, None, None]
-    return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2).contiguous()
+def _source_index(idx: torch.Tensor, length: int, mode: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Map indices into the padded image to indices into the original (and a validity mask
+    for constant padding), so the padded image is never materialised."""
+    if mode == "constant":
+        valid = (idx >= 0) & (idx < length)
+        return idx.clamp(0, length - 1), valid
+    if mode == "edge":
+        return idx.clamp(0, length - 1), None
+    if mode == "reflect":  # mirror about the edge pixel: -1 -> 1
+        if length == 1:
+            return torch.zeros_like(idx), None
+        period = 2 * (length - 1)
+        m = idx.remainder(period)
+        return torch.where(m < length, m, period - m), None
+    period = 2 * length  # symmetric: mirror repeating the edge pixel, -1 -> 0
+    m = idx.remainder(period)
+    return torch.where(m < length, m, period - 1 - m), None
 
+
+def random_crop(x: torch.Tensor, size: int | tuple[int, int], padding: int | Sequence[int],
+                generator: torch.Generator, padding_mode: str = "constant",
+                fill: float = 0.0) -> torch.Tensor:
+    """Pad, then crop a (size) window at a uniformly random offset per sample (RandomCrop)."""
+    _check_batch(x)
+    RandomCropConfig(size, padding, padding_mode, fill)
+    n, c, h, w = x.shape
+    th, tw = _pair("size", size)
+    left, top, right, bottom = _padding4(padding)
+    ph, pw = h + top + bottom, w + left + right
+    if ph < th or pw < tw:
+        raise ValueError(f"crop size {(th, tw)} is larger than the padded image {(ph, pw)}")
+    i = torch.randint(0, ph - th + 1, (n,), generator=generator)
+    j = torch.randint(0, pw - tw + 1, (n,), generator=generator)
+    rows, row_ok = _source_index(i[:, None] + torch.arange(th) - top, h, padding_mode)
+    cols, col_ok = _source_index(j[:, None] + torch.arange(tw) - left, w, padding_mode)
+    rows, cols = rows.to(x.device), cols.to(x.device)
+    # Two gathers (rows, then columns) instead of advanced indexing: contiguous output, no permute.
+    out = x.gather(2, rows.view(n, 1, th, 1).expand(n, c, th, w))
+    out = out.gather(3, cols.view(n, 1, 1, tw).expand(n, c, th, tw))
+    if row_ok is not None:
+        inside = (row_ok[:, :, None] & col_ok[:, None, :]).view(n, 1, th, tw).to(x.device)
+        out = torch.where(inside, out, torch.full((), fill, dtype=x.dtype, device=x.device))
+    return out
+
+
+# --- horizontal flip -----------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class HorizontalFlipConfig:
-    p: float = 0.5
+    p: float = 0.5  # torchvision RandomHorizontalFlip default
 
     def __post_init__(self):
-        if not 0 <= self.p <= 1:
-            raise ValueError(f"p must be in [0, 1], got {self.p}")
+        _check_prob("p", self.p)
 
 
-def horizontal_flip(x: torch.Tensor, cfg: HorizontalFlipConfig, generator: torch.Generator) -> torch.Tensor:
-    flip = _chance(len(x), cfg.p, generator, x.device)
+def horizontal_flip(x: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+    """Mirror each sample left-right with probability p."""
+    _check_batch(x)
+    _check_prob("p", p)
+    flip = _chance(len(x), p, generator).to(x.device)
     return torch.where(_per_sample(flip), x.flip(-1), x)
 
 
+# --- random resized crop -------------------------------------------------------------------
+
 @dataclass(frozen=True)
 class RandomResizedCropConfig:
-    size: int = 224
-    scale: tuple[float, float] = (0.08, 1.0)      # torchvision defaults
-    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    size: int | tuple[int, int] = 224            # ImageNet recipe
+    scale: tuple[float, float] = (0.08, 1.0)     # torchvision default
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)  # torchvision default
 
     def __post_init__(self):
-        object.__setattr__(self, "scale", tuple(self.scale))
-        object.__setattr__(self, "ratio", tuple(self.ratio))
-        if self.size < 1 or not 0 < self.scale[0] <= self.scale[1] or not 0 < self.ratio[0] <= self.ratio[1]:
-            raise ValueError(f"need size >= 1, 0 < scale[0] <= scale[1], 0 < ratio[0] <= ratio[1]; "
-                             f"got {self.size}, {self.scale}, {self.ratio}")
+        for name in ("size", "scale", "ratio"):
+            _as_tuple(self, name)
+        _pair("size", self.size)
+        _range("scale", self.scale)
+        _range("ratio", self.ratio, positive=True)
 
 
-def crop_boxes(n: int, h: int, w: int, cfg: RandomResizedCropConfig, generator: torch.Generator):
-    """torchvision's RandomResizedCrop.get_params for n samples: 10 tries, else a centre crop."""
-    tries = 10
-    area = h * w * (cfg.scale[0] + (cfg.scale[1] - cfg.scale[0]) * torch.rand(n, tries, generator=generator))
-    log_lo, log_hi = math.log(cfg.ratio[0]), math.log(cfg.ratio[1])
-    aspect = torch.exp(log_lo + (log_hi - log_lo) * torch.rand(n, tries, generator=generator))
-    cw = torch.sqrt(area * aspect).round()
-    ch = torch.sqrt(area / aspect).round()
-    valid = (cw > 0) & (cw <= w) & (ch > 0) & (ch <= h)
-    first = valid.float().argmax(1)
-    found = valid.any(1)
-    bw = cw[torch.arange(n), first]
-    bh = ch[torch.arange(n), first]
-    # Fallback: the whole image, cropped to the nearest allowed aspect ratio.
-    in_ratio = w / h
-    if in_ratio < cfg.ratio[0]:
-        fw, fh = w, round(w / cfg.ratio[0])
-    elif in_ratio > cfg.ratio[1]:
-        fw, fh = round(h * cfg.ratio[1]), h
+def random_resized_crop_boxes(n: int, height: int, width: int, scale: tuple[float, float],
+                              ratio: tuple[float, float], generator: torch.Generator) -> torch.Tensor:
+    """(N, 4) int64 boxes (top, left, h, w) by RandomResizedCrop.get_params' rule, for N samples.
+
+    torchvision tries up to 10 (area, log-aspect) draws and keeps the first box that fits,
+    else falls back to a centre crop clamped to the ratio range. Here all 10 candidates are
+    drawn for every sample at once and the first that fits is taken, which has the same
+    distribution without a loop.
+    """
+    scale, ratio = _range("scale", scale), _range("ratio", ratio, positive=True)
+    area = height * width
+    log_ratio = torch.log(torch.tensor(ratio))  # float32, as torchvision
+    frac = torch.empty(n, RESIZED_CROP_TRIES).uniform_(scale[0], scale[1], generator=generator)
+    log_aspect = torch.empty(n, RESIZED_CROP_TRIES).uniform_(
+        log_ratio[0].item(), log_ratio[1].item(), generator=generator)
+    # torchvision takes .item() of the float32 draws and does the rest in Python floats.
+    target_area = area * frac.double()
+    aspect = torch.exp(log_aspect).double()
+    cw = torch.round(torch.sqrt(target_area * aspect)).long()  # half-to-even, like Python's round
+    ch = torch.round(torch.sqrt(target_area / aspect)).long()
+    fits = (cw > 0) & (cw <= width) & (ch > 0) & (ch <= height)
+    found = fits.any(1)
+    first = (~fits).long().cumprod(1).sum(1).clamp(max=RESIZED_CROP_TRIES - 1)[:, None]
+    bw, bh = cw.gather(1, first)[:, 0], ch.gather(1, first)[:, 0]
+
+    in_ratio = width / height
+    if in_ratio < ratio[0]:
+        fw, fh = width, int(round(width / ratio[0]))
+    elif in_ratio > ratio[1]:
+        fw, fh = int(round(height * ratio[1])), height
     else:
-        fw, fh = w, h
+        fw, fh = width, height
     bw = torch.where(found, bw, torch.full_like(bw, fw))
     bh = torch.where(found, bh, torch.full_like(bh, fh))
-    u, v = torch.rand(n, generator=generator), torch.rand(n, generator=generator)
-    top = torch.where(found, torch.floor(u * (h - bh + 1)), (h - bh) // 2)
-    left = torch.where(found, torch.floor(v * (w - bw + 1)), (w - bw) // 2)
-    return top, left, bh, bw
+    # torch.randint has no per-sample upper bound; floor(u * k) is uniform on {0..k-1} too.
+    u = torch.rand(n, 2, generator=generator, dtype=torch.float64)
+    top = torch.minimum(torch.floor(u[:, 0] * (height - bh + 1)).long(), height - bh)
+    left = torch.minimum(torch.floor(u[:, 1] * (width - bw + 1)).long(), width - bw)
+    top = torch.where(found, top, (height - bh) // 2)
+    left = torch.where(found, left, (width - bw) // 2)
+    return torch.stack((top, left, bh, bw), 1)
 
 
-def random_resized_crop(x: torch.Tensor, cfg: RandomResizedCropConfig, generator: torch.Generator) -> torch.Tensor:
-    """Per-sample box, resized bilinearly (grid_sample, align_corners=False; torchvision's
-    resize antialiases when downscaling, this does not)."""
+def _resize_coords(start: torch.Tensor, extent: torch.Tensor, out: int, full: int) -> torch.Tensor:
+    """Normalised grid coordinates (align_corners=False) of `out` samples across each box.
+
+    Pixel centres map as in F.interpolate(bilinear, align_corners=False); clamping to the box's
+    edge pixels reproduces crop-then-resize exactly, where a plain affine grid would blend in
+    the pixels just outside the box.
+    """
+    start, extent = start.double()[:, None], extent.double()[:, None]
+    src = start + (torch.arange(out, dtype=torch.float64) + 0.5) * extent / out - 0.5
+    src = torch.minimum(torch.maximum(src, start), start + extent - 1)
+    return (2 * src + 1) / full - 1
+
+
+def resized_crop(x: torch.Tensor, boxes: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Crop each sample to its box (top, left, h, w) and resize bilinearly to `size`, all
+    samples in one grid_sample call. Equals torchvision's resized_crop with antialias=False."""
+    _check_batch(x)
     n, _, h, w = x.shape
-    top, left, bh, bw = (t.to(x.device, x.dtype) for t in crop_boxes(n, h, w, cfg, generator))
-    theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
-    theta[:, 0, 0] = bw / w
-    theta[:, 0, 2] = (2 * left + bw) / w - 1
-    theta[:, 1, 1] = bh / h
-    theta[:, 1, 2] = (2 * top + bh) / h - 1
-    grid = F.affine_grid(theta, (n, x.shape[1], cfg.size, cfg.size), align_corners=False)
+    out_h, out_w = _pair("size", size)
+    boxes = boxes.to("cpu", torch.long)
+    # Grids are built on the CPU in float64, so CPU and GPU sample the same points.
+    ys = _resize_coords(boxes[:, 0], boxes[:, 2], out_h, h).to(x.device, x.dtype)
+    xs = _resize_coords(boxes[:, 1], boxes[:, 3], out_w, w).to(x.device, x.dtype)
+    grid = torch.stack((xs[:, None, :].expand(n, out_h, out_w), ys[:, :, None].expand(n, out_h, out_w)), -1)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def random_resized_crop(x: torch.Tensor, size: int | tuple[int, int],
+                        scale: tuple[float, float] = (0.08, 1.0),
+                        ratio: tuple[float, float] = (3 / 4, 4 / 3), *,
+                        generator: torch.Generator) -> torch.Tensor:
+    """RandomResizedCrop per sample: a random box by torchvision's rule, resized to `size`."""
+    _check_batch(x)
+    boxes = random_resized_crop_boxes(len(x), x.shape[2], x.shape[3], scale, ratio, generator)
+    return resized_crop(x, boxes, size)
+
+
+# --- colour ---------------------------------------------------------------------------------
+
+def rgb_to_grayscale(x: torch.Tensor, num_output_channels: int = 1) -> torch.Tensor:
+    """torchvision's luma (same weights and operation order), 1 or 3 output channels."""
+    if x.shape[-3] == 1:
+        gray = x
+    else:
+        r, g, b = x.unbind(-3)
+        gray = r.mul(LUMA[0]).add_(g, alpha=LUMA[1]).add_(b, alpha=LUMA[2]).unsqueeze(-3)
+    return gray.expand(*x.shape[:-3], num_output_channels, *x.shape[-2:]).clone()
+
+
+def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
+    """RGB in [0, 1] -> HSV with every channel in [0, 1], over dim -3 of any batch."""
+    r, g, b = x.unbind(-3)
+    maxc, minc = x.amax(-3), x.amin(-3)
+    delta = maxc - minc
+    gray = delta == 0
+    # Where the pixel is grey, hue and saturation are 0; dividing by 1 there avoids NaN.
+    ones = torch.ones_like(delta)
+    sat = delta / torch.where(gray, ones, maxc)
+    d = torch.where(gray, ones, delta)
+    hue = torch.where(maxc == r, (g - b) / d,
+                      torch.where(maxc == g, 2.0 + (b - r) / d, 4.0 + (r - g) / d))
+    hue = torch.where(gray, torch.zeros_like(hue), hue).div(6.0).remainder(1.0)
+    return torch.stack((hue, sat, maxc), -3)
+
+
+# For each hue sector 0..5, which of (v, p, q, t) is red, green and blue.
+_SECTOR_RGB = torch.tensor([[0, 3, 1], [2, 0, 1], [1, 0, 3], [1, 2, 0], [3, 1, 0], [0, 1, 2]])
+
+
+def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    """Inverse of rgb_to_hsv (hue wraps at 1)."""
+    h, s, v = x.unbind(-3)
+    h6 = h * 6.0
+    sector = torch.floor(h6)
+    f = h6 - sector
+    sector = sector.long().remainder(6)
+    p = (v * (1.0 - s)).clamp(0, 1)
+    q = (v * (1.0 - s * f)).clamp(0, 1)
+    t = (v * (1.0 - s * (1.0 - f))).clamp(0, 1)
+    vpqt = torch.stack((v, p, q, t), -3)
+    pick = _SECTOR_RGB.to(x.device)[sector].movedim(-1, -3)  # (..., 3, H, W)
+    return vpqt.gather(-3, pick)
+
+
+def _blend(a: torch.Tensor, b: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
+    """torchvision's _blend with a per-sample ratio: ratio * a + (1 - ratio) * b, clamped."""
+    return (a * ratio + b * (1.0 - ratio)).clamp(0, 1)
+
+
+def adjust_color(x: torch.Tensor, brightness: torch.Tensor | None = None,
+                 contrast: torch.Tensor | None = None, saturation: torch.Tensor | None = None,
+                 hue: torch.Tensor | None = None) -> torch.Tensor:
+    """torchvision's adjust_brightness, _contrast, _saturation, _hue in that order, each with
+    a per-sample (N,) factor (None skips it). Saturation and hue are no-ops for C == 1."""
+    _check_batch(x)
+    if x.shape[1] not in (1, 3):
+        raise ValueError(f"colour ops need 1 or 3 channels, got {x.shape[1]}")
+    rgb = x.shape[1] == 3
+
+    def factor(v: torch.Tensor) -> torch.Tensor:
+        return _per_sample(v.to(x.device, x.dtype))
+
+    out = x
+    if brightness is not None:
+        out = (out * factor(brightness)).clamp(0, 1)
+    if contrast is not None:
+        # torchvision's contrast pivot: the mean of the sample's grayscale image.
+        mean = rgb_to_grayscale(out).mean(dim=(-3, -2, -1), keepdim=True)
+        out = _blend(out, mean, factor(contrast))
+    if saturation is not None and rgb:
+        out = _blend(out, rgb_to_grayscale(out), factor(saturation))
+    if hue is not None and rgb:
+        shift = hue.to(x.device, x.dtype)
+        work = out.float() if out.dtype in (torch.float16, torch.bfloat16) else out
+        hsv = rgb_to_hsv(work)
+        h = (hsv[:, 0] + shift.to(work.dtype).view(-1, 1, 1)).remainder(1.0)
+        shifted = hsv_to_rgb(torch.stack((h, hsv[:, 1], hsv[:, 2]), 1)).to(x.dtype)
+        # torchvision returns the image untouched for a zero shift; the HSV round trip is not exact.
+        out = torch.where(_per_sample(shift != 0), shifted, out)
+    return out.clone() if out is x else out
 
 
 @dataclass(frozen=True)
 class ColorJitterConfig:
-    brightness: float = 0.4   # SimCLR's strength-0.5 jitter is 0.4, 0.4, 0.4, 0.1
-    contrast: float = 0.4
-    saturation: float = 0.4
-    hue: float = 0.1
-    p: float = 0.8            # SimCLR: RandomApply(ColorJitter, p=0.8)
+    brightness: float | tuple[float, float] = 0.4  # SimCLR CIFAR (strength s=0.5): 0.8 s ...
+    contrast: float | tuple[float, float] = 0.4    # ... 0.8 s
+    saturation: float | tuple[float, float] = 0.4  # ... 0.8 s
+    hue: float | tuple[float, float] = 0.1         # ... 0.2 s
+    p: float = 0.8                                 # SimCLR: RandomApply(ColorJitter, p=0.8)
 
     def __post_init__(self):
+        for name in ("brightness", "contrast", "saturation", "hue"):
+            _as_tuple(self, name)
         for name in ("brightness", "contrast", "saturation"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not 0 <= self.hue <= 0.5 or not 0 <= self.p <= 1:
-            raise ValueError(f"hue must be in [0, 0.5] and p in [0, 1], got {self.hue}, {self.p}")
+            _jitter_range(name, getattr(self, name), 1.0, (0.0, math.inf))
+        _jitter_range("hue", self.hue, 0.0, (-0.5, 0.5))
+        _check_prob("p", self.p)
 
 
-def grayscale(x: torch.Tensor) -> torch.Tensor:
-    if x.shape[1] == 1:
-        return x
-    weights = torch.tensor(LUMA, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    return (x * weights).sum(1, keepdim=True)
+def color_jitter(x: torch.Tensor, brightness: float | tuple[float, float],
+                 contrast: float | tuple[float, float], saturation: float | tuple[float, float],
+                 hue: float | tuple[float, float], p: float, generator: torch.Generator) -> torch.Tensor:
+    """ColorJitter with per-sample factors, applied to each sample with probability p.
+
+    Factors are uniform in [max(0, 1 - v), 1 + v] (hue: shift in [-h, h]) or in a given
+    (min, max), as torchvision. Unlike torchvision, which shuffles the four adjustments per
+    call, they always run in the order brightness, contrast, saturation, hue.
+    """
+    ColorJitterConfig(brightness, contrast, saturation, hue, p)
+    n = len(x)
+    apply = _chance(n, p, generator)
+    ranges = (_jitter_range("brightness", brightness, 1.0, (0.0, math.inf)),
+              _jitter_range("contrast", contrast, 1.0, (0.0, math.inf)),
+              _jitter_range("saturation", saturation, 1.0, (0.0, math.inf)),
+              _jitter_range("hue", hue, 0.0, (-0.5, 0.5)))
+    factors = [None if r is None else torch.empty(n).uniform_(r[0], r[1], generator=generator)
+               for r in ranges]
+    out = adjust_color(x, *factors)
+    return torch.where(_per_sample(apply.to(x.device)), out, x)
 
 
-def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
-    r, g, b = x.unbind(1)
-    high, _ = x.max(1)
-    low, _ = x.min(1)
-    delta = high - low
-    safe = torch.where(delta > 0, delta, torch.ones_like(delta))
-    hue = torch.where(high == r, ((g - b) / safe) % 6,
-                      torch.where(high == g, (b - r) / safe + 2, (r - g) / safe + 4)) / 6
-    hue = torch.where(delta > 0, hue, torch.zeros_like(hue))
-    saturation = torch.where(high > 0, delta / torch.where(high > 0, high, torch.ones_like(high)),
-                             torch.zeros_like(high))
-    return torch.stack([hue, saturation, high], 1)
-
-
-def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    hue, saturation, value = x.unbind(1)
-    k = (torch.tensor([5.0, 3.0, 1.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-         + hue.unsqueeze(1) * 6) % 6
-    ramp = torch.clamp(torch.minimum(k, 4 - k), 0, 1)
-    return value.unsqueeze(1) - (value * saturation).unsqueeze(1) * ramp
-
-
-def color_jitter(x: torch.Tensor, cfg: ColorJitterConfig, generator: torch.Generator) -> torch.Tensor:
-    """Brightness, contrast, saturation, hue, each with a per-sample factor, in that fixed
-    order (torchvision randomises the order per call); applied to a sample with probability p."""
-    n, device = len(x), x.device
-    apply = _per_sample(_chance(n, cfg.p, generator, device))
-
-    def factor(v: float) -> torch.Tensor:
-        return _per_sample(_uniform(n, max(0.0, 1 - v), 1 + v, generator, device).to(x.dtype))
-
-    out = x
-    if cfg.brightness:
-        out = (out * factor(cfg.brightness)).clamp(0, 1)
-    if cfg.contrast:
-        mean = grayscale(out).mean(dim=(1, 2, 3), keepdim=True)
-        c = factor(cfg.contrast)
-        out = (c * out + (1 - c) * mean).clamp(0, 1)
-    if x.shape[1] == 3 and cfg.saturation:
-        s = factor(cfg.saturation)
-        out = (s * out + (1 - s) * grayscale(out)).clamp(0, 1)
-    if x.shape[1] == 3 and cfg.hue:
-        shift = _uniform(n, -cfg.hue, cfg.hue, generator, device).to(x.dtype).view(-1, 1, 1)
-        hsv = rgb_to_hsv(out)
-        hsv = torch.stack([(hsv[:, 0] + shift) % 1.0, hsv[:, 1], hsv[:, 2]], 1)
-        out = hsv_to_rgb(hsv).clamp(0, 1)
-    return torch.where(apply, out, x)
-
+# --- grayscale ------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class RandomGrayscaleConfig:
-    p: float = 0.2  # SimCLR
+    p: float = 0.1  # torchvision RandomGrayscale default (SimCLR uses 0.2)
 
     def __post_init__(self):
-        if not 0 <= self.p <= 1:
-            raise ValueError(f"p must be in [0, 1], got {self.p}")
+        _check_prob("p", self.p)
 
 
-def random_grayscale(x: torch.Tensor, cfg: RandomGrayscaleConfig, generator: torch.Generator) -> torch.Tensor:
-    apply = _chance(len(x), cfg.p, generator, x.device)
-    gray = grayscale(x).expand_as(x)
-    return torch.where(_per_sample(apply), gray, x)
+def random_grayscale(x: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+    """Replace each sample by its luma, replicated to all C channels, with probability p."""
+    _check_batch(x)
+    _check_prob("p", p)
+    if x.shape[1] not in (1, 3):
+        raise ValueError(f"random_grayscale needs 1 or 3 channels, got {x.shape[1]}")
+    apply = _chance(len(x), p, generator).to(x.device)
+    return torch.where(_per_sample(apply), rgb_to_grayscale(x, x.shape[1]), x)
 
+
+# --- gaussian blur --------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class GaussianBlurConfig:
-    sigma: float = 1.0       # hybrid repo: fixed sigma 1.0 (spec §1.3)
-    kernel_size: int = 5     # hybrid repo: 5 (CvT), 7 (ResNet)
-    p: float = 1.0
+    sigma: float | tuple[float, float] = (0.1, 2.0)  # torchvision GaussianBlur default range
+    kernel_size: int = 23        # SimCLR: 10 % of a 224 image, made odd
+    p: float | None = None       # None: blur every sample (torchvision); SimCLR ImageNet uses 0.5
 
     def __post_init__(self):
-        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd and >= 1, got {self.kernel_size}")
-        if self.sigma < 0 or not 0 <= self.p <= 1:
-            raise ValueError(f"sigma must be >= 0 and p in [0, 1], got {self.sigma}, {self.p}")
+        _as_tuple(self, "sigma")
+        _check_sigma(self.sigma)
+        _check_kernel_size(self.kernel_size)
+        if self.p is not None:
+            _check_prob("p", self.p)
 
 
-def gaussian_blur(x: torch.Tensor, sigma: float | torch.Tensor, kernel_size: int,
-                  p: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Blur each sample with its own sigma (a float or a (N,) tensor; <= 0 leaves a sample
-    exactly as it was), separably, with reflect padding as torchvision's gaussian_blur.
-    With p < 1 only a random subset of samples (drawn with `generator`) is blurred."""
+def _gaussian_kernels(sigma: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """(N, k) normalised 1-D kernels in float64; torchvision's softmax(-(t/sqrt(2)/s)^2) is
+    the same Gaussian exp(-t^2 / (2 s^2)) normalised."""
+    t = torch.arange(kernel_size, dtype=torch.float64) - (kernel_size - 1) / 2
+    kernel = torch.exp(-0.5 * (t[None, :] / sigma[:, None]) ** 2)
+    return kernel / kernel.sum(1, keepdim=True)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float | tuple[float, float] | torch.Tensor, kernel_size: int,
+                  p: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Gaussian blur with a per-sample sigma, separable, reflect-padded as torchvision's.
+
+    `sigma` is one float, a (min, max) range drawn uniformly per sample (torchvision
+    GaussianBlur), or an (N,) tensor (the blur curriculum's per-sample sigma; moved to the
+    CPU). A sample with sigma <= 0 comes back exactly unchanged. With `p`, only a random
+    subset of samples is blurred. A range or `p` needs `generator`.
+    """
+    _check_batch(x)
+    _check_kernel_size(kernel_size)
     n, c, h, w = x.shape
-    sigma = torch.as_tensor(sigma, dtype=torch.float32).flatten().expand(n).clone()
-    if p < 1:
-        sigma = torch.where(torch.rand(n, generator=generator) < p, sigma, torch.zeros_like(sigma))
-    keep = sigma <= 0
-    if bool(keep.all()):
-        return x
-    half = (kernel_size - 1) * 0.5
-    t = torch.linspace(-half, half, kernel_size)
-    safe = torch.where(keep, torch.ones_like(sigma), sigma)
-    kernel = torch.exp(-0.5 * (t[None, :] / safe[:, None]) ** 2)
-    kernel = (kernel / kernel.sum(1, keepdim=True)).to(x.device, x.dtype)  # (N, K)
-    weights = kernel.repeat_interleave(c, 0)                                # (N*C, K)
     pad = kernel_size // 2
-    flat = F.pad(x.reshape(1, n * c, h, w), (pad, pad, pad, pad), mode="reflect")
-    flat = F.conv2d(flat, weights.view(n * c, 1, 1, kernel_size), groups=n * c)
-    flat = F.conv2d(flat, weights.view(n * c, 1, kernel_size, 1), groups=n * c)
-    return torch.where(_per_sample(keep.to(x.device)), x, flat.view(n, c, h, w))
+    if pad >= h or pad >= w:
+        raise ValueError(f"kernel_size {kernel_size} needs H and W > {pad} for reflect padding, got {h}x{w}")
+    if isinstance(sigma, torch.Tensor):
+        sig = sigma.detach().to("cpu", torch.float64).flatten()
+        if sig.numel() == 1:
+            sig = sig.expand(n)
+        if sig.numel() != n:
+            raise ValueError(f"sigma must have one value per sample ({n}), got {sig.numel()}")
+    else:
+        if isinstance(sigma, list):
+            sigma = tuple(sigma)
+        _check_sigma(sigma)
+        if isinstance(sigma, tuple):
+            if generator is None:
+                raise ValueError("a sigma range needs a generator")
+            sig = torch.empty(n).uniform_(sigma[0], sigma[1], generator=generator).double()
+        else:
+            sig = torch.full((n,), float(sigma), dtype=torch.float64)
+    if p is not None:
+        _check_prob("p", p)
+        if generator is None:
+            raise ValueError("p needs a generator")
+        sig = torch.where(_chance(n, p, generator), sig, torch.zeros_like(sig))
+    chosen = torch.nonzero(sig > 0).flatten()  # on the CPU: choosing costs no device sync
+    out = x.clone()
+    if len(chosen) == 0:
+        return out
+    m = len(chosen)
+    # Only the chosen samples are convolved; per-sample kernels as one grouped conv over m*C.
+    kernels = _gaussian_kernels(sig[chosen], kernel_size).to(x.device, x.dtype).repeat_interleave(c, 0)
+    idx = chosen.to(x.device)
+    flat = F.pad(x.index_select(0, idx).reshape(1, m * c, h, w), (pad, pad, pad, pad), mode="reflect")
+    flat = F.conv2d(flat, kernels.view(m * c, 1, kernel_size, 1), groups=m * c)
+    flat = F.conv2d(flat, kernels.view(m * c, 1, 1, kernel_size), groups=m * c)
+    return out.index_copy_(0, idx, flat.view(m, c, h, w))
 
 
-def _gaussian_blur_op(x: torch.Tensor, cfg: GaussianBlurConfig, generator: torch.Generator) -> torch.Tensor:
-    return gaussian_blur(x, cfg.sigma, cfg.kernel_size, cfg.p, generator)
-
+# --- normalize ------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class NormalizeConfig:
-    mean: tuple[float, ...] = (0.5,)
-    std: tuple[float, ...] = (0.5,)
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)  # ImageNet statistics (torchvision models)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
 
     def __post_init__(self):
-        object.__setattr__(self, "mean", tuple(self.mean))
-        object.__setattr__(self, "std", tuple(self.std))
-        if any(s <= 0 for s in self.std):
-            raise ValueError(f"std must be > 0, got {self.std}")
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        _check_normalize(self.mean, self.std)
 
 
-def normalize(x: torch.Tensor, cfg: NormalizeConfig, generator: torch.Generator | None = None) -> torch.Tensor:
-    mean = torch.tensor(cfg.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-    std = torch.tensor(cfg.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-    return (x - mean) / std
+def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """(x - mean) / std per channel; one value broadcasts over all channels."""
+    _check_batch(x)
+    _check_normalize(mean, std)
+    mean_t = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+    return (x - mean_t) / std_t
 
 
-OPS = {
+# --- mixup / cutmix (timm.data.Mixup, mode="batch") ----------------------------------------
+
+@dataclass(frozen=True)
+class MixupConfig:
+    alpha: float = 0.8  # timm's ImageNet recipes (--mixup 0.8)
+
+    def __post_init__(self):
+        if not self.alpha > 0:
+            raise ValueError(f"alpha must be > 0, got {self.alpha}")
+
+
+@dataclass(frozen=True)
+class CutMixConfig:
+    alpha: float = 1.0  # CutMix paper; timm recipes (--cutmix 1.0)
+
+    def __post_init__(self):
+        if not self.alpha > 0:
+            raise ValueError(f"alpha must be > 0, got {self.alpha}")
+
+
+def _beta(alpha: float, generator: torch.Generator) -> float:
+    """One Beta(alpha, alpha) draw as G1 / (G1 + G2); torch.distributions takes no generator."""
+    if not alpha > 0:
+        raise ValueError(f"alpha must be > 0, got {alpha}")
+    g = torch._standard_gamma(torch.full((2,), float(alpha), dtype=torch.float64), generator=generator)
+    total = float(g.sum())
+    if total == 0:  # both gammas underflow for tiny alpha, where Beta puts its mass on 0 and 1
+        return float(torch.rand(1, generator=generator).item() < 0.5)
+    return float(g[0]) / total
+
+
+def _check_targets(x: torch.Tensor, y: torch.Tensor) -> None:
+    _check_batch(x)
+    if y.dim() != 2 or len(y) != len(x) or not y.is_floating_point():
+        raise ValueError(f"targets must be float (N, classes) one-hot or soft, got {y.dtype} {tuple(y.shape)}")
+
+
+def mixup(x: torch.Tensor, y_onehot: torch.Tensor, alpha: float,
+          generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mix the batch with itself flipped: lam * x + (1 - lam) * x.flip(0), one lam ~
+    Beta(alpha, alpha) per batch, targets mixed alike (timm Mixup, mode="batch")."""
+    _check_targets(x, y_onehot)
+    lam = _beta(alpha, generator)
+    return x * lam + x.flip(0) * (1.0 - lam), y_onehot * lam + y_onehot.flip(0) * (1.0 - lam)
+
+
+def cutmix(x: torch.Tensor, y_onehot: torch.Tensor, alpha: float,
+           generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paste one box of the flipped batch into every sample (timm rand_bbox: side
+    sqrt(1 - lam) of the image, centre uniform, clipped to the image), then weigh the targets
+    by the area actually kept (timm's correct_lam=True)."""
+    _check_targets(x, y_onehot)
+    lam = _beta(alpha, generator)
+    h, w = x.shape[-2:]
+    cut = math.sqrt(1.0 - lam)
+    cut_h, cut_w = int(h * cut), int(w * cut)
+    cy = int(torch.randint(0, h, (1,), generator=generator))
+    cx = int(torch.randint(0, w, (1,), generator=generator))
+    y0, y1 = min(max(cy - cut_h // 2, 0), h), min(max(cy + cut_h // 2, 0), h)
+    x0, x1 = min(max(cx - cut_w // 2, 0), w), min(max(cx + cut_w // 2, 0), w)
+    out = x.clone()
+    out[:, :, y0:y1, x0:x1] = x.flip(0)[:, :, y0:y1, x0:x1]
+    lam = 1.0 - (y1 - y0) * (x1 - x0) / (h * w)
+    return out, y_onehot * lam + y_onehot.flip(0) * (1.0 - lam)
+
+
+# --- composer -------------------------------------------------------------------------------
+
+OPS: dict[str, tuple[type, Callable[..., torch.Tensor]]] = {
     "random_crop": (RandomCropConfig, random_crop),
     "horizontal_flip": (HorizontalFlipConfig, horizontal_flip),
     "random_resized_crop": (RandomResizedCropConfig, random_resized_crop),
     "color_jitter": (ColorJitterConfig, color_jitter),
     "random_grayscale": (RandomGrayscaleConfig, random_grayscale),
-    "gaussian_blur": (GaussianBlurConfig, _gaussian_blur_op),
+    "gaussian_blur": (GaussianBlurConfig, gaussian_blur),
     "normalize": (NormalizeConfig, normalize),
 }
+_RANDOM_OPS = frozenset(name for name, (_, fn) in OPS.items()
+                        if "generator" in inspect.signature(fn).parameters)
 
 
+@dataclass(frozen=True)
 class Augment:
-    """A list of ops applied in order: `Augment.from_config([{"op": "random_crop", ...}])`."""
+    """Ops applied in order to a batch, built from config:
 
-    def __init__(self, steps: list[tuple[str, object]]):
-        self.steps = steps
+    >>> augment = Augment.from_config([{"op": "random_crop", "size": 32, "padding": 4},
+    ...                                {"op": "horizontal_flip"}])
+    >>> x = augment(torch.rand(8, 3, 32, 32), torch.Generator().manual_seed(0))
+    """
+
+    steps: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
-    def from_config(cls, specs: list[dict]) -> "Augment":
+    def from_config(cls, specs: Sequence[Mapping[str, Any]]) -> Augment:
+        """Each spec is {"op": name, **settings}; an unknown op or key raises a ValueError
+        (ConfigError) that names it, its position and the valid choices."""
         steps = []
         for i, spec in enumerate(specs):
-            spec = dict(spec)
-            name = spec.pop("op", None)
+            settings = dict(spec)
+            name = settings.pop("op", None)
             if name not in OPS:
                 raise ConfigError(f"[{i}].op: unknown op {name!r}; expected one of {sorted(OPS)}")
-            steps.append((name, config_from_dict(OPS[name][0], spec, where=f"[{i}]({name})")))
-        return cls(steps)
+            steps.append((name, config_from_dict(OPS[name][0], settings, where=f"[{i}]({name})")))
+        return cls(tuple(steps))
+
+    def to_config(self) -> list[dict[str, Any]]:
+        return [{"op": name, **{f.name: getattr(cfg, f.name) for f in fields(cfg)}}
+                for name, cfg in self.steps]
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         for name, cfg in self.steps:
-            x = OPS[name][1](x, cfg, generator)
+            kwargs = {f.name: getattr(cfg, f.name) for f in fields(cfg)}
+            if name in _RANDOM_OPS:
+                kwargs["generator"] = generator
+            x = OPS[name][1](x, **kwargs)
         return x
-
