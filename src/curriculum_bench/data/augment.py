@@ -138,6 +138,14 @@ def _as_tuple(obj: Any, name: str) -> None:
         object.__setattr__(obj, name, tuple(value))
 
 
+def _on(t: torch.Tensor, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Move CPU-drawn parameters to x's device without stalling the GPU: a copy from ordinary
+    (pageable) host memory waits for all queued GPU work, a copy from pinned memory does not."""
+    if x.device.type == "cuda" and t.device.type == "cpu":
+        t = t.pin_memory().to(x.device, non_blocking=True)
+    return t.to(x.device, dtype) if dtype is not None else t.to(x.device)
+
+
 def _per_sample(v: torch.Tensor) -> torch.Tensor:
     return v.view(-1, 1, 1, 1)
 
@@ -200,12 +208,12 @@ def random_crop(x: torch.Tensor, size: int | tuple[int, int], padding: int | Seq
     j = torch.randint(0, pw - tw + 1, (n,), generator=generator)
     rows, row_ok = _source_index(i[:, None] + torch.arange(th) - top, h, padding_mode)
     cols, col_ok = _source_index(j[:, None] + torch.arange(tw) - left, w, padding_mode)
-    rows, cols = rows.to(x.device), cols.to(x.device)
+    rows, cols = _on(rows, x), _on(cols, x)
     # Two gathers (rows, then columns) instead of advanced indexing: contiguous output, no permute.
     out = x.gather(2, rows.view(n, 1, th, 1).expand(n, c, th, w))
     out = out.gather(3, cols.view(n, 1, 1, tw).expand(n, c, th, tw))
     if row_ok is not None:
-        inside = (row_ok[:, :, None] & col_ok[:, None, :]).view(n, 1, th, tw).to(x.device)
+        inside = _on((row_ok[:, :, None] & col_ok[:, None, :]).view(n, 1, th, tw), x)
         out = torch.where(inside, out, torch.full((), fill, dtype=x.dtype, device=x.device))
     return out
 
@@ -224,7 +232,7 @@ def horizontal_flip(x: torch.Tensor, p: float, generator: torch.Generator) -> to
     """Mirror each sample left-right with probability p."""
     _check_batch(x)
     _check_prob("p", p)
-    flip = _chance(len(x), p, generator).to(x.device)
+    flip = _on(_chance(len(x), p, generator), x)
     return torch.where(_per_sample(flip), x.flip(-1), x)
 
 
@@ -308,8 +316,8 @@ def resized_crop(x: torch.Tensor, boxes: torch.Tensor, size: int | tuple[int, in
     out_h, out_w = _pair("size", size)
     boxes = boxes.to("cpu", torch.long)
     # Grids are built on the CPU in float64, so CPU and GPU sample the same points.
-    ys = _resize_coords(boxes[:, 0], boxes[:, 2], out_h, h).to(x.device, x.dtype)
-    xs = _resize_coords(boxes[:, 1], boxes[:, 3], out_w, w).to(x.device, x.dtype)
+    ys = _on(_resize_coords(boxes[:, 0], boxes[:, 2], out_h, h), x, x.dtype)
+    xs = _on(_resize_coords(boxes[:, 1], boxes[:, 3], out_w, w), x, x.dtype)
     grid = torch.stack((xs[:, None, :].expand(n, out_h, out_w), ys[:, :, None].expand(n, out_h, out_w)), -1)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
@@ -367,7 +375,7 @@ def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
     q = (v * (1.0 - s * f)).clamp(0, 1)
     t = (v * (1.0 - s * (1.0 - f))).clamp(0, 1)
     vpqt = torch.stack((v, p, q, t), -3)
-    pick = _SECTOR_RGB.to(x.device)[sector].movedim(-1, -3)  # (..., 3, H, W)
+    pick = _on(_SECTOR_RGB, x)[sector].movedim(-1, -3)  # (..., 3, H, W)
     return vpqt.gather(-3, pick)
 
 
@@ -387,7 +395,7 @@ def adjust_color(x: torch.Tensor, brightness: torch.Tensor | None = None,
     rgb = x.shape[1] == 3
 
     def factor(v: torch.Tensor) -> torch.Tensor:
-        return _per_sample(v.to(x.device, x.dtype))
+        return _per_sample(_on(v, x, x.dtype))
 
     out = x
     if brightness is not None:
@@ -399,7 +407,7 @@ def adjust_color(x: torch.Tensor, brightness: torch.Tensor | None = None,
     if saturation is not None and rgb:
         out = _blend(out, rgb_to_grayscale(out), factor(saturation))
     if hue is not None and rgb:
-        shift = hue.to(x.device, x.dtype)
+        shift = _on(hue, x, x.dtype)
         work = out.float() if out.dtype in (torch.float16, torch.bfloat16) else out
         hsv = rgb_to_hsv(work)
         h = (hsv[:, 0] + shift.to(work.dtype).view(-1, 1, 1)).remainder(1.0)
@@ -445,7 +453,7 @@ def color_jitter(x: torch.Tensor, brightness: float | tuple[float, float],
     factors = [None if r is None else torch.empty(n).uniform_(r[0], r[1], generator=generator)
                for r in ranges]
     out = adjust_color(x, *factors)
-    return torch.where(_per_sample(apply.to(x.device)), out, x)
+    return torch.where(_per_sample(_on(apply, x)), out, x)
 
 
 # --- grayscale ------------------------------------------------------------------------------
@@ -464,7 +472,7 @@ def random_grayscale(x: torch.Tensor, p: float, generator: torch.Generator) -> t
     _check_prob("p", p)
     if x.shape[1] not in (1, 3):
         raise ValueError(f"random_grayscale needs 1 or 3 channels, got {x.shape[1]}")
-    apply = _chance(len(x), p, generator).to(x.device)
+    apply = _on(_chance(len(x), p, generator), x)
     return torch.where(_per_sample(apply), rgb_to_grayscale(x, x.shape[1]), x)
 
 
@@ -534,8 +542,8 @@ def gaussian_blur(x: torch.Tensor, sigma: float | tuple[float, float] | torch.Te
         return out
     m = len(chosen)
     # Only the chosen samples are convolved; per-sample kernels as one grouped conv over m*C.
-    kernels = _gaussian_kernels(sig[chosen], kernel_size).to(x.device, x.dtype).repeat_interleave(c, 0)
-    idx = chosen.to(x.device)
+    kernels = _on(_gaussian_kernels(sig[chosen], kernel_size), x, x.dtype).repeat_interleave(c, 0)
+    idx = _on(chosen, x)
     flat = F.pad(x.index_select(0, idx).reshape(1, m * c, h, w), (pad, pad, pad, pad), mode="reflect")
     flat = F.conv2d(flat, kernels.view(m * c, 1, kernel_size, 1), groups=m * c)
     flat = F.conv2d(flat, kernels.view(m * c, 1, 1, kernel_size), groups=m * c)
@@ -559,8 +567,8 @@ def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> t
     """(x - mean) / std per channel; one value broadcasts over all channels."""
     _check_batch(x)
     _check_normalize(mean, std)
-    mean_t = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-    std_t = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+    mean_t = _on(torch.tensor(mean), x, x.dtype).view(1, -1, 1, 1)
+    std_t = _on(torch.tensor(std), x, x.dtype).view(1, -1, 1, 1)
     return (x - mean_t) / std_t
 
 

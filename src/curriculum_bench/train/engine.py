@@ -228,7 +228,7 @@ def evaluate(model: torch.nn.Module, split: ResidentSplit | MappedSplit, pipelin
     labels = split.labels
     loss_sum = torch.zeros((), device=labels.device, dtype=torch.float64)
     hits = torch.zeros(num_classes, device=labels.device, dtype=torch.long)
-    for _, images, y in split.batches(torch.arange(len(labels)), batch_size):
+    for _, images, y in split.batches(torch.arange(len(labels), device=labels.device), batch_size):
         logits = model(pipeline.normalize(to_inputs(images)))
         loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
         hits += torch.bincount(y[logits.argmax(1) == y], minlength=num_classes)
