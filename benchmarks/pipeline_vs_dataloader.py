@@ -80,7 +80,7 @@ def engine_epoch(store: Path, batch_size: int, device: torch.device) -> tuple[fl
     torch.manual_seed(0)
     model = create_model("resnet18_cifar", data.in_shape, len(data.classes)).to(device)
     optimizer = build_optimizer(model, cfg, [])
-    state = TrainState(model, optimizer, device, data.train.labels, len(data.classes), 1, 0)
+    state = TrainState(model, optimizer, device, data.train.labels, len(data.classes), epochs=1)
     synchronize(device)
     start = time.perf_counter()
     stats = train_one_epoch(state, data, pipeline, [], cfg, cfg.lr, seed=0)

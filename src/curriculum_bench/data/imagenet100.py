@@ -397,7 +397,6 @@ def decode_split(npy_path: str, paths: list[Path], shown: Callable[[Path], str],
 @register_source("imagenet100")
 def imagenet100(options: dict, writer: StoreWriter) -> dict:
     """ImageNet-100 (Kaggle layout or an ImageFolder), resized to image_size x image_size."""
-    options = {k: v for k, v in options.items() if k != "raw_dir"}  # prepare may pass raw_dir
     if "path" not in options:
         raise ConfigError("imagenet100.path: required; the ImageNet-100 folder or .tar/.tar.gz/.zip archive")
     opts = config_from_dict(ImageNet100Options, options, "imagenet100")

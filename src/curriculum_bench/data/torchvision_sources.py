@@ -70,11 +70,8 @@ class TorchvisionOptions:
 
 
 def parse_options(source: str, options: dict) -> tuple[Path, bool]:
-    options = dict(options)
-    # sources.py lets prepare pass `raw_dir` (the folder for raw downloads) to every source
-    raw_dir = options.pop("raw_dir", None) or RAW_DIR
     opts = config_from_dict(TorchvisionOptions, options, source)
-    root = Path(opts.data_root) if opts.data_root is not None else Path(raw_dir) / source
+    root = Path(opts.data_root) if opts.data_root is not None else Path(RAW_DIR) / source
     return root, opts.download
 
 

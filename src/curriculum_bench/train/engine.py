@@ -171,7 +171,7 @@ def train_one_epoch(state: TrainState, data: Data, pipeline: InputPipeline, hook
     model, optimizer = state.model, state.optimizer
     model.train()
     order = epoch_order(state, hooks, epoch_generator(seed, state.epoch))
-    steps = math.ceil(len(order) / cfg.batch_size)
+    steps = state.steps_per_epoch = math.ceil(len(order) / cfg.batch_size)
     loss_sum = torch.zeros((), device=state.device)
     correct = torch.zeros((), dtype=torch.long, device=state.device)
     augment_generator = epoch_generator(seed, state.epoch, AUGMENT_STREAM)
@@ -275,8 +275,7 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
     torch.manual_seed(run["seed"])  # model initialisation and dropout
     model = create_model(run["model"], data.in_shape, len(data.classes), **run["model_args"]).to(dev)
     optimizer = build_optimizer(model, cfg, hooks)
-    state = TrainState(model, optimizer, dev, data.train.labels, len(data.classes), cfg.epochs,
-                       steps_per_epoch=0)
+    state = TrainState(model, optimizer, dev, data.train.labels, len(data.classes), cfg.epochs)
     for hook in hooks:
         hook.on_fit_start(state)
 

@@ -40,7 +40,7 @@ class TrainState:
     train_labels: torch.Tensor  # on `device`, indexed by sample index
     num_classes: int
     epochs: int
-    steps_per_epoch: int
+    steps_per_epoch: int = 0  # this epoch's steps, known once its sample order is drawn (from on_batch_start)
     epoch: int = 0  # 0-based epoch being trained
     step: int = 0   # optimiser steps taken since the start of training
     extras: dict[str, Any] = field(default_factory=dict)
