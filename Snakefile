@@ -19,6 +19,7 @@ include: "workflow/rules/tables.smk"
 localrules:
     all,
     study_table,
+    study_figure,
 
 
 rule all:

@@ -115,8 +115,18 @@ class Recorder(Hook):
         assert loss.shape == y.shape  # per-sample, reduced by the engine
         return loss
 
+    def after_step(self, state):
+        self.steps_after = getattr(self, "steps_after", 0) + 1
+        assert state.step == self.steps_after - 1  # called before the engine counts the step
+
     def on_epoch_end(self, state):
         self.calls.append(f"epoch_end{state.epoch}")
+
+    def on_fit_end(self, state):
+        self.calls.append("fit_end")
+        # Artifacts are written before the run's "finished" marker.
+        assert not (state.out_dir / "metrics.json").exists()
+        (state.out_dir / "artifact.txt").write_text("x")
 
     def epoch_log(self):
         return {"batches": len(self.batches)}
@@ -152,7 +162,9 @@ def test_hooks_see_each_sample_index_with_its_label_once_per_epoch(digits_store,
     finally:
         engine.build_hooks = original
     hook = seen["hook"]
-    assert hook.calls == ["fit_start", "epoch_start0", "epoch_end0", "epoch_start1", "epoch_end1"]
+    assert hook.calls == ["fit_start", "epoch_start0", "epoch_end0", "epoch_start1", "epoch_end1", "fit_end"]
+    assert hook.steps_after == len(hook.batches)
+    assert (tmp_path / "run/artifact.txt").exists()
     first_epoch = torch.cat([idx for idx, _ in hook.batches[: len(hook.batches) // 2]])
     assert sorted(first_epoch.tolist()) == list(range(len(hook.labels)))  # a permutation
     for idx, y in hook.batches:

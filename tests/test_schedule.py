@@ -40,7 +40,29 @@ def test_constant_schedule_is_one_everywhere():
 
 
 @pytest.mark.parametrize("key, value", [("epochs", 0), ("batch_size", -1), ("lr", 0.0),
-                                        ("optimizer", "adam"), ("schedule", "cosine")])
+                                        ("optimizer", "lamb"), ("schedule", "poly"),
+                                        ("milestones", [5, 3]), ("gamma", 0.0)])
 def test_train_config_rejects_bad_values_by_name(key, value):
     with pytest.raises(ValueError, match=key):
         TrainConfig(**{key: value})
+
+
+def test_multistep_matches_pytorch_multisteplr():
+    cfg = TrainConfig(schedule="multistep", milestones=(3, 5), gamma=0.1, epochs=8)
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=0.1)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[3, 5], gamma=0.1)
+    expected = []
+    for _ in range(8):
+        expected.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert [0.1 * lr_factor(e, cfg) for e in range(8)] == pytest.approx(expected, rel=1e-12)
+
+
+def test_cosine_decays_once_from_one_to_min_after_warmup():
+    cfg = TrainConfig(schedule="cosine", epochs=11, warmup_epochs=1, min_lr_factor=0.0)
+    assert lr_factor(1, cfg) == pytest.approx(1.0)
+    assert lr_factor(6, cfg) == pytest.approx(0.5)
+    assert [lr_factor(e, cfg) for e in range(1, 11)] == sorted(
+        [lr_factor(e, cfg) for e in range(1, 11)], reverse=True)

@@ -1,5 +1,6 @@
 import json
 
+import pandas as pd
 import pytest
 
 from curriculum_bench.report.table import write_table
@@ -33,3 +34,27 @@ def test_table_rows_are_mean_and_sample_std_over_seeds_in_input_order(tmp_path):
     assert "| 50.00 " in md  # one seed: no ± shown
     csv = (tmp_path / "t.csv").read_text().splitlines()
     assert csv[0].startswith("dataset,model,variant,seeds,seed_list,epochs,split")
+
+
+def test_reported_numbers_fill_matching_rows_and_are_listed_as_reported(tmp_path):
+    paths = [fake_metrics(tmp_path, "zeta", 0, 0.8, 0.9), fake_metrics(tmp_path, "alpha", 0, 0.5, 0.6)]
+    reported = tmp_path / "reported.yaml"
+    reported.write_text(
+        "techniques:\n"
+        "  - {dataset: toy, model: m, variant: zeta, acc: 91.5, source: paper Tab. 2, note: 5 runs}\n"
+        "  - {dataset: other, model: m, variant: zeta, acc: 70.0, source: repo README}\n")
+    summary = write_table(paths, "techniques", tmp_path / "t.md", tmp_path / "t.csv", reported)
+    assert summary["reported_acc"].tolist()[0] == 91.5 and pd.isna(summary["reported_acc"].tolist()[1])
+    md = (tmp_path / "t.md").read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| toy")]
+    assert "91.50" in rows[0] and "—" in rows[1]
+    reported_part = md.split("## Reported by the original authors (not measured here)")[1]
+    assert "70.00" in reported_part and "repo README" in reported_part and "5 runs" in reported_part
+
+
+def test_reported_entry_with_an_unknown_key_is_rejected_with_its_place(tmp_path):
+    reported = tmp_path / "reported.yaml"
+    reported.write_text("techniques:\n  - {dataset: toy, model: m, variant: z, acc: 1, source: s, acc_std: 2}\n")
+    with pytest.raises(ValueError, match=r"techniques\[0\]: unknown keys \['acc_std'\]"):
+        write_table([fake_metrics(tmp_path, "z", 0, 0.5, 0.5)], "techniques", tmp_path / "t.md",
+                    tmp_path / "t.csv", reported)

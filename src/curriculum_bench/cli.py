@@ -1,4 +1,4 @@
-"""Command line: `python -m curriculum_bench {prepare,train,table,list}`.
+"""Command line: `python -m curriculum_bench {prepare,derive,train,table,figure,list}`.
 
 Each Snakemake rule makes exactly one of these calls; all logic stays in the package.
 """
@@ -50,7 +50,13 @@ def cmd_train(args) -> None:
 def cmd_table(args) -> None:
     from .report.table import write_table
 
-    write_table(args.metrics, args.study, args.out_md, args.out_csv)
+    write_table(args.metrics, args.study, args.out_md, args.out_csv, args.reported)
+
+
+def cmd_figure(args) -> None:
+    from .report.figures import write_figure
+
+    write_figure(args.study, args.name, args.metrics, args.out)
 
 
 def cmd_list(args) -> None:
@@ -101,8 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study", required=True)
     p.add_argument("--out-md", required=True, type=Path)
     p.add_argument("--out-csv", required=True, type=Path)
+    p.add_argument("--reported", type=Path, default=None,
+                   help="YAML of reported numbers per study (config/reported.yaml)")
     p.add_argument("metrics", nargs="+", type=Path, help="metrics.json of each run")
     p.set_defaults(func=cmd_table)
+
+    p = sub.add_parser("figure", help="draw one of a study's figures from its finished runs")
+    p.add_argument("--study", required=True)
+    p.add_argument("--name", required=True, help="figure name (report.figures.figure_names)")
+    p.add_argument("--out", required=True, type=Path, help="PNG path; an SVG is written beside it")
+    p.add_argument("metrics", nargs="+", type=Path, help="metrics.json of each run (its folder holds history.jsonl)")
+    p.set_defaults(func=cmd_figure)
 
     p = sub.add_parser("list", help="list registered dataset sources, models and methods")
     p.set_defaults(func=cmd_list)

@@ -7,6 +7,8 @@ import sys
 from snakemake.utils import validate
 
 SRC = os.path.join(workflow.basedir, "src")
+# Reported numbers ship with the workflow, wherever --directory points.
+REPORTED = os.path.join(workflow.basedir, "config", "reported.yaml")
 sys.path.insert(0, SRC)
 
 from curriculum_bench.config import (  # noqa: E402
@@ -18,6 +20,7 @@ from curriculum_bench.config import (  # noqa: E402
     resolve_run,
     to_json,
 )
+from curriculum_bench.report.figures import figure_names  # noqa: E402
 
 # Every job imports the package from this checkout, whether or not it is installed in the
 # job's environment (a conda env from envs/ holds only the third-party dependencies).
@@ -53,7 +56,12 @@ def get_final_output():
         for study in config["studies"]
         for ext in ("md", "csv")
     ]
-    return datasets + tables
+    figures = [
+        f"paper_tables/figures/{study}/{name}.png"
+        for study in config["studies"]
+        for name in figure_names(study)
+    ]
+    return datasets + tables + figures
 
 
 def get_dataset_spec(wildcards):

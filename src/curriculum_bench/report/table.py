@@ -9,8 +9,50 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 KEYS = ["dataset", "model", "variant"]
+REPORTED_FIELDS = {"dataset", "model", "variant", "acc", "source", "note"}
+
+
+def load_reported(path: Path | None, study: str) -> list[dict]:
+    """The numbers the original authors report for `study` (config/reported.yaml).
+
+    Each entry: dataset, model, variant (the names paper.yaml uses), acc in %, source,
+    and an optional note on the protocol. They are shown beside ours, never mixed in.
+    """
+    if path is None:
+        return []
+    entries = (yaml.safe_load(Path(path).read_text()) or {}).get(study) or []
+    for i, entry in enumerate(entries):
+        unknown = set(entry) - REPORTED_FIELDS
+        missing = {"dataset", "model", "variant", "acc", "source"} - set(entry)
+        if unknown or missing:
+            raise ValueError(f"{path}: {study}[{i}]: "
+                             + (f"unknown keys {sorted(unknown)}" if unknown else f"missing {sorted(missing)}"))
+    return entries
+
+
+def reported_for(summary: pd.DataFrame, reported: list[dict]) -> list[str]:
+    """Per summary row, the reported accuracy for the same dataset/model/variant, or '—'."""
+    index = {(e["dataset"], e["model"], e["variant"]): e for e in reported}
+    cells = []
+    for dataset, model, variant in zip(summary["dataset"], summary["model"], summary["variant"]):
+        entry = index.get((dataset, model, variant))
+        cells.append("—" if entry is None else f"{entry['acc']:.2f}")
+    return cells
+
+
+def reported_markdown(reported: list[dict]) -> list[str]:
+    if not reported:
+        return []
+    frame = pd.DataFrame([{"dataset": e["dataset"], "model": e["model"], "variant": e["variant"],
+                           "reported acc (%)": f"{e['acc']:.2f}", "source": e["source"],
+                           "note": e.get("note", "")} for e in reported])
+    return ["## Reported by the original authors (not measured here)", "",
+            "Quoted from the papers and repositories (spec/methods.md); rows of the table "
+            "above whose dataset, model and variant match show the same number in their "
+            "`reported` column.", "", frame.to_markdown(index=False, disable_numparse=True), ""]
 
 
 def load_runs(metrics_paths: list[Path]) -> pd.DataFrame:
@@ -53,13 +95,15 @@ def mean_std_percent(mean: float, std: float) -> str:
     return f"{100 * mean:.2f}" if pd.isna(std) else f"{100 * mean:.2f} ± {100 * std:.2f}"
 
 
-def to_markdown(summary: pd.DataFrame, study: str) -> str:
+def to_markdown(summary: pd.DataFrame, study: str, reported: list[dict] | None = None) -> str:
+    reported = reported or []
     table = pd.DataFrame({
         "dataset": summary["dataset"],
         "model": summary["model"],
         "variant": summary["variant"],
         "final acc (%)": [mean_std_percent(m, s) for m, s in zip(summary.final_acc_mean, summary.final_acc_std)],
         "best-epoch acc (%)": [mean_std_percent(m, s) for m, s in zip(summary.best_acc_mean, summary.best_acc_std)],
+        "reported acc (%)": reported_for(summary, reported),
         "split": [f"{s} (n={n})" for s, n in zip(summary.split, summary.num_eval)],
         "seeds": [f"{n} ({lst})" for n, lst in zip(summary.seeds, summary.seed_list)],
         "epochs": summary["epochs"],
@@ -77,15 +121,19 @@ def to_markdown(summary: pd.DataFrame, study: str) -> str:
         "",
         table.to_markdown(index=False),
         "",
+        *reported_markdown(reported),
     ]
     return "\n".join(lines)
 
 
-def write_table(metrics_paths: list[Path], study: str, out_md: Path, out_csv: Path) -> pd.DataFrame:
+def write_table(metrics_paths: list[Path], study: str, out_md: Path, out_csv: Path,
+                reported_path: Path | None = None) -> pd.DataFrame:
     runs = load_runs(metrics_paths)
     summary = summarize(runs)
+    reported = load_reported(reported_path, study)
+    summary["reported_acc"] = [float("nan") if c == "—" else float(c) for c in reported_for(summary, reported)]
     Path(out_md).parent.mkdir(parents=True, exist_ok=True)
-    Path(out_md).write_text(to_markdown(summary, study))
+    Path(out_md).write_text(to_markdown(summary, study, reported))
     summary.to_csv(out_csv, index=False)
     print(f"{study}: {len(runs)} runs -> {len(summary)} rows in {out_md}, {out_csv}", flush=True)
     return summary

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-OPTIMIZERS = ("adamw", "sgd")
-SCHEDULES = ("warmup_cosine", "constant")
+OPTIMIZERS = ("adamw", "sgd", "adam", "adamax")
+SCHEDULES = ("warmup_cosine", "constant", "multistep", "cosine")
 
 
 @dataclass(frozen=True)
@@ -16,16 +16,24 @@ class TrainConfig:
     lr: float = 0.01                   # MLT scripts
     weight_decay: float = 0.1          # MLT scripts (module default 0.01)
     momentum: float = 0.9              # sgd only
+    nesterov: bool = False             # sgd only (forgetting events: true)
     schedule: str = "warmup_cosine"    # MLT: LinearLR warm-up then CosineAnnealingLR, per epoch
     warmup_epochs: int = 3             # MLT: 3 epochs from 1e-3 x lr
     warmup_start_factor: float = 1e-3
     cosine_t_max: float = 3.0          # MLT: T_max = 3 epochs, so the cosine oscillates over 10
     min_lr_factor: float = 0.1         # MLT: eta_min = lr / 10
+    milestones: tuple[int, ...] = ()   # multistep: epochs at which the LR is multiplied by gamma
+    gamma: float = 0.1                 # multistep factor (DP: x0.1 at 80 and 100)
     log_every: int = 50                # progress line every N steps
     augment: list = field(default_factory=list)  # [{op: name, ...}], on the device (data/augment.py)
     normalize: dict | None = None      # {mean: [...], std: [...]} per channel; MLT: none
 
     def __post_init__(self):
+        object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
+        if list(self.milestones) != sorted(set(self.milestones)) or any(m < 1 for m in self.milestones):
+            raise ValueError(f"milestones must be increasing epochs >= 1, got {list(self.milestones)}")
+        if not 0 < self.gamma <= 1:
+            raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
         positive = ("epochs", "batch_size", "eval_batch_size", "cosine_t_max", "log_every")
         for name in positive:
             if not getattr(self, name) > 0:

@@ -104,7 +104,12 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, hooks: list[Hook])
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                               nesterov=cfg.nesterov)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamax":
+        return torch.optim.Adamax(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
 
 
@@ -201,6 +206,8 @@ def train_one_epoch(state: TrainState, data: Data, pipeline: InputPipeline, hook
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        for hook in hooks:
+            hook.after_step(state)
         state.step += 1
         # Accumulated on the device: no host sync per step.
         loss_sum += loss.detach() * len(idx)
@@ -275,7 +282,8 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
     torch.manual_seed(run["seed"])  # model initialisation and dropout
     model = create_model(run["model"], data.in_shape, len(data.classes), **run["model_args"]).to(dev)
     optimizer = build_optimizer(model, cfg, hooks)
-    state = TrainState(model, optimizer, dev, data.train.labels, len(data.classes), cfg.epochs)
+    state = TrainState(model, optimizer, dev, data.train.labels, len(data.classes), cfg.epochs,
+                       out_dir=out_dir)
     for hook in hooks:
         hook.on_fit_start(state)
 
@@ -353,6 +361,8 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
                 return None
 
     write_jsonl(out_dir / "history.jsonl", history)
+    for hook in hooks:
+        hook.on_fit_end(state)  # per-run artifacts, written before the "finished" marker
     metrics = summarize_run(run, cfg, history, data, dev, num_params, sessions)
     # metrics.json is the run's "finished" marker: written last, atomically.
     atomic_write_bytes(out_dir / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())

@@ -11,8 +11,10 @@ defaults). In loop order:
     transform_batch(x, y, idx, state) -> (x, y): on-device batch transform
     loss(logits, y, idx, loss)       -> per-sample loss (receives the previous one)
     after_forward(idx, logits, y)    per-sample statistics from the training forward pass
+    after_step(state)                after the optimiser step (extra optimisers, clamps)
     on_epoch_end(state)
     epoch_log()                      -> {key: value} logged as "<method>/<key>" in history
+    on_fit_end(state)                once, after the last epoch: write artifacts to state.out_dir
     state_dict() / load_state_dict() learned or counted state a resumed run needs
 
 Schedules should be pure functions of `state.epoch` / `state.step`, so that only real
@@ -21,6 +23,7 @@ learned or counted state goes into `state_dict`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -43,6 +46,7 @@ class TrainState:
     steps_per_epoch: int = 0  # this epoch's steps, known once its sample order is drawn (from on_batch_start)
     epoch: int = 0  # 0-based epoch being trained
     step: int = 0   # optimiser steps taken since the start of training
+    out_dir: Path | None = None  # the run directory (metrics.json, history.jsonl, artifacts)
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -73,11 +77,17 @@ class Hook:
     def after_forward(self, idx: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
         pass
 
+    def after_step(self, state: TrainState) -> None:
+        pass
+
     def on_epoch_end(self, state: TrainState) -> None:
         pass
 
     def epoch_log(self) -> dict[str, Any]:
         return {}
+
+    def on_fit_end(self, state: TrainState) -> None:
+        pass
 
     def state_dict(self) -> dict[str, Any]:
         return {}

@@ -1,0 +1,41 @@
+"""Figures: every study gets the accuracy curve; bands come from the seeds."""
+import json
+
+import pytest
+
+from curriculum_bench.report.figures import figure_names, load_runs, plot_seed_band, new_figure, write_figure
+
+
+def fake_run(tmp_path, variant, seed, accs):
+    folder = tmp_path / variant / f"seed{seed}"
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({
+        "study": "techniques", "dataset": "toy", "model": "m", "variant": variant, "seed": seed,
+        "eval_split": "test"}))
+    (folder / "history.jsonl").write_text("".join(
+        json.dumps({"epoch": e + 1, "eval_acc": a}) + "\n" for e, a in enumerate(accs)))
+    return folder / "metrics.json"
+
+
+def test_every_study_has_the_accuracy_figure_first():
+    for study in ("techniques", "hybrid"):
+        assert figure_names(study)[0] == "accuracy"
+
+
+def test_seed_band_is_mean_plus_minus_std_over_seeds(tmp_path):
+    paths = [fake_run(tmp_path, "a", 0, [0.2, 0.4]), fake_run(tmp_path, "a", 1, [0.4, 0.8])]
+    fig, (ax,) = new_figure()
+    assert plot_seed_band(ax, load_runs(paths), "eval_acc", "a", 100)
+    line = ax.get_lines()[0]
+    assert list(line.get_ydata()) == pytest.approx([30.0, 60.0])
+    assert line.get_label() == "a (2 seeds)"
+    assert not plot_seed_band(ax, load_runs(paths), "no_such_key", "a")
+
+
+def test_write_figure_writes_png_and_svg_and_rejects_unknown_names(tmp_path):
+    paths = [fake_run(tmp_path, "a", 0, [0.2, 0.4]), fake_run(tmp_path, "b", 0, [0.3, 0.5])]
+    out = tmp_path / "fig" / "accuracy.png"
+    write_figure("techniques", "accuracy", paths, out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.with_suffix(".svg").exists()
+    with pytest.raises(KeyError, match="unknown figure 'nope'"):
+        write_figure("techniques", "nope", paths, tmp_path / "x.png")
