@@ -252,3 +252,17 @@ def test_bad_augmentation_is_named_before_training(digits_store, tmp_path):
 
     with pytest.raises(ConfigError, match=r"train\.augment: \[0\]\(random_crop\)\.pad: unknown key"):
         fit(tiny_run(augment=[{"op": "random_crop", "pad": 4}]), digits_store, tmp_path / "r", tmp_path / "c.pt")
+
+
+def test_a_val_split_is_evaluated_each_epoch_and_selects_the_reported_test_epoch(digits_store, tmp_path):
+    from curriculum_bench.data.derive import derive
+
+    store = tmp_path / "digits_val"
+    derive("digits_val", {"source": "derived", "from": "digits_sklearn",
+                          "subset": {"kind": "validation_tail", "n": 200}}, digits_store, store)
+    m = fit(tiny_run(epochs=3), store, tmp_path / "run", tmp_path / "c.pt", device="cpu")
+    history = [json.loads(line) for line in (tmp_path / "run/history.jsonl").read_text().splitlines()]
+    assert all("val_acc" in r for r in history) and m["num_val"] == 200 and m["num_train"] == 1237
+    chosen = max(history, key=lambda r: r["val_acc"])
+    assert m["best_val_epoch"] == chosen["epoch"]
+    assert m["test_at_best_val_acc"] == chosen["eval_acc"] and m["eval_split"] == "test"

@@ -63,6 +63,7 @@ def load_runs(metrics_paths: list[Path]) -> pd.DataFrame:
                                           "best_epoch", "final_epoch", "eval_split", "num_train",
                                           "num_eval", "wall_s", "train_images_per_s",
                                           "peak_mem_mb", "device_name")},
+                     "test_at_best_val_acc": m.get("test_at_best_val_acc", float("nan")),
                      "source": m["dataset_source"].get("source", m["dataset"])})
     if not rows:
         raise ValueError("no runs to tabulate")
@@ -83,6 +84,8 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         final_acc_std=("final_acc", "std"),   # sample std (ddof 1); NaN for one seed
         best_acc_mean=("best_acc", "mean"),
         best_acc_std=("best_acc", "std"),
+        test_at_best_val_mean=("test_at_best_val_acc", "mean"),
+        test_at_best_val_std=("test_at_best_val_acc", "std"),
         wall_s_mean=("wall_s", "mean"),
         images_per_s_mean=("train_images_per_s", "mean"),
         peak_mem_mb_max=("peak_mem_mb", "max"),
@@ -103,6 +106,10 @@ def to_markdown(summary: pd.DataFrame, study: str, reported: list[dict] | None =
         "variant": summary["variant"],
         "final acc (%)": [mean_std_percent(m, s) for m, s in zip(summary.final_acc_mean, summary.final_acc_std)],
         "best-epoch acc (%)": [mean_std_percent(m, s) for m, s in zip(summary.best_acc_mean, summary.best_acc_std)],
+        **({"acc at best-val epoch (%)": [
+            "—" if pd.isna(m) else mean_std_percent(m, s)
+            for m, s in zip(summary.test_at_best_val_mean, summary.test_at_best_val_std)]}
+           if summary.test_at_best_val_mean.notna().any() else {}),
         "reported acc (%)": reported_for(summary, reported),
         "split": [f"{s} (n={n})" for s, n in zip(summary.split, summary.num_eval)],
         "seeds": [f"{n} ({lst})" for n, lst in zip(summary.seeds, summary.seed_list)],
@@ -117,7 +124,9 @@ def to_markdown(summary: pd.DataFrame, study: str, reported: list[dict] | None =
         "",
         "Measured here. Accuracy in % on the named split, mean ± sample std over seeds; "
         "`best-epoch` is the best per-epoch accuracy on that same split (optimistic, as the "
-        "original repositories report it). Cost columns are means per run (peak MB: max).",
+        "original repositories report it); `at best-val epoch`, where a run holds out a "
+        "validation split, is the accuracy at the epoch chosen on that split. Cost columns "
+        "are means per run (peak MB: max).",
         "",
         table.to_markdown(index=False),
         "",

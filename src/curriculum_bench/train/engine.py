@@ -51,13 +51,15 @@ class Data:
     manifest: dict
     in_shape: tuple[int, int, int]
     eval_split: str = "test"
+    val: ResidentSplit | MappedSplit | None = None  # held out of train (derived `validation_tail`)
 
 
 def load_data(store_dir: Path, device: torch.device, placement: str = "auto", workers: int = 4) -> Data:
     manifest = read_manifest(store_dir)
     train = open_split(store_dir, "train", device, placement, workers)
     test = open_split(store_dir, "test", device, placement, workers)
-    return Data(train, test, manifest["classes"], manifest, tuple(manifest["image_shape"]))
+    val = open_split(store_dir, "val", device, placement, workers) if "val" in manifest["splits"] else None
+    return Data(train, test, manifest["classes"], manifest, tuple(manifest["image_shape"]), val=val)
 
 
 def to_inputs(images: torch.Tensor) -> torch.Tensor:
@@ -342,6 +344,9 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
             progress = None
             record = {"epoch": epoch + 1, **stats}
             record.update(evaluate(model, data.eval, pipeline, len(data.classes), cfg.eval_batch_size))
+            if data.val is not None:
+                val = evaluate(model, data.val, pipeline, len(data.classes), cfg.eval_batch_size)
+                record.update({"val_loss": val["eval_loss"], "val_acc": val["eval_acc"]})
             for hook in hooks:
                 hook.on_epoch_end(state)
             record["lr"] = [group["lr"] for group in optimizer.param_groups]
@@ -374,6 +379,12 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
 def summarize_run(run: dict, cfg: TrainConfig, history: list[dict], data: Data,
                   dev: torch.device, num_params: int, sessions: list[int]) -> dict:
     best = max(history, key=lambda r: r["eval_acc"])  # first epoch among ties
+    selected = {}
+    if data.val is not None:
+        # Model selection on held-out training data, reported on test (cifar_1k, CLab).
+        best_val = max(history, key=lambda r: r["val_acc"])
+        selected = {"best_val_acc": best_val["val_acc"], "best_val_epoch": best_val["epoch"],
+                    "test_at_best_val_acc": best_val["eval_acc"], "num_val": len(data.val.labels)}
     train_images = sum(r["train_images"] for r in history)
     train_time = sum(r["train_time_s"] for r in history)
     _, memory_kind = peak_memory_mb(dev)
@@ -383,6 +394,7 @@ def summarize_run(run: dict, cfg: TrainConfig, history: list[dict], data: Data,
         "final_epoch": history[-1]["epoch"],
         "best_acc": best["eval_acc"],
         "best_epoch": best["epoch"],
+        **selected,
         "final_acc_per_class": history[-1]["eval_acc_per_class"],
         "eval_split": data.eval_split,
         "train_split": "train",
