@@ -41,6 +41,8 @@ def test_metrics_name_the_split_and_cost(digits_store, tmp_path):
     assert saved["wall_s"] > 0 and saved["train_images_per_s"] > 0 and saved["peak_mem_mb"] > 0
     assert saved["run"] == tiny_run(epochs=2) and saved["versions"]["torch"] == torch.__version__
     assert saved["resumed_at"] == []
+    weights = torch.load(tmp_path / "run/final_model.pt")
+    assert set(weights) == set(torch.load(tmp_path / "ckpt.pt", weights_only=False)["model"])
 
 
 def test_resume_after_stop_matches_uninterrupted_run_on_cpu(digits_store, tmp_path):

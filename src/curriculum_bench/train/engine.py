@@ -285,7 +285,7 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
     model = create_model(run["model"], data.in_shape, len(data.classes), **run["model_args"]).to(dev)
     optimizer = build_optimizer(model, cfg, hooks)
     state = TrainState(model, optimizer, dev, data.train.labels, len(data.classes), cfg.epochs,
-                       out_dir=out_dir)
+                       out_dir=out_dir, data_dir=Path(data_dir), data=data)
     for hook in hooks:
         hook.on_fit_start(state)
 
@@ -368,6 +368,8 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
     write_jsonl(out_dir / "history.jsonl", history)
     for hook in hooks:
         hook.on_fit_end(state)  # per-run artifacts, written before the "finished" marker
+    # Final weights: a teacher for distillation, a proxy for a coreset, a versioned artifact.
+    save_checkpoint(out_dir / "final_model.pt", model.state_dict())
     metrics = summarize_run(run, cfg, history, data, dev, num_params, sessions)
     # metrics.json is the run's "finished" marker: written last, atomically.
     atomic_write_bytes(out_dir / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())

@@ -47,6 +47,8 @@ class TrainState:
     epoch: int = 0  # 0-based epoch being trained
     step: int = 0   # optimiser steps taken since the start of training
     out_dir: Path | None = None  # the run directory (metrics.json, history.jsonl, artifacts)
+    data_dir: Path | None = None  # the dataset store (extra arrays: train_corrupted, clean labels)
+    data: Any = None  # engine.Data: train/eval/val splits, for hooks that predict on them
     extras: dict[str, Any] = field(default_factory=dict)
 
 
