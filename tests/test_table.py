@@ -58,3 +58,33 @@ def test_reported_entry_with_an_unknown_key_is_rejected_with_its_place(tmp_path)
     with pytest.raises(ValueError, match=r"techniques\[0\]: unknown keys \['acc_std'\]"):
         write_table([fake_metrics(tmp_path, "z", 0, 0.5, 0.5)], "techniques", tmp_path / "t.md",
                     tmp_path / "t.csv", reported)
+
+
+def test_report_options_add_per_class_epoch_and_delta_columns(tmp_path):
+    paths = []
+    for variant, accs, per_class in [("baseline", [0.5, 0.7], [0.9, 0.8]), ("ws", [0.6, 0.75], [0.4, 0.9])]:
+        path = fake_metrics(tmp_path, variant, 0, accs[-1], max(accs))
+        m = json.loads(path.read_text())
+        m["final_acc_per_class"] = per_class
+        path.write_text(json.dumps(m))
+        (path.parent / "history.jsonl").write_text(
+            "".join(json.dumps({"epoch": e + 1, "eval_acc": a}) + "\n" for e, a in enumerate(accs)))
+        paths.append(path)
+    summary = write_table(paths, "techniques", tmp_path / "t.md", tmp_path / "t.csv",
+                          options={"per_class": [0], "at_epochs": [1, 5], "baseline": "baseline"})
+    assert summary["acc_class 0_mean"].tolist() == [0.9, 0.4]
+    assert summary["acc_epoch 1_mean"].tolist() == [0.5, 0.6]
+    assert summary["acc_epoch 5_mean"].isna().all()  # runs shorter than epoch 5: marked, not dropped
+    assert summary["delta_to_baseline_pp"].tolist()[1] == pytest.approx(5.0)
+    md = (tmp_path / "t.md").read_text()
+    assert "class 0 acc (%)" in md and "epoch 1 acc (%)" in md and "Δ final vs baseline (pp)" in md
+    ws_row = next(line for line in md.splitlines() if "| ws " in line)
+    assert "+5.00" in ws_row and "40.00" in ws_row and "60.00" in ws_row
+
+
+def test_unknown_report_option_is_named(tmp_path):
+    from curriculum_bench.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"studies\.techniques\.report\.per_klass: unknown key"):
+        write_table([fake_metrics(tmp_path, "z", 0, 0.5, 0.5)], "techniques", tmp_path / "t.md",
+                    tmp_path / "t.csv", options={"per_klass": [0]})

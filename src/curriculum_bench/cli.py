@@ -50,7 +50,7 @@ def cmd_train(args) -> None:
 def cmd_table(args) -> None:
     from .report.table import write_table
 
-    write_table(args.metrics, args.study, args.out_md, args.out_csv, args.reported)
+    write_table(args.metrics, args.study, args.out_md, args.out_csv, args.reported, args.options)
 
 
 def cmd_figure(args) -> None:
@@ -109,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-csv", required=True, type=Path)
     p.add_argument("--reported", type=Path, default=None,
                    help="YAML of reported numbers per study (config/reported.yaml)")
+    p.add_argument("--options", type=parse_json, default=None,
+                   help="the study's `report:` section as JSON: per_class, at_epochs, baseline")
     p.add_argument("metrics", nargs="+", type=Path, help="metrics.json of each run")
     p.set_defaults(func=cmd_table)
 

@@ -109,6 +109,10 @@ def get_study_metrics(wildcards):
     return [METRICS.format(**run) for run in RUNS if run["study"] == wildcards.study]
 
 
+def get_report_options(wildcards):
+    return to_json(config["studies"][wildcards.study].get("report") or {})
+
+
 def train_resources(wildcards):
     return job_resources(config, wildcards.study, wildcards.dataset, wildcards.model)
 

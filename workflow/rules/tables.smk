@@ -10,9 +10,11 @@ rule study_table:
     conda:
         "../../envs/report.yaml"
     threads: 1
+    params:
+        options=get_report_options,
     shell:
         "python -m curriculum_bench table --study {wildcards.study}"
-        " --reported {input.reported}"
+        " --reported {input.reported} --options {params.options:q}"
         " --out-md {output.md} --out-csv {output.csv} {input.metrics} > {log} 2>&1"
 
 

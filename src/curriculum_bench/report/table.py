@@ -6,6 +6,7 @@ run never reaches a table. Markdown (tabulate) and CSV come from the same summar
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -45,7 +46,8 @@ def reported_for(summary: pd.DataFrame, reported: list[dict]) -> list[str]:
 
 def reported_markdown(reported: list[dict]) -> list[str]:
     if not reported:
-        return []
+        return ["No reported numbers for this study in config/reported.yaml, so the table has "
+                "no `reported` column.", ""]
     frame = pd.DataFrame([{"dataset": e["dataset"], "model": e["model"], "variant": e["variant"],
                            "reported acc (%)": f"{e['acc']:.2f}", "source": e["source"],
                            "note": e.get("note", "")} for e in reported])
@@ -55,7 +57,33 @@ def reported_markdown(reported: list[dict]) -> list[str]:
             "`reported` column.", "", frame.to_markdown(index=False, disable_numparse=True), ""]
 
 
-def load_runs(metrics_paths: list[Path]) -> pd.DataFrame:
+@dataclass(frozen=True)
+class TableOptions:
+    """A study's `report:` section: extra columns for what that study is about."""
+
+    per_class: tuple[int, ...] = ()   # final accuracy of these classes (weighted sampling: 0)
+    at_epochs: tuple[int, ...] = ()   # test accuracy at these epochs (DP reports epoch 84)
+    baseline: str = "baseline"        # the variant the Δ column compares against
+
+
+def extra_accuracies(m: dict, run_dir: Path, options: TableOptions) -> dict:
+    extra = {}
+    for c in options.per_class:
+        per_class = m.get("final_acc_per_class") or []
+        extra[f"class {c}"] = per_class[c] if c < len(per_class) else float("nan")
+    if options.at_epochs:
+        history = {}
+        history_path = run_dir / "history.jsonl"
+        if history_path.exists():
+            for line in history_path.read_text().splitlines():
+                record = json.loads(line)
+                history[record["epoch"]] = record["eval_acc"]
+        for epoch in options.at_epochs:
+            extra[f"epoch {epoch}"] = history.get(epoch, float("nan"))  # NaN: the run is shorter
+    return extra
+
+
+def load_runs(metrics_paths: list[Path], options: TableOptions = TableOptions()) -> pd.DataFrame:
     rows = []
     for path in metrics_paths:
         m = json.loads(Path(path).read_text())
@@ -64,6 +92,7 @@ def load_runs(metrics_paths: list[Path]) -> pd.DataFrame:
                                           "num_eval", "wall_s", "train_images_per_s",
                                           "peak_mem_mb", "device_name")},
                      "test_at_best_val_acc": m.get("test_at_best_val_acc", float("nan")),
+                     **{f"acc_{k}": v for k, v in extra_accuracies(m, Path(path).parent, options).items()},
                      "source": m["dataset_source"].get("source", m["dataset"])})
     if not rows:
         raise ValueError("no runs to tabulate")
@@ -90,16 +119,35 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         images_per_s_mean=("train_images_per_s", "mean"),
         peak_mem_mb_max=("peak_mem_mb", "max"),
         device=("device_name", "first"),
+        **{f"{col}_{stat}": (col, stat) for col in runs.columns if col.startswith("acc_")
+           for stat in ("mean", "std")},
     ).reset_index()
     return summary
+
+
+def delta_to_baseline(summary: pd.DataFrame, baseline: str) -> list[float]:
+    """Final accuracy minus the baseline variant's, same dataset and model (percentage points)."""
+    base = {(d, m): acc for d, m, v, acc in zip(summary.dataset, summary.model, summary.variant,
+                                                summary.final_acc_mean) if v == baseline}
+    return [100 * (acc - base[(d, m)]) if (d, m) in base and v != baseline else float("nan")
+            for d, m, v, acc in zip(summary.dataset, summary.model, summary.variant, summary.final_acc_mean)]
 
 
 def mean_std_percent(mean: float, std: float) -> str:
     return f"{100 * mean:.2f}" if pd.isna(std) else f"{100 * mean:.2f} ± {100 * std:.2f}"
 
 
-def to_markdown(summary: pd.DataFrame, study: str, reported: list[dict] | None = None) -> str:
+def extra_columns(summary: pd.DataFrame) -> dict[str, list[str]]:
+    return {f"{col[len('acc_'):-len('_mean')]} acc (%)": [
+                "—" if pd.isna(m) else mean_std_percent(m, s)
+                for m, s in zip(summary[col], summary[col[:-len("_mean")] + "_std"])]
+            for col in summary.columns if col.startswith("acc_") and col.endswith("_mean")}
+
+
+def to_markdown(summary: pd.DataFrame, study: str, reported: list[dict] | None = None,
+                options: TableOptions = TableOptions()) -> str:
     reported = reported or []
+    deltas = summary["delta_to_baseline_pp"] if "delta_to_baseline_pp" in summary else None
     table = pd.DataFrame({
         "dataset": summary["dataset"],
         "model": summary["model"],
@@ -110,7 +158,10 @@ def to_markdown(summary: pd.DataFrame, study: str, reported: list[dict] | None =
             "—" if pd.isna(m) else mean_std_percent(m, s)
             for m, s in zip(summary.test_at_best_val_mean, summary.test_at_best_val_std)]}
            if summary.test_at_best_val_mean.notna().any() else {}),
-        "reported acc (%)": reported_for(summary, reported),
+        **({f"Δ final vs {options.baseline} (pp)": ["—" if pd.isna(d) else f"{d:+.2f}" for d in deltas]}
+           if deltas is not None and deltas.notna().any() else {}),
+        **extra_columns(summary),
+        **({"reported acc (%)": reported_for(summary, reported)} if reported else {}),
         "split": [f"{s} (n={n})" for s, n in zip(summary.split, summary.num_eval)],
         "seeds": [f"{n} ({lst})" for n, lst in zip(summary.seeds, summary.seed_list)],
         "epochs": summary["epochs"],
@@ -128,7 +179,7 @@ def to_markdown(summary: pd.DataFrame, study: str, reported: list[dict] | None =
         "validation split, is the accuracy at the epoch chosen on that split. Cost columns "
         "are means per run (peak MB: max).",
         "",
-        table.to_markdown(index=False),
+        table.to_markdown(index=False, disable_numparse=True),  # keep "75.00", not 75
         "",
         *reported_markdown(reported),
     ]
@@ -136,13 +187,19 @@ def to_markdown(summary: pd.DataFrame, study: str, reported: list[dict] | None =
 
 
 def write_table(metrics_paths: list[Path], study: str, out_md: Path, out_csv: Path,
-                reported_path: Path | None = None) -> pd.DataFrame:
-    runs = load_runs(metrics_paths)
+                reported_path: Path | None = None, options: dict | None = None) -> pd.DataFrame:
+    from ..config import config_from_dict
+
+    table_options = config_from_dict(TableOptions, {k: tuple(v) if isinstance(v, list) else v
+                                                    for k, v in (options or {}).items()},
+                                     where=f"studies.{study}.report")
+    runs = load_runs(metrics_paths, table_options)
     summary = summarize(runs)
+    summary["delta_to_baseline_pp"] = delta_to_baseline(summary, table_options.baseline)
     reported = load_reported(reported_path, study)
     summary["reported_acc"] = [float("nan") if c == "—" else float(c) for c in reported_for(summary, reported)]
     Path(out_md).parent.mkdir(parents=True, exist_ok=True)
-    Path(out_md).write_text(to_markdown(summary, study, reported))
+    Path(out_md).write_text(to_markdown(summary, study, reported, table_options))
     summary.to_csv(out_csv, index=False)
     print(f"{study}: {len(runs)} runs -> {len(summary)} rows in {out_md}, {out_csv}", flush=True)
     return summary
