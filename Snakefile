@@ -9,6 +9,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/prepare.smk"
 include: "workflow/rules/train.smk"
@@ -20,6 +23,7 @@ localrules:
     all,
     study_table,
     study_figure,
+    paper_index,
 
 
 rule all:

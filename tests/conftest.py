@@ -10,6 +10,7 @@ import yaml
 from curriculum_bench.data.prepare import prepare
 
 REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / ".test/config.yaml"
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +44,12 @@ def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.Compl
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "PATH": path})
+
+
+@pytest.fixture(scope="session")
+def tiny_workflow(tmp_path_factory) -> Path:
+    """.test/config.yaml run to the end by the real snakemake, once per test session."""
+    workdir = tmp_path_factory.mktemp("workflow")
+    result = snakemake(workdir, "--configfile", str(TINY), "--cores", "2")
+    assert result.returncode == 0, result.stderr[-4000:]
+    return workdir

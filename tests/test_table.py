@@ -88,3 +88,25 @@ def test_unknown_report_option_is_named(tmp_path):
     with pytest.raises(ConfigError, match=r"studies\.techniques\.report\.per_klass: unknown key"):
         write_table([fake_metrics(tmp_path, "z", 0, 0.5, 0.5)], "techniques", tmp_path / "t.md",
                     tmp_path / "t.csv", options={"per_klass": [0]})
+
+
+def test_a_missing_seed_and_a_diverged_run_are_flagged_not_dropped(tmp_path):
+    paths = [fake_metrics(tmp_path, "ok", s, 0.8, 0.9) for s in (0, 1, 2)]
+    paths += [fake_metrics(tmp_path, "short", s, 0.7, 0.7) for s in (0, 2)]      # seed 1 never finished
+    nan_run = fake_metrics(tmp_path, "nan", 0, 0.1, 0.3)
+    (nan_run.parent / "history.jsonl").write_text(
+        json.dumps({"epoch": 1, "eval_acc": 0.3, "train_loss": 2.0}) + "\n"
+        + json.dumps({"epoch": 2, "eval_acc": 0.1, "train_loss": float("nan")}) + "\n")
+    summary = write_table(paths + [nan_run], "techniques", tmp_path / "t.md", tmp_path / "t.csv",
+                          options={"expected_seeds": [0, 1, 2]}, out_html=tmp_path / "t.html")
+    assert summary.set_index("variant")["diverged_runs"].to_dict() == {"ok": 0, "short": 0, "nan": 1}
+    md = (tmp_path / "t.md").read_text()
+    assert "Fewer seeds than configured (3)" in md and "Some runs diverged" in md
+    short = next(line for line in md.splitlines() if "| short " in line)
+    assert "2 of 3 seeds (missing 1)" in short and "70.00 ± 0.00" in short
+    nan_row = next(line for line in md.splitlines() if "| nan " in line)
+    assert "1 run(s) diverged" in nan_row and "10.00" in nan_row
+    ok_row = next(line for line in md.splitlines() if "| ok " in line)
+    assert ok_row.rstrip(" |").endswith("cpu")  # nothing to note
+    html = (tmp_path / "t.html").read_text()
+    assert html.count("<tr>") == 3 and "missing 1" in html and "No reported numbers" in html

@@ -7,18 +7,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from .conftest import REPO, snakemake
+from .conftest import REPO, TINY, snakemake
 
 pytestmark = pytest.mark.workflow
-TINY = REPO / ".test/config.yaml"
-
-
-@pytest.fixture(scope="module")
-def tiny_workflow(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("workflow")
-    result = snakemake(workdir, "--configfile", str(TINY), "--cores", "2")
-    assert result.returncode == 0, result.stderr[-4000:]
-    return workdir
 
 
 def test_tiny_config_writes_one_row_per_variant_from_every_seed(tiny_workflow):

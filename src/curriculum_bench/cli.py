@@ -1,4 +1,4 @@
-"""Command line: `python -m curriculum_bench {prepare,derive,train,table,figure,list}`.
+"""Command line: `python -m curriculum_bench {prepare,derive,train,table,figure,index,list}`.
 
 Each Snakemake rule makes exactly one of these calls; all logic stays in the package.
 """
@@ -50,13 +50,20 @@ def cmd_train(args) -> None:
 def cmd_table(args) -> None:
     from .report.table import write_table
 
-    write_table(args.metrics, args.study, args.out_md, args.out_csv, args.reported, args.options)
+    write_table(args.metrics, args.study, args.out_md, args.out_csv, args.reported, args.options,
+                args.out_html)
 
 
 def cmd_figure(args) -> None:
     from .report.figures import write_figure
 
     write_figure(args.study, args.name, args.metrics, args.out)
+
+
+def cmd_index(args) -> None:
+    from .report.index import write_index
+
+    write_index(args.studies, args.config_files, args.out)
 
 
 def cmd_list(args) -> None:
@@ -107,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study", required=True)
     p.add_argument("--out-md", required=True, type=Path)
     p.add_argument("--out-csv", required=True, type=Path)
+    p.add_argument("--out-html", type=Path, default=None, help="the same table as a standalone HTML page")
     p.add_argument("--reported", type=Path, default=None,
                    help="YAML of reported numbers per study (config/reported.yaml)")
     p.add_argument("--options", type=parse_json, default=None,
@@ -120,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="PNG path; an SVG is written beside it")
     p.add_argument("metrics", nargs="+", type=Path, help="metrics.json of each run (its folder holds history.jsonl)")
     p.set_defaults(func=cmd_figure)
+
+    p = sub.add_parser("index", help="write paper_tables/README.md: every table and figure, one line each")
+    p.add_argument("--studies", required=True, type=parse_json,
+                   help="JSON: study -> {datasets, models, variants, seeds, epochs}")
+    p.add_argument("--config-files", nargs="+", required=True, help="the config files the workflow ran with")
+    p.add_argument("--out", required=True, type=Path)
+    p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("list", help="list registered dataset sources, models and methods")
     p.set_defaults(func=cmd_list)

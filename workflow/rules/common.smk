@@ -61,7 +61,7 @@ def get_final_output():
         for study in config["studies"]
         for name in figure_names(study)
     ]
-    return datasets + tables + figures
+    return datasets + tables + figures + ["paper_tables/README.md"]
 
 
 def get_dataset_spec(wildcards):
@@ -109,8 +109,41 @@ def get_study_metrics(wildcards):
     return [METRICS.format(**run) for run in RUNS if run["study"] == wildcards.study]
 
 
+def get_config_files():
+    # The files this invocation read: --configfile ones, else the Snakefile's default.
+    return [os.path.relpath(f) for f in workflow.overwrite_configfiles] or [
+        "config/config.yaml"
+    ]
+
+
+def get_index_studies():
+    return to_json(
+        {
+            study: {
+                "datasets": spec.get("datasets", []),
+                "models": list(spec.get("models", {})),
+                "variants": list(spec.get("variants", {})),
+                "seeds": spec.get("seeds", []),
+                "epochs": spec.get("train", {}).get("epochs"),
+            }
+            for study, spec in config["studies"].items()
+        }
+    )
+
+
+def get_all_tables_and_figures(wildcards):
+    return [f"paper_tables/{study}.md" for study in config["studies"]] + [
+        f"paper_tables/figures/{study}/{name}.png"
+        for study in config["studies"]
+        for name in figure_names(study)
+    ]
+
+
 def get_report_options(wildcards):
-    return to_json(config["studies"][wildcards.study].get("report") or {})
+    spec = config["studies"][wildcards.study]
+    return to_json(
+        {**(spec.get("report") or {}), "expected_seeds": spec.get("seeds", [])}
+    )
 
 
 def train_resources(wildcards):

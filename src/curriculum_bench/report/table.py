@@ -6,6 +6,7 @@ run never reaches a table. Markdown (tabulate) and CSV come from the same summar
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,17 +45,25 @@ def reported_for(summary: pd.DataFrame, reported: list[dict]) -> list[str]:
     return cells
 
 
+NO_REPORTED = ("No reported numbers for this study in config/reported.yaml, so the table has "
+               "no `reported` column.")
+REPORTED_TITLE = "Reported by the original authors (not measured here)"
+REPORTED_INTRO = ("Quoted from the papers and repositories (spec/methods.md); rows of the table "
+                  "above whose dataset, model and variant match show the same number in their "
+                  "`reported` column.")
+
+
+def reported_frame(reported: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame([{"dataset": e["dataset"], "model": e["model"], "variant": e["variant"],
+                          "reported acc (%)": f"{e['acc']:.2f}", "source": e["source"],
+                          "note": e.get("note", "")} for e in reported])
+
+
 def reported_markdown(reported: list[dict]) -> list[str]:
     if not reported:
-        return ["No reported numbers for this study in config/reported.yaml, so the table has "
-                "no `reported` column.", ""]
-    frame = pd.DataFrame([{"dataset": e["dataset"], "model": e["model"], "variant": e["variant"],
-                           "reported acc (%)": f"{e['acc']:.2f}", "source": e["source"],
-                           "note": e.get("note", "")} for e in reported])
-    return ["## Reported by the original authors (not measured here)", "",
-            "Quoted from the papers and repositories (spec/methods.md); rows of the table "
-            "above whose dataset, model and variant match show the same number in their "
-            "`reported` column.", "", frame.to_markdown(index=False, disable_numparse=True), ""]
+        return [NO_REPORTED, ""]
+    return [f"## {REPORTED_TITLE}", "", REPORTED_INTRO, "",
+            reported_frame(reported).to_markdown(index=False, disable_numparse=True), ""]
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,7 @@ class TableOptions:
     per_class: tuple[int, ...] = ()   # final accuracy of these classes (weighted sampling: 0)
     at_epochs: tuple[int, ...] = ()   # test accuracy at these epochs (DP reports epoch 84)
     baseline: str = "baseline"        # the variant the Δ column compares against
+    expected_seeds: tuple[int, ...] = ()  # the config's seeds (set by the workflow): fewer is flagged
 
 
 def extra_accuracies(m: dict, run_dir: Path, options: TableOptions) -> dict:
@@ -83,6 +93,17 @@ def extra_accuracies(m: dict, run_dir: Path, options: TableOptions) -> dict:
     return extra
 
 
+def diverged(m: dict, run_dir: Path) -> bool:
+    """A run whose training loss became NaN/inf: its accuracy is real but flagged in the table."""
+    if not math.isfinite(m["final_acc"]):
+        return True
+    history_path = run_dir / "history.jsonl"
+    if not history_path.exists():
+        return False
+    losses = [json.loads(line).get("train_loss") for line in history_path.read_text().splitlines()]
+    return any(loss is None or not math.isfinite(loss) for loss in losses)
+
+
 def load_runs(metrics_paths: list[Path], options: TableOptions = TableOptions()) -> pd.DataFrame:
     rows = []
     for path in metrics_paths:
@@ -92,6 +113,7 @@ def load_runs(metrics_paths: list[Path], options: TableOptions = TableOptions())
                                           "num_eval", "wall_s", "train_images_per_s",
                                           "peak_mem_mb", "device_name")},
                      "test_at_best_val_acc": m.get("test_at_best_val_acc", float("nan")),
+                     "diverged": diverged(m, Path(path).parent),
                      **{f"acc_{k}": v for k, v in extra_accuracies(m, Path(path).parent, options).items()},
                      "source": m["dataset_source"].get("source", m["dataset"])})
     if not rows:
@@ -119,6 +141,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         images_per_s_mean=("train_images_per_s", "mean"),
         peak_mem_mb_max=("peak_mem_mb", "max"),
         device=("device_name", "first"),
+        diverged_runs=("diverged", "sum"),
         **{f"{col}_{stat}": (col, stat) for col in runs.columns if col.startswith("acc_")
            for stat in ("mean", "std")},
     ).reset_index()
@@ -144,11 +167,26 @@ def extra_columns(summary: pd.DataFrame) -> dict[str, list[str]]:
             for col in summary.columns if col.startswith("acc_") and col.endswith("_mean")}
 
 
-def to_markdown(summary: pd.DataFrame, study: str, reported: list[dict] | None = None,
-                options: TableOptions = TableOptions()) -> str:
-    reported = reported or []
+def row_notes(summary: pd.DataFrame, options: TableOptions) -> list[str]:
+    """What a reader must know about a row: missing seeds, diverged runs."""
+    notes = []
+    for seeds, seed_list, diverged_runs in zip(summary.seeds, summary.seed_list, summary.diverged_runs):
+        note = []
+        if options.expected_seeds and seeds < len(options.expected_seeds):
+            have = {int(s) for s in seed_list.split()}
+            missing = [s for s in options.expected_seeds if s not in have]
+            note.append(f"{seeds} of {len(options.expected_seeds)} seeds (missing {' '.join(map(str, missing))})")
+        if diverged_runs:
+            note.append(f"{int(diverged_runs)} run(s) diverged (non-finite loss)")
+        notes.append("; ".join(note))
+    return notes
+
+
+def display_frame(summary: pd.DataFrame, reported: list[dict], options: TableOptions) -> pd.DataFrame:
+    """The table as a reader sees it: formatted strings, one column per fact."""
     deltas = summary["delta_to_baseline_pp"] if "delta_to_baseline_pp" in summary else None
-    table = pd.DataFrame({
+    notes = row_notes(summary, options)
+    return pd.DataFrame({
         "dataset": summary["dataset"],
         "model": summary["model"],
         "variant": summary["variant"],
@@ -164,30 +202,64 @@ def to_markdown(summary: pd.DataFrame, study: str, reported: list[dict] | None =
         **({"reported acc (%)": reported_for(summary, reported)} if reported else {}),
         "split": [f"{s} (n={n})" for s, n in zip(summary.split, summary.num_eval)],
         "seeds": [f"{n} ({lst})" for n, lst in zip(summary.seeds, summary.seed_list)],
-        "epochs": summary["epochs"],
-        "wall s": summary["wall_s_mean"].round(1),
-        "train img/s": summary["images_per_s_mean"].round(0).astype(int),
-        "peak MB": summary["peak_mem_mb_max"].round(0).astype(int),
+        "epochs": summary["epochs"].astype(str),
+        "wall s": summary["wall_s_mean"].map(lambda v: f"{v:.1f}"),
+        "train img/s": summary["images_per_s_mean"].map(lambda v: f"{v:.0f}"),
+        "peak MB": summary["peak_mem_mb_max"].map(lambda v: f"{v:.0f}"),
         "device": summary["device"],
+        **({"notes": notes} if any(notes) else {}),
     })
-    lines = [
-        f"# {study}",
-        "",
-        "Measured here. Accuracy in % on the named split, mean ± sample std over seeds; "
-        "`best-epoch` is the best per-epoch accuracy on that same split (optimistic, as the "
-        "original repositories report it); `at best-val epoch`, where a run holds out a "
-        "validation split, is the accuracy at the epoch chosen on that split. Cost columns "
-        "are means per run (peak MB: max).",
-        "",
-        table.to_markdown(index=False, disable_numparse=True),  # keep "75.00", not 75
-        "",
-        *reported_markdown(reported),
-    ]
+
+
+INTRO = ("Measured here. Accuracy in % on the named split, mean ± sample std over seeds; "
+         "`best-epoch` is the best per-epoch accuracy on that same split (optimistic, as the "
+         "original repositories report it); `at best-val epoch`, where a run holds out a "
+         "validation split, is the accuracy at the epoch chosen on that split. Cost columns "
+         "are means per run (peak MB: max).")
+
+
+def caveats(summary: pd.DataFrame, options: TableOptions) -> list[str]:
+    lines = []
+    if options.expected_seeds and (summary.seeds < len(options.expected_seeds)).any():
+        lines.append(f"**Fewer seeds than configured ({len(options.expected_seeds)}) in some rows**: "
+                     "their mean and std are over the finished runs only (see `notes`).")
+    if summary.diverged_runs.any():
+        lines.append("**Some runs diverged** (non-finite training loss); they are included in the "
+                     "means with the accuracy they reached, and flagged in `notes`.")
+    return lines
+
+
+def to_markdown(summary: pd.DataFrame, study: str, reported: list[dict] | None = None,
+                options: TableOptions = TableOptions()) -> str:
+    reported = reported or []
+    table = display_frame(summary, reported, options)
+    lines = [f"# {study}", "", INTRO, "", *[line + "\n" for line in caveats(summary, options)],
+             table.to_markdown(index=False, disable_numparse=True),  # keep "75.00", not 75
+             "", *reported_markdown(reported)]
     return "\n".join(lines)
 
 
+def to_html(summary: pd.DataFrame, study: str, reported: list[dict], options: TableOptions) -> str:
+    """A standalone page of the same table, for Snakemake's report."""
+    from html import escape
+
+    parts = [f"<h1>{escape(study)}</h1>", f"<p>{escape(INTRO)}</p>",
+             *[f"<p>{escape(line)}</p>" for line in caveats(summary, options)],
+             display_frame(summary, reported, options).to_html(index=False, border=0)]
+    if reported:
+        parts += [f"<h2>{escape(REPORTED_TITLE)}</h2>", f"<p>{escape(REPORTED_INTRO)}</p>",
+                  reported_frame(reported).to_html(index=False, border=0)]
+    else:
+        parts.append(f"<p>{escape(NO_REPORTED)}</p>")
+    style = ("body{font-family:sans-serif;font-size:14px;margin:1em}table{border-collapse:collapse}"
+             "th,td{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left}")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{escape(study)}</title>"
+            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")
+
+
 def write_table(metrics_paths: list[Path], study: str, out_md: Path, out_csv: Path,
-                reported_path: Path | None = None, options: dict | None = None) -> pd.DataFrame:
+                reported_path: Path | None = None, options: dict | None = None,
+                out_html: Path | None = None) -> pd.DataFrame:
     from ..config import config_from_dict
 
     table_options = config_from_dict(TableOptions, {k: tuple(v) if isinstance(v, list) else v
@@ -200,6 +272,8 @@ def write_table(metrics_paths: list[Path], study: str, out_md: Path, out_csv: Pa
     summary["reported_acc"] = [float("nan") if c == "—" else float(c) for c in reported_for(summary, reported)]
     Path(out_md).parent.mkdir(parents=True, exist_ok=True)
     Path(out_md).write_text(to_markdown(summary, study, reported, table_options))
+    if out_html is not None:
+        Path(out_html).write_text(to_html(summary, study, reported, table_options))
     summary.to_csv(out_csv, index=False)
     print(f"{study}: {len(runs)} runs -> {len(summary)} rows in {out_md}, {out_csv}", flush=True)
     return summary

@@ -1,0 +1,103 @@
+"""`snakemake --report` gathers every study's table and figures; the page works in a browser;
+paper_tables/README.md indexes them. All on the tiny config, through the real snakemake."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from curriculum_bench.report.figures import figure_names
+
+from .browser import Browser, find_or_install_chromium
+from .conftest import REPO, TINY, snakemake
+
+pytestmark = pytest.mark.workflow
+ARTIFACTS = REPO / "test-artifacts"  # kept after the run (git-ignored): the report screenshot
+
+
+def embedded_json(html: str, name: str):
+    """The value of `var <name> = {...};` that Snakemake's report embeds for its app."""
+    match = re.search(rf"var {name} = (\{{.*?\}});\n", html, flags=re.S)
+    assert match, f"no `var {name}` in the report"
+    return json.loads(match.group(1))
+
+
+@pytest.fixture(scope="module")
+def report(tiny_workflow) -> Path:
+    result = snakemake(tiny_workflow, "--configfile", str(TINY), "--report", "report.html")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return tiny_workflow / "report.html"
+
+
+def test_report_has_every_study_table_and_figure_with_captions(report):
+    config = yaml.safe_load(TINY.read_text())
+    html = report.read_text()
+    categories = embedded_json(html, "categories")
+    results = embedded_json(html, "results")
+    assert set(categories) == set(config["studies"])
+    for study, spec in config["studies"].items():
+        table = f"paper_tables/{study}.html"
+        figures = {f"paper_tables/figures/{study}/{name}.png" for name in figure_names(study)}
+        assert categories[study]["table"] == [table]
+        assert set(categories[study]["figures"]) == figures
+        caption = results[table]["caption"]
+        # The caption says what was run, and that reported numbers are not measured here.
+        assert f"{spec['train']['epochs']} epochs" in caption and "seeds" in caption
+        assert all(variant in caption for variant in spec["variants"])
+        assert "reported" in caption and "not measured here" in caption
+        for figure in figures:
+            assert "seeds" in results[figure]["caption"]
+    assert "reproduces five curriculum-learning studies" in html  # the workflow description
+
+
+def test_report_opens_in_a_browser_without_script_errors(report):
+    chromium, why = find_or_install_chromium()
+    if chromium is None:
+        pytest.skip(f"no headless browser: {why}")
+    config = yaml.safe_load(TINY.read_text())
+    browser = Browser(chromium)
+    try:
+        browser.open(report.as_uri())
+        assert browser.evaluate("document.getElementById('app').children.length") > 0  # the app rendered
+        # Open "Results", where the categories are listed, as a reader would.
+        # The innermost element titled "Results" carries the click handler.
+        browser.evaluate("""[...document.querySelectorAll('nav *')]
+                              .filter(e => e.textContent.trim() === 'Results').pop().click()""")
+        browser.wait(1.0)
+        nav = browser.evaluate("document.querySelector('nav').innerText")
+        ARTIFACTS.mkdir(exist_ok=True)
+        browser.screenshot(ARTIFACTS / "report.png")
+        assert browser.errors == []
+    finally:
+        browser.close()
+    for study in config["studies"]:
+        assert study in nav, nav
+
+
+def test_paper_tables_index_lists_every_table_and_figure_with_its_command(tiny_workflow):
+    config = yaml.safe_load(TINY.read_text())
+    index = (tiny_workflow / "paper_tables/README.md").read_text()
+    assert ".test/config.yaml" in index
+    for study in config["studies"]:
+        assert f"## {study}" in index
+        assert f"paper_tables/{study}.md`" in index
+        for name in figure_names(study):
+            line = next(line for line in index.splitlines() if f"figures/{study}/{name}.png)" in line)
+            assert f"paper_tables/figures/{study}/{name}.png`" in line
+            assert (tiny_workflow / f"paper_tables/figures/{study}/{name}.png").exists()
+
+
+def test_browser_helper_reports_a_script_error(tmp_path):
+    """The browser check would catch a broken page, not pass vacuously."""
+    chromium, why = find_or_install_chromium()
+    if chromium is None:
+        pytest.skip(f"no headless browser: {why}")
+    page = tmp_path / "broken.html"
+    page.write_text("<html><body><script>undefinedFunction();</script></body></html>")
+    browser = Browser(chromium)
+    try:
+        browser.open(page.as_uri(), settle_s=0.5)
+    finally:
+        browser.close()
+    assert any("undefinedFunction" in e for e in browser.errors)
