@@ -84,3 +84,15 @@ def test_bad_config_stops_the_workflow_before_any_job(default_config, tmp_path, 
     for pattern in expected:
         assert re.search(pattern, output), output[-2000:]
     assert not (tmp_path / "resources").exists() and not (tmp_path / "results").exists()
+
+
+def test_shared_gpu_runs_ask_for_gres_and_a_slot_instead_of_a_gpu():
+    from curriculum_bench.config import job_resources, scheduler_resources
+
+    config = {"studies": {"s": {"resources": {"default": {"gpu": 1}, "d/m": {"gpu_share": 4}}}}}
+    exclusive = scheduler_resources(job_resources(config, "s", "d", "other"))
+    shared = scheduler_resources(job_resources(config, "s", "d", "m"))
+    assert exclusive == {"gpu": 1, "gres": "", "gpu_slot": 0}
+    assert shared == {"gpu": 0, "gres": "gpu:1", "gpu_slot": 1}
+    cpu_only = scheduler_resources(job_resources({"studies": {"s": {}}}, "s", "d", "m"))
+    assert cpu_only == {"gpu": 0, "gres": "", "gpu_slot": 0}

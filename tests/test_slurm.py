@@ -56,6 +56,16 @@ def test_profile(tmp_path: Path) -> Path:
 test_profile.__test__ = False  # a helper, not a test
 
 
+def techniques_only(tmp_path: Path, **resources) -> Path:
+    """The tiny config's techniques study alone (other studies come and go in it)."""
+    config = yaml.safe_load(TINY.read_text())
+    config["studies"] = {"techniques": config["studies"]["techniques"]}
+    config["studies"]["techniques"]["resources"]["default"].update(resources)
+    path = tmp_path / "techniques.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 def jobs_of(cluster: dict, workdir: Path) -> list[str]:
     lines = (cluster["dir"] / "log/jobcomp.txt").read_text().splitlines()
     return [line for line in lines if f"WorkDir={os.path.realpath(workdir)} " in line]
@@ -70,7 +80,8 @@ def run_with_profile(cluster, workdir, profile, *args, timeout=600):
 
 def test_tiny_config_runs_through_sbatch_and_matches_a_local_run(slurm_cluster, tmp_path):
     workdir, local = tmp_path / "slurm", tmp_path / "local"
-    result = run_with_profile(slurm_cluster, workdir, test_profile(tmp_path), "--configfile", str(TINY))
+    config = techniques_only(tmp_path)
+    result = run_with_profile(slurm_cluster, workdir, test_profile(tmp_path), "--configfile", str(config))
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     jobs = jobs_of(slurm_cluster, workdir)
     # prepare + 2 variants x 2 seeds went through sbatch; the table and `all` are local rules
@@ -80,12 +91,40 @@ def test_tiny_config_runs_through_sbatch_and_matches_a_local_run(slurm_cluster, 
                           capture_output=True, text=True).stdout
     assert tres.count("gpu:1") >= 4, tres  # each training run asked for a GPU
 
-    local_run = snakemake(local, "--configfile", str(TINY), "--cores", "2")
+    assert_same_table(workdir, local, config)
+
+
+def assert_same_table(workdir: Path, local: Path, config: Path) -> None:
+    local_run = snakemake(local, "--configfile", str(config), "--cores", "2")
     assert local_run.returncode == 0, local_run.stderr[-3000:]
     columns = ["variant", "seeds", "final_acc_mean", "final_acc_std", "best_acc_mean", "best_acc_std"]
     on_slurm = pd.read_csv(workdir / "paper_tables/techniques.csv")[columns]
     on_laptop = pd.read_csv(local / "paper_tables/techniques.csv")[columns]
     pd.testing.assert_frame_equal(on_slurm, on_laptop)
+
+
+def test_grouped_runs_share_one_gpu_in_fewer_sbatch_jobs(slurm_cluster, tmp_path):
+    """4 training runs, gpu_share 2, groups of 2: two sbatch jobs each booking one GPU."""
+    workdir, local = tmp_path / "slurm", tmp_path / "local"
+    config = techniques_only(tmp_path, gpu=1, gpu_share=2)
+    profile = test_profile(tmp_path)
+    settings = yaml.safe_load((profile / "config.yaml").read_text())
+    settings.update({"groups": ["train=train_batch"], "group-components": ["train_batch=2"]})
+    (profile / "config.yaml").write_text(yaml.safe_dump(settings))
+    result = run_with_profile(slurm_cluster, workdir, profile, "--configfile", str(config))
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    jobs = jobs_of(slurm_cluster, workdir)
+    # prepare alone + 4 runs in 2 group jobs, instead of 5 submissions
+    assert len(jobs) == 3 and all("JobState=COMPLETED" in line for line in jobs), jobs
+    job_ids = [line.split()[0].removeprefix("JobId=") for line in jobs]
+    shown = {jid: subprocess.run(["scontrol", "show", "job", jid], env=slurm_cluster["env"],
+                                 capture_output=True, text=True).stdout for jid in job_ids}
+    grouped = [jid for jid, text in shown.items() if "gres:gpu:1" in text]
+    assert len(grouped) == 2, shown  # each batch booked one GPU for both of its runs
+    logs = [(workdir / f"logs/train/techniques/digits_sklearn/mlt_convnet/{v}/seed{s}.log").read_text()
+            for v in ("baseline", "weighted_sampling") for s in (0, 1)]
+    assert all(log.startswith("run ") for log in logs)
+    assert_same_table(workdir, local, config)
 
 
 def test_a_training_job_killed_mid_run_resumes_on_retry(slurm_cluster, tmp_path):

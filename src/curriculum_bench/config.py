@@ -101,17 +101,35 @@ def check_references(config: dict) -> None:
                                   f"`datasets` (defined: {sorted(config['datasets'])})")
 
 
-DEFAULT_JOB_RESOURCES = {"gpu": 0, "mem_mb": 2000, "runtime": 30, "cpus_per_gpu": 1}
+DEFAULT_JOB_RESOURCES = {"gpu": 0, "mem_mb": 2000, "runtime": 30, "cpus_per_gpu": 1, "gpu_share": 1}
 
 
 def job_resources(config: dict, study: str, dataset: str, model: str) -> dict:
     """What one training run asks a scheduler for on its first attempt.
 
     `studies.<study>.resources` maps `default`, a dataset, a model or `dataset/model` to
-    {gpu, mem_mb, runtime (minutes), cpus_per_gpu}; later, more specific entries win.
+    {gpu, mem_mb, runtime (minutes), cpus_per_gpu, gpu_share}; later, more specific entries
+    win. `gpu_share` > 1 lets that many runs share each GPU (see `scheduler_resources`).
     """
     table = config["studies"][study].get("resources") or {}
     merged = dict(DEFAULT_JOB_RESOURCES)
     for key in ("default", dataset, model, f"{dataset}/{model}"):
         merged.update(table.get(key) or {})
     return merged
+
+
+def scheduler_resources(resources: dict) -> dict:
+    """What the train rule tells Snakemake: exclusive GPUs as `gpu`, shared ones as `gres`.
+
+    An exclusive run asks for `gpu` GPUs (sbatch --gpus; counted against `--resources gpu=N`
+    on a workstation). A shared run (gpu_share > 1) asks for `gres: gpu:N` instead and one
+    `gpu_slot`: Snakemake keeps an identical string resource as it is when it groups jobs,
+    where it would add `gpu` up, so a SLURM group of shared runs books N GPUs for all of
+    them; a workstation offers GPUs x gpu_share `gpu_slot`s (profiles/local).
+    """
+    shared = resources["gpu"] > 0 and resources["gpu_share"] > 1
+    return {
+        "gpu": 0 if shared else resources["gpu"],
+        "gres": f"gpu:{resources['gpu']}" if shared else "",
+        "gpu_slot": 1 if shared else 0,
+    }

@@ -18,6 +18,7 @@ from curriculum_bench.config import (  # noqa: E402
     iter_runs,
     job_resources,
     resolve_run,
+    scheduler_resources,
     to_json,
 )
 from curriculum_bench.report.figures import figure_names  # noqa: E402
@@ -151,7 +152,15 @@ def train_resources(wildcards):
 
 
 def get_train_gpu(wildcards):
-    return train_resources(wildcards)["gpu"]
+    return scheduler_resources(train_resources(wildcards))["gpu"]
+
+
+def get_train_gres(wildcards):
+    return scheduler_resources(train_resources(wildcards))["gres"]
+
+
+def get_train_gpu_slot(wildcards):
+    return scheduler_resources(train_resources(wildcards))["gpu_slot"]
 
 
 def get_train_cpus_per_gpu(wildcards):

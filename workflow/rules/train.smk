@@ -11,6 +11,8 @@ rule train:
     threads: 1
     resources:
         gpu=get_train_gpu,
+        gres=get_train_gres,
+        gpu_slot=get_train_gpu_slot,
         cpus_per_gpu=get_train_cpus_per_gpu,
         mem_mb=get_train_mem_mb,
         runtime=get_train_runtime,
