@@ -143,6 +143,7 @@ class EpochProgress:
     train_seconds: float
     wall_seconds: float
     augment_state: torch.Tensor
+    predictions: int = 0  # training predictions scored so far (2 per image with two views)
 
 
 class Preempted(Exception):
@@ -182,9 +183,10 @@ def train_one_epoch(state: TrainState, data: Data, pipeline: InputPipeline, hook
     loss_sum = torch.zeros((), device=state.device)
     correct = torch.zeros((), dtype=torch.long, device=state.device)
     augment_generator = epoch_generator(seed, state.epoch, AUGMENT_STREAM)
-    first, seconds_before = 0, 0.0
+    first, seconds_before, predictions = 0, 0.0, 0
     if progress is not None:
         first, seconds_before = progress.batches_done, progress.train_seconds
+        predictions = progress.predictions
         loss_sum += progress.loss_sum
         correct += progress.correct
         augment_generator.set_state(progress.augment_state)
@@ -214,6 +216,7 @@ def train_one_epoch(state: TrainState, data: Data, pipeline: InputPipeline, hook
         # Accumulated on the device: no host sync per step.
         loss_sum += loss.detach() * len(idx)
         correct += (logits.detach().argmax(1) == y).sum()
+        predictions += len(y)  # a hook may score several views per image
         if (i + 1) % cfg.log_every == 0 or i + 1 == steps:
             seen = min((i + 1) * cfg.batch_size, len(order))
             elapsed = time.perf_counter() - start
@@ -224,9 +227,9 @@ def train_one_epoch(state: TrainState, data: Data, pipeline: InputPipeline, hook
         if should_stop() and i + 1 < steps:
             return EpochProgress(i + 1, loss_sum.item(), int(correct.item()),
                                  seconds_before + time.perf_counter() - start, 0.0,
-                                 augment_generator.get_state())
+                                 augment_generator.get_state(), predictions)
     seconds = seconds_before + time.perf_counter() - start
-    return {"train_loss": loss_sum.item() / len(order), "train_acc": correct.item() / len(order),
+    return {"train_loss": loss_sum.item() / len(order), "train_acc": correct.item() / predictions,
             "train_images": len(order), "train_time_s": seconds}
 
 
