@@ -1,0 +1,154 @@
+"""DVC versioning end to end, offline: run the tiny config in a copy of this repository, record
+and push to a local remote, clone, restore, and check that nothing retrains."""
+import filecmp
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from curriculum_bench.config import iter_runs
+from curriculum_bench.versioning import TRACKED, workflow_config
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.workflow
+TINY = ".test/config.yaml"
+
+
+def run(cwd: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+    # Jobs and the package import from `cwd`'s src/, with this environment's python first on PATH.
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONPATH": str(cwd / "src"),
+           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
+    if check:
+        assert result.returncode == 0, f"{cmd}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def cli(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run(cwd, sys.executable, "-m", "curriculum_bench", *args, check=check)
+
+
+def snakemake(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return run(cwd, sys.executable, "-m", "snakemake", "--cores", "2", *args)
+
+
+def dvc(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run(cwd, sys.executable, "-m", "dvc", *args, check=check)
+
+
+def git_repo_copy(dst: Path) -> None:
+    """This repository's tracked and unignored files as a fresh one-commit git repository."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.split("\0")
+    for name in filter(None, files):
+        if (REPO / name).is_file():
+            (dst / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, dst / name)
+    for cmd in (["init", "-q"], ["config", "user.email", "t@example.org"], ["config", "user.name", "t"],
+                ["add", "-A"], ["commit", "-qm", "code"]):
+        run(dst, "git", *cmd)
+
+
+def artifact_files(repo: Path) -> dict[str, Path]:
+    return {p.relative_to(repo).as_posix(): p for name in TRACKED for p in (repo / name).rglob("*")
+            if p.is_file() and not p.name.endswith(".tmp") and "resources/raw" not in p.as_posix()}
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """origin: ran the tiny config, recorded and pushed; clone: cloned, pulled and restored."""
+    base = tmp_path_factory.mktemp("dvc")
+    origin, remote, clone = base / "origin", base / "remote", base / "clone"
+    origin.mkdir()
+    git_repo_copy(origin)
+    snakemake(origin, "--configfile", TINY)
+    cli(origin, "dvc-record", "--configfile", TINY, "--remote", str(remote), "--message", "results")
+    recorded = run(origin, "git", "rev-parse", "HEAD").stdout.strip()
+    run(base, "git", "clone", "-q", str(origin), str(clone))
+    cli(clone, "dvc-restore")
+    config = workflow_config(origin, [origin / TINY])
+    return SimpleNamespace(origin=origin, remote=remote, clone=clone, recorded=recorded, config=config)
+
+
+def test_pulled_artifacts_are_byte_identical(shared):
+    pulled, produced = artifact_files(shared.clone), artifact_files(shared.origin)
+    assert sorted(pulled) == sorted(produced)
+    assert any(name.endswith("final_model.pt") for name in produced)
+    mismatched = [name for name in produced if not filecmp.cmp(produced[name], pulled[name], shallow=False)]
+    assert mismatched == []
+
+
+def test_checkpoints_are_never_versioned(shared):
+    checkpoints = list((shared.origin / "checkpoints").rglob("*.pt"))
+    assert checkpoints, "the tiny run should leave resumption checkpoints behind"
+    stored = {p.parent.name + p.name for p in (shared.remote / "files/md5").rglob("*")}
+    assert all(hashlib.md5(p.read_bytes()).hexdigest() not in stored for p in checkpoints)
+    assert not (shared.clone / "checkpoints").exists()
+
+
+def test_restored_clone_plans_no_job(shared):
+    result = snakemake(shared.clone, "--configfile", TINY, "-n")
+    assert "Nothing to be done" in result.stdout + result.stderr, result.stdout[-3000:]
+
+
+def test_rerecording_in_the_clone_changes_nothing(shared):
+    cli(shared.clone, "dvc-record", "--configfile", TINY, "--no-push")
+    assert run(shared.clone, "git", "rev-parse", "HEAD").stdout.strip() == shared.recorded
+    assert run(shared.clone, "git", "status", "--porcelain").stdout == ""
+
+
+def test_metrics_of_every_run_are_registered_and_diff_to_the_recording_is_empty(shared):
+    shown = json.loads(dvc(shared.clone, "metrics", "show", "--json").stdout)
+    files = shown["workspace"]["data"]
+    runs = list(iter_runs(shared.config))
+    assert len(files) == len(runs) and all("final_acc" in f["data"] for f in files.values())
+    diff = json.loads(dvc(shared.clone, "metrics", "diff", shared.recorded, "--json").stdout or "{}")
+    assert diff == {}
+    # The same command does see the metrics appear between the code commit and the recording.
+    appeared = json.loads(dvc(shared.clone, "metrics", "diff", "HEAD~1", "HEAD", "--json").stdout)
+    assert len(appeared) == len(runs)
+
+
+def test_a_changed_config_in_the_clone_plans_the_affected_reruns(shared, tmp_path):
+    changed = yaml.safe_load((shared.clone / TINY).read_text())
+    study = next(iter(changed["studies"]))
+    changed["studies"][study]["train"]["lr"] = 0.005
+    changed_file = tmp_path / "changed.yaml"
+    changed_file.write_text(yaml.safe_dump(changed))
+    out = snakemake(shared.clone, "--configfile", str(changed_file), "-n", "--quiet", "rules").stdout
+    assert "train" in out and "study_table" in out and "prepare_dataset" not in out
+    # A changed dataset spec reaches the prepare job, which has no input files: only the
+    # metadata written by dvc-restore can tell Snakemake about it.
+    dataset = next(iter(yaml.safe_load((shared.clone / TINY).read_text())["datasets"]))
+    changed["studies"][study]["train"]["lr"] = yaml.safe_load((shared.clone / TINY).read_text())[
+        "studies"][study]["train"]["lr"]
+    changed["datasets"][dataset]["split_seed"] = 1
+    changed_file.write_text(yaml.safe_dump(changed))
+    out = snakemake(shared.clone, "--configfile", str(changed_file), "-n", "--quiet", "rules").stdout
+    assert "prepare_dataset" in out and "train" in out
+
+
+def test_a_corrupted_remote_file_is_refused_by_restore(shared, tmp_path):
+    table = artifact_files(shared.origin)["paper_tables/" + next(iter(shared.config["studies"])) + ".csv"]
+    digest = hashlib.md5(table.read_bytes()).hexdigest()
+    stored = shared.remote / "files/md5" / digest[:2] / digest[2:]
+    original = stored.read_bytes()
+    stored.chmod(0o644)
+    try:
+        stored.write_bytes(original + b"garbage\n")
+        clone = tmp_path / "clone"
+        run(tmp_path, "git", "clone", "-q", str(shared.origin), str(clone))
+        result = cli(clone, "dvc-restore", check=False)
+    finally:
+        stored.write_bytes(original)
+    assert result.returncode != 0
+    assert "does not hold the recorded artifacts" in result.stderr
+    assert "paper_tables" in result.stderr
