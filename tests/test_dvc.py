@@ -1,5 +1,6 @@
 """DVC versioning end to end, offline: run the tiny config in a copy of this repository, record
 and push to a local remote, clone, restore, and check that nothing retrains."""
+import copy
 import filecmp
 import hashlib
 import json
@@ -13,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from curriculum_bench.config import iter_runs
+from curriculum_bench.config import METRICS, iter_runs
 from curriculum_bench.versioning import TRACKED, workflow_config
 
 from .conftest import REPO
@@ -107,39 +108,47 @@ def test_rerecording_in_the_clone_changes_nothing(shared):
 
 def test_metrics_of_every_run_are_registered_and_diff_to_the_recording_is_empty(shared):
     shown = json.loads(dvc(shared.clone, "metrics", "show", "--json").stdout)
-    files = shown["workspace"]["data"]
-    runs = list(iter_runs(shared.config))
-    assert len(files) == len(runs) and all("final_acc" in f["data"] for f in files.values())
+    files = shown[""]["data"]  # "" is the workspace
+    runs = {METRICS.format(**run) for run in iter_runs(shared.config)}
+    assert runs <= set(files) and all("final_acc" in files[name]["data"] for name in runs)
     diff = json.loads(dvc(shared.clone, "metrics", "diff", shared.recorded, "--json").stdout or "{}")
     assert diff == {}
     # The same command does see the metrics appear between the code commit and the recording.
     appeared = json.loads(dvc(shared.clone, "metrics", "diff", "HEAD~1", "HEAD", "--json").stdout)
-    assert len(appeared) == len(runs)
+    assert set(appeared) == set(files)
 
 
 def test_a_changed_config_in_the_clone_plans_the_affected_reruns(shared, tmp_path):
-    changed = yaml.safe_load((shared.clone / TINY).read_text())
-    study = next(iter(changed["studies"]))
-    changed["studies"][study]["train"]["lr"] = 0.005
+    tiny = yaml.safe_load((shared.clone / TINY).read_text())
+    study = next(iter(tiny["studies"]))
+    changed = copy.deepcopy(tiny)
+    changed["studies"][study]["train"]["lr"] = 0.5 * tiny["studies"][study]["train"]["lr"]
     changed_file = tmp_path / "changed.yaml"
     changed_file.write_text(yaml.safe_dump(changed))
     out = snakemake(shared.clone, "--configfile", str(changed_file), "-n", "--quiet", "rules").stdout
     assert "train" in out and "study_table" in out and "prepare_dataset" not in out
     # A changed dataset spec reaches the prepare job, which has no input files: only the
-    # metadata written by dvc-restore can tell Snakemake about it.
-    dataset = next(iter(yaml.safe_load((shared.clone / TINY).read_text())["datasets"]))
-    changed["studies"][study]["train"]["lr"] = yaml.safe_load((shared.clone / TINY).read_text())[
-        "studies"][study]["train"]["lr"]
-    changed["datasets"][dataset]["split_seed"] = 1
+    # metadata that dvc-restore wrote lets Snakemake notice it.
+    dataset = next(name for name, spec in tiny["datasets"].items() if "split_seed" in spec)
+    changed = copy.deepcopy(tiny)
+    changed["datasets"][dataset]["split_seed"] += 1
     changed_file.write_text(yaml.safe_dump(changed))
     out = snakemake(shared.clone, "--configfile", str(changed_file), "-n", "--quiet", "rules").stdout
     assert "prepare_dataset" in out and "train" in out
 
 
-def test_a_corrupted_remote_file_is_refused_by_restore(shared, tmp_path):
-    table = artifact_files(shared.origin)["paper_tables/" + next(iter(shared.config["studies"])) + ".csv"]
-    digest = hashlib.md5(table.read_bytes()).hexdigest()
-    stored = shared.remote / "files/md5" / digest[:2] / digest[2:]
+def stored_object(root: Path, content: bytes) -> Path:
+    """Where a DVC cache or remote keeps a file with this content."""
+    digest = hashlib.md5(content).hexdigest()
+    return root / "files/md5" / digest[:2] / digest[2:]
+
+
+def table_path(shared) -> str:
+    return f"paper_tables/{next(iter(shared.config['studies']))}.csv"
+
+
+def test_a_corrupted_remote_file_stops_restore_naming_the_file(shared, tmp_path):
+    stored = stored_object(shared.remote, (shared.origin / table_path(shared)).read_bytes())
     original = stored.read_bytes()
     stored.chmod(0o644)
     try:
@@ -149,6 +158,17 @@ def test_a_corrupted_remote_file_is_refused_by_restore(shared, tmp_path):
         result = cli(clone, "dvc-restore", check=False)
     finally:
         stored.write_bytes(original)
-    assert result.returncode != 0
-    assert "does not hold the recorded artifacts" in result.stderr
-    assert "paper_tables" in result.stderr
+    assert result.returncode == 1
+    assert "do not match their recorded hash" in result.stderr and table_path(shared) in result.stderr
+
+
+def test_a_corrupted_cache_file_is_reported_by_status_and_repaired_by_pull(shared):
+    cached = stored_object(shared.clone / ".dvc/cache", (shared.origin / table_path(shared)).read_bytes())
+    cached.chmod(0o644)
+    cached.write_bytes(b"garbage\n")
+    status = json.loads(dvc(shared.clone, "status", "--json").stdout)
+    assert status == {"paper_tables.dvc": [{"changed outs": {"paper_tables": "not in cache"}}]}
+    refused = cli(shared.clone, "dvc-restore", "--no-pull", check=False)
+    assert refused.returncode == 1 and "does not hold the recorded artifacts" in refused.stderr
+    cli(shared.clone, "dvc-restore")
+    assert cached.read_bytes() == (shared.origin / table_path(shared)).read_bytes()

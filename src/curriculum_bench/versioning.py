@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -156,6 +157,9 @@ def ensure_remote(repo: Path, url: str | None) -> str:
         url = str(Path(url).expanduser().resolve())
         Path(url).mkdir(parents=True, exist_ok=True)
     dvc(repo, "remote", "add", "--default", "--force", REMOTE_NAME, url)
+    # DVC trusts a remote's files by default: a corrupted one would be checked out silently
+    # and then hashed as if it were right. With `verify` it rehashes each download and refuses.
+    dvc(repo, "remote", "modify", REMOTE_NAME, "verify", "true")
     return REMOTE_NAME
 
 
@@ -196,13 +200,34 @@ def record(repo: Path, configfiles: list[Path], remote: str | None = None, push:
     return paths
 
 
+def pull_verified(repo: Path) -> None:
+    """dvc pull; on failure, name the files whose content did not match their recorded hash."""
+    result = subprocess.run([sys.executable, "-m", "dvc", "pull", "--verbose"], cwd=repo,
+                            capture_output=True, text=True, env=quiet_env())
+    if result.returncode == 0:
+        return
+    log = result.stdout + result.stderr
+    # DVC logs these at debug level: the object whose hash failed, then the workspace file it
+    # could not create from it.
+    workspace_file = {cache: file for file, cache in
+                      re.findall(r"failed to create '([^']+)' from '([^']+)'", log)}
+    corrupted = sorted({os.path.relpath(workspace_file.get(cache, cache), repo)
+                        for cache in re.findall(r"corrupted cache file '([^']+)'", log)})
+    errors = [line.split("ERROR: ", 1)[1] for line in log.splitlines() if "ERROR: " in line]
+    raise VersioningError(
+        "dvc pull failed" + (
+            ": these downloaded files do not match their recorded hash (corrupted in the remote "
+            "or in transfer; DVC removed them):\n  " + "\n  ".join(corrupted) if corrupted else "")
+        + "\n" + "\n".join(errors))
+
+
 def restore(repo: Path, pull: bool = True, cores: int = 1) -> None:
     """dvc pull, check the files are the recorded versions, then stamp them up to date for Snakemake."""
     repo = Path(repo).resolve()
     if not (repo / RECORDED_CONFIG).exists():
         raise VersioningError(f"{repo / RECORDED_CONFIG}: not found; this commit has no recorded artifacts")
     if pull:
-        dvc(repo, "pull", "--quiet")
+        pull_verified(repo)
     status = json.loads(dvc(repo, "status", "--json") or "{}")
     if status:
         raise VersioningError(
