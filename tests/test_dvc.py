@@ -1,5 +1,8 @@
-"""DVC versioning end to end, offline: run the tiny config in a copy of this repository, record
-and push to a local remote, clone, restore, and check that nothing retrains."""
+"""DVC versioning (curriculum_bench.versioning), offline.
+
+The fast tests check the config bookkeeping on hand-made files. The `workflow` tests run the
+tiny config in a copy of this repository, record and push to a local remote, clone, restore,
+and check that nothing retrains and that corruption is caught."""
 import copy
 import filecmp
 import hashlib
@@ -15,11 +18,11 @@ import pytest
 import yaml
 
 from curriculum_bench.config import METRICS, iter_runs
-from curriculum_bench.versioning import TRACKED, workflow_config
+from curriculum_bench.versioning import (TRACKED, VersioningError, config_mismatches, record,
+                                         workflow_config, write_dvc_yaml)
 
-from .conftest import REPO
+from .conftest import REPO, tiny_run
 
-pytestmark = pytest.mark.workflow
 TINY = ".test/config.yaml"
 
 
@@ -43,6 +46,73 @@ def snakemake(cwd: Path, *args: str) -> subprocess.CompletedProcess:
 
 def dvc(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     return run(cwd, sys.executable, "-m", "dvc", *args, check=check)
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+@pytest.fixture
+def recorded_artifacts(tmp_path):
+    """A repository holding one prepared store and one run of a one-run config, as the workflow writes them."""
+    run_config = tiny_run(epochs=2)
+    config = {"datasets": {"digits_sklearn": {"source": "sklearn_digits", "test_fraction": 0.2, "split_seed": 0}},
+              "studies": {"techniques": {"datasets": ["digits_sklearn"], "models": {"mlt_convnet": {}},
+                                         "seeds": [0], "train": run_config["train"], "variants": {"test": {}}}}}
+    write_json(tmp_path / "resources/datasets/digits_sklearn/manifest.json",
+               {"source": {"name": "digits_sklearn", **config["datasets"]["digits_sklearn"], "pool_size": 1797}})
+    write_json(tmp_path / METRICS.format(**run_config), {"final_acc": 0.5, "run": run_config})
+    return tmp_path, config
+
+
+def test_workflow_config_updates_the_default_recursively_then_each_configfile(tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config/config.yaml").write_text("train: {lr: 0.1, epochs: 10}\nseeds: [0, 1, 2]\n")
+    (tmp_path / "tiny.yaml").write_text("train: {epochs: 2}\nseeds: [0]\n")
+    (tmp_path / "lr.yaml").write_text("train: {lr: 0.5}\n")
+    merged = workflow_config(tmp_path, [tmp_path / "tiny.yaml", tmp_path / "lr.yaml"])
+    assert merged == {"train": {"lr": 0.5, "epochs": 2}, "seeds": [0]}
+
+
+def test_matching_artifacts_have_no_mismatch_and_unrun_ones_are_listed_missing(recorded_artifacts):
+    repo, config = recorded_artifacts
+    config["studies"]["techniques"]["seeds"] = [0, 1]
+    mismatched, missing = config_mismatches(repo, config)
+    assert mismatched == []
+    assert missing == ["results/techniques/digits_sklearn/mlt_convnet/test/seed1/metrics.json"]
+
+
+def test_a_changed_setting_is_named_in_the_mismatch(recorded_artifacts):
+    repo, config = recorded_artifacts
+    config["studies"]["techniques"]["train"]["lr"] = 0.5
+    config["datasets"]["digits_sklearn"]["split_seed"] = 1
+    mismatched, _ = config_mismatches(repo, config)
+    assert mismatched == [
+        "resources/datasets/digits_sklearn/manifest.json: split_seed differ",
+        "results/techniques/digits_sklearn/mlt_convnet/test/seed0/metrics.json: train.lr differ"]
+
+
+def test_record_refuses_artifacts_of_another_config_before_touching_dvc(recorded_artifacts):
+    repo, config = recorded_artifacts
+    config["studies"]["techniques"]["train"]["lr"] = 0.5
+    (repo / "other.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(VersioningError, match="train.lr differ"):
+        record(repo, [repo / "other.yaml"])
+    assert not (repo / "results.dvc").exists() and not (repo / "recorded_config.yaml").exists()
+
+
+def test_dvc_yaml_lists_each_metrics_file_and_table_and_keeps_other_keys(recorded_artifacts):
+    repo, _ = recorded_artifacts
+    (repo / "paper_tables").mkdir()
+    (repo / "paper_tables/techniques.csv").write_text("variant,final_acc_mean\ntest,0.5\n")
+    (repo / "dvc.yaml").write_text("params: [params.yaml]\nmetrics: [stale.json]\n")
+    write_dvc_yaml(repo)
+    assert yaml.safe_load((repo / "dvc.yaml").read_text()) == {
+        "params": ["params.yaml"],
+        "metrics": ["results/techniques/digits_sklearn/mlt_convnet/test/seed0/metrics.json"],
+        "plots": [{"paper_tables/techniques.csv": {"x": "final_acc_mean", "y": "variant",
+                                                   "template": "bar_horizontal"}}]}
 
 
 def git_repo_copy(dst: Path) -> None:
@@ -79,6 +149,7 @@ def shared(tmp_path_factory):
     return SimpleNamespace(origin=origin, remote=remote, clone=clone, recorded=recorded, config=config)
 
 
+@pytest.mark.workflow
 def test_pulled_artifacts_are_byte_identical(shared):
     pulled, produced = artifact_files(shared.clone), artifact_files(shared.origin)
     assert sorted(pulled) == sorted(produced)
@@ -87,6 +158,7 @@ def test_pulled_artifacts_are_byte_identical(shared):
     assert mismatched == []
 
 
+@pytest.mark.workflow
 def test_checkpoints_are_never_versioned(shared):
     checkpoints = list((shared.origin / "checkpoints").rglob("*.pt"))
     assert checkpoints, "the tiny run should leave resumption checkpoints behind"
@@ -95,17 +167,20 @@ def test_checkpoints_are_never_versioned(shared):
     assert not (shared.clone / "checkpoints").exists()
 
 
+@pytest.mark.workflow
 def test_restored_clone_plans_no_job(shared):
     result = snakemake(shared.clone, "--configfile", TINY, "-n")
     assert "Nothing to be done" in result.stdout + result.stderr, result.stdout[-3000:]
 
 
+@pytest.mark.workflow
 def test_rerecording_in_the_clone_changes_nothing(shared):
     cli(shared.clone, "dvc-record", "--configfile", TINY, "--no-push")
     assert run(shared.clone, "git", "rev-parse", "HEAD").stdout.strip() == shared.recorded
     assert run(shared.clone, "git", "status", "--porcelain").stdout == ""
 
 
+@pytest.mark.workflow
 def test_metrics_of_every_run_are_registered_and_diff_to_the_recording_is_empty(shared):
     shown = json.loads(dvc(shared.clone, "metrics", "show", "--json").stdout)
     files = shown[""]["data"]  # "" is the workspace
@@ -118,6 +193,7 @@ def test_metrics_of_every_run_are_registered_and_diff_to_the_recording_is_empty(
     assert set(appeared) == set(files)
 
 
+@pytest.mark.workflow
 def test_a_changed_config_in_the_clone_plans_the_affected_reruns(shared, tmp_path):
     tiny = yaml.safe_load((shared.clone / TINY).read_text())
     study = next(iter(tiny["studies"]))
@@ -147,6 +223,7 @@ def table_path(shared) -> str:
     return f"paper_tables/{next(iter(shared.config['studies']))}.csv"
 
 
+@pytest.mark.workflow
 def test_a_corrupted_remote_file_stops_restore_naming_the_file(shared, tmp_path):
     stored = stored_object(shared.remote, (shared.origin / table_path(shared)).read_bytes())
     original = stored.read_bytes()
@@ -162,6 +239,7 @@ def test_a_corrupted_remote_file_stops_restore_naming_the_file(shared, tmp_path)
     assert "do not match their recorded hash" in result.stderr and table_path(shared) in result.stderr
 
 
+@pytest.mark.workflow
 def test_a_corrupted_cache_file_is_reported_by_status_and_repaired_by_pull(shared):
     cached = stored_object(shared.clone / ".dvc/cache", (shared.origin / table_path(shared)).read_bytes())
     cached.chmod(0o644)
