@@ -1,4 +1,5 @@
-"""Command line: `python -m curriculum_bench {prepare,derive,train,table,figure,index,list}`.
+"""Command line: `python -m curriculum_bench {prepare,derive,train,table,figure,index,list,
+dvc-record,dvc-restore}`.
 
 Each Snakemake rule makes exactly one of these calls; all logic stays in the package.
 """
@@ -76,6 +77,27 @@ def cmd_list(args) -> None:
         print(f"{kind}: {', '.join(registry.names())}")
 
 
+def cmd_dvc_record(args) -> None:
+    from .versioning import VersioningError, record
+
+    try:
+        record(Path.cwd(), args.configfile, remote=args.remote, push=not args.no_push,
+               commit_message=None if args.no_commit else args.message)
+    except VersioningError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
+
+
+def cmd_dvc_restore(args) -> None:
+    from .versioning import VersioningError, restore
+
+    try:
+        restore(Path.cwd(), pull=not args.no_pull, cores=args.cores)
+    except VersioningError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m curriculum_bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -135,6 +157,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config-files", nargs="+", required=True, help="the config files the workflow ran with")
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("dvc-record", help="version resources/, results/, paper_tables/ with DVC, "
+                       "commit the .dvc files and push (run in the repository root)")
+    p.add_argument("--configfile", nargs="*", type=Path, default=[],
+                   help="the --configfile(s) snakemake ran with (config/config.yaml is read first)")
+    p.add_argument("--remote", default=None,
+                   help="DVC remote URL or folder to make the default (default: the configured one, "
+                        "else ~/.cache/curriculum-bench/dvc-remote)")
+    p.add_argument("--message", default="Record artifacts with DVC", help="git commit message")
+    p.add_argument("--no-commit", action="store_true", help="stage the .dvc files, do not commit")
+    p.add_argument("--no-push", action="store_true", help="do not push to the remote")
+    p.set_defaults(func=cmd_dvc_record)
+
+    p = sub.add_parser("dvc-restore", help="dvc pull, verify, and mark the pulled artifacts up to "
+                       "date for Snakemake (no retraining); run in the repository root")
+    p.add_argument("--no-pull", action="store_true", help="files already pulled / checked out")
+    p.add_argument("--cores", type=int, default=1)
+    p.set_defaults(func=cmd_dvc_restore)
 
     p = sub.add_parser("list", help="list registered dataset sources, models and methods")
     p.set_defaults(func=cmd_list)
