@@ -1,4 +1,4 @@
-"""Command line: `python -m curriculum_bench {prepare,derive,train,table,figure,index,list,
+"""Command line: `python -m curriculum_bench {prepare,derive,train,probe,table,figure,index,list,
 dvc-record,dvc-restore}`.
 
 Each Snakemake rule makes exactly one of these calls; all logic stays in the package.
@@ -46,6 +46,12 @@ def cmd_train(args) -> None:
     except Preempted:
         # Non-zero, so that Snakemake's retries (or SLURM's requeue) run it again to resume.
         sys.exit(128 + 15)
+
+
+def cmd_probe(args) -> None:
+    from .contrastive.linear_probe import probe_run
+
+    probe_run(args.run_dir, args.data, args.out, args.probe, device=args.device)
 
 
 def cmd_table(args) -> None:
@@ -131,6 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-after-epoch", type=int, default=None,
                    help="end this session after N epochs, as a preemption would (for testing resume)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("probe", help="linear evaluation of a finished contrastive pretraining run")
+    p.add_argument("--run-dir", required=True, type=Path, help="run folder with metrics.json and final_model.pt")
+    p.add_argument("--data", required=True, type=Path, help="dataset store directory")
+    p.add_argument("--out", required=True, type=Path, help="metrics file to write (the table reads it)")
+    p.add_argument("--probe", type=parse_json, default=None,
+                   help="JSON: weight_decays, epochs, lr, batch_size, val_fraction, seed (ETH defaults)")
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser("table", help="tabulate a study's finished runs")
     p.add_argument("--study", required=True)

@@ -11,6 +11,7 @@ from typing import Any, Iterator
 
 RUN_DIR = "results/{study}/{dataset}/{model}/{variant}/seed{seed}"
 METRICS = RUN_DIR + "/metrics.json"
+PROBE_METRICS = RUN_DIR + "/probe_metrics.json"  # linear evaluation of a contrastive run
 CHECKPOINT = "checkpoints/{study}/{dataset}/{model}/{variant}/seed{seed}.pt"
 
 
@@ -39,6 +40,12 @@ def iter_runs(config: dict) -> Iterator[dict]:
                 for variant in spec["variants"]:
                     for seed in spec["seeds"]:
                         yield dict(study=study, dataset=dataset, model=model, variant=variant, seed=seed)
+
+
+def scored_by_linear_probe(config: dict, study: str) -> bool:
+    """A study whose variants pretrain with SimCLR is scored by linear evaluation, not by
+    the pretraining run's own accuracy."""
+    return any("simclr" in (methods or {}) for methods in config["studies"][study]["variants"].values())
 
 
 def run_dir(study: str, dataset: str, model: str, variant: str, seed: int | str) -> str:

@@ -14,11 +14,13 @@ sys.path.insert(0, SRC)
 from curriculum_bench.config import (  # noqa: E402
     CHECKPOINT,
     METRICS,
+    PROBE_METRICS,
     check_references,
     iter_runs,
     job_resources,
     resolve_run,
     scheduler_resources,
+    scored_by_linear_probe,
     to_json,
 )
 from curriculum_bench.report.figures import figure_names  # noqa: E402
@@ -107,7 +109,15 @@ def get_checkpoint(wildcards):
 
 
 def get_study_metrics(wildcards):
-    return [METRICS.format(**run) for run in RUNS if run["study"] == wildcards.study]
+    # What a study's table and figures read: a run's metrics, or its linear evaluation.
+    scores = (
+        PROBE_METRICS if scored_by_linear_probe(config, wildcards.study) else METRICS
+    )
+    return [scores.format(**run) for run in RUNS if run["study"] == wildcards.study]
+
+
+def get_probe_config(wildcards):
+    return to_json(config["studies"][wildcards.study].get("probe") or {})
 
 
 def get_config_files():

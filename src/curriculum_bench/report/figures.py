@@ -136,6 +136,8 @@ def accuracy_per_epoch(runs: list[Run]):
     for (dataset, model, variant), members in groups.items():
         plot_seed_band(ax, members, "eval_acc", f"{dataset}/{model}/{variant}" if several else variant, 100)
     split = runs[0].metrics.get("eval_split", "test")
+    if "online_probe_final_acc" in runs[0].metrics:  # contrastive: history holds the online probe
+        split = "test (online linear probe)"
     ax.set(xlabel="epoch", ylabel=f"{split} accuracy (%)", title=f"{runs[0].metrics['study']}: {split} accuracy per epoch")
     ax.legend()
     return fig

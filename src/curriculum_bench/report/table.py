@@ -191,7 +191,9 @@ def display_frame(summary: pd.DataFrame, reported: list[dict], options: TableOpt
         "model": summary["model"],
         "variant": summary["variant"],
         "final acc (%)": [mean_std_percent(m, s) for m, s in zip(summary.final_acc_mean, summary.final_acc_std)],
-        "best-epoch acc (%)": [mean_std_percent(m, s) for m, s in zip(summary.best_acc_mean, summary.best_acc_std)],
+        # A score with no epoch to choose (a linear probe) has best == final: one column then.
+        **({"best-epoch acc (%)": [mean_std_percent(m, s) for m, s in zip(summary.best_acc_mean, summary.best_acc_std)]}
+           if not summary.best_acc_mean.equals(summary.final_acc_mean) else {}),
         **({"acc at best-val epoch (%)": [
             "—" if pd.isna(m) else mean_std_percent(m, s)
             for m, s in zip(summary.test_at_best_val_mean, summary.test_at_best_val_std)]}
@@ -213,7 +215,8 @@ def display_frame(summary: pd.DataFrame, reported: list[dict], options: TableOpt
 
 INTRO = ("Measured here. Accuracy in % on the named split, mean ± sample std over seeds; "
          "`best-epoch` is the best per-epoch accuracy on that same split (optimistic, as the "
-         "original repositories report it); `at best-val epoch`, where a run holds out a "
+         "original repositories report it; omitted where every row's equals its final one, as "
+         "for a linear-probe score); `at best-val epoch`, where a run holds out a "
          "validation split, is the accuracy at the epoch chosen on that split. Cost columns "
          "are means per run (peak MB: max).")
 

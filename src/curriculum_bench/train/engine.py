@@ -288,7 +288,7 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
     model = create_model(run["model"], data.in_shape, len(data.classes), **run["model_args"]).to(dev)
     optimizer = build_optimizer(model, cfg, hooks)
     state = TrainState(model, optimizer, dev, data.train.labels, len(data.classes), cfg.epochs,
-                       out_dir=out_dir, data_dir=Path(data_dir), data=data)
+                       seed=run["seed"], out_dir=out_dir, data_dir=Path(data_dir), data=data)
     for hook in hooks:
         hook.on_fit_start(state)
 

@@ -43,6 +43,7 @@ class TrainState:
     train_labels: torch.Tensor  # on `device`, indexed by sample index
     num_classes: int
     epochs: int
+    seed: int = 0  # the run's seed, for a method's own per-epoch random streams
     steps_per_epoch: int = 0  # this epoch's steps, known once its sample order is drawn (from on_batch_start)
     epoch: int = 0  # 0-based epoch being trained
     step: int = 0   # optimiser steps taken since the start of training

@@ -1,0 +1,133 @@
+"""SimCLR pretraining with a curriculum over negatives, on the one engine (spec §3).
+
+Two augmented views of every image are made on the device (ETH config: random-resized
+crop, flip, colour jitter p 0.8, grayscale p 0.2, blur p 0.5) and interleaved so that rows
+2i and 2i+1 are a positive pair; the model (`simclr` in the model registry) returns its
+online-probe logits and keeps the projections z, on which the loss adds Weighted NT-Xent
+(contrastive/weighted_ntxent.py). With `sigma: null` the loss is plain NT-Xent (SimCLR);
+with a sigma, `mean_schedule` moves the desired hardness mu of negatives over epochs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..config import ConfigError
+from ..train.hooks import Hook, TrainState, register_method
+from .weighted_ntxent import MEAN_SCHEDULES, NORMALIZATIONS, mean_at, weighted_nt_xent
+
+# ETH config/config_example.yaml augmentations, CIFAR-10 at 32 px (spec §3.3).
+ETH_VIEWS = (
+    {"op": "random_resized_crop", "size": 32, "scale": [0.08, 1.0], "ratio": [0.75, 1.3333333]},
+    {"op": "horizontal_flip", "p": 0.5},
+    {"op": "color_jitter", "brightness": 0.4, "contrast": 0.4, "saturation": 0.4, "hue": 0.1, "p": 0.8},
+    {"op": "random_grayscale", "p": 0.2},
+    {"op": "gaussian_blur", "kernel_size": 3, "sigma": [0.1, 2.0], "p": 0.5},
+)
+
+
+@dataclass(frozen=True)
+class SimCLRConfig:
+    views: tuple = ETH_VIEWS           # ops making each view (data/augment.py), ETH's at 32 px
+    temperature: float = 0.1           # ETH tau (Tab. 2: best of 0.05 / 0.1 / 0.5 / 1)
+    sigma: float | None = None         # None: NT-Xent; ETH experiments 0.5 (0.25 unstable)
+    weight_normalization: str = "negatives_constant_total_weight"  # ETH default; or "none"
+    mean_schedule: str = "constant"    # ETH `mean` class: constant, linear, exponential, random, ...
+    mean_begin: float = -1.0           # ETH mean_config.begin (example -0.99; experiments -1)
+    mean_end: float = 1.0              # ETH mean_config.end
+    mean_steps: int = 50               # ETH example 50; experiments 25-750 (epochs to reach end)
+    mean_factor: float = 0.99          # ExponentialParam
+    mean_const_value: float = 0.8      # RandomThenConst
+    b_l: float = -1.0                  # weights x1e-3 below b_l / above b_u (ETH: never active)
+    b_u: float = 1.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "views", tuple(dict(v) for v in self.views))
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.sigma is not None and self.sigma <= 0:
+            raise ValueError(f"sigma must be > 0 or null (NT-Xent), got {self.sigma}")
+        if self.weight_normalization not in NORMALIZATIONS:
+            raise ValueError(f"weight_normalization must be one of {NORMALIZATIONS}, got {self.weight_normalization!r}")
+        if self.mean_schedule not in MEAN_SCHEDULES:
+            raise ValueError(f"mean_schedule must be one of {MEAN_SCHEDULES}, got {self.mean_schedule!r}")
+        if self.mean_steps < 1 or not 0 < self.mean_factor <= 1:
+            raise ValueError("mean_steps must be >= 1 and mean_factor in (0, 1]")
+        if self.b_l > self.b_u:
+            raise ValueError(f"b_l ({self.b_l}) must not exceed b_u ({self.b_u})")
+
+    def mean(self, epoch: int, step: int, seed: int) -> float:
+        return mean_at(self.mean_schedule, epoch, step, seed, self.mean_begin, self.mean_end,
+                       self.mean_steps, self.mean_factor, self.mean_const_value)
+
+
+def interleave_views(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """(B, ...) x 2 -> (2B, ...) with rows 2i, 2i+1 the two views of image i."""
+    return torch.stack([first, second], dim=1).flatten(0, 1)
+
+
+VIEW_STREAM = 3  # distinct from the engine's order (0) and augmentation (1) streams
+
+
+@register_method("simclr", SimCLRConfig)
+class SimCLR(Hook):
+    def __init__(self, cfg: SimCLRConfig):
+        from ..data.augment import Augment
+
+        self.cfg = cfg
+        try:
+            self.augment = Augment.from_config(cfg.views)
+        except ValueError as err:
+            raise ConfigError(f"methods.simclr.views{err}") from None
+        self.generator = torch.Generator()
+        self.resumed: dict[str, Any] | None = None
+        self.mean = cfg.mean(0, 0, 0)
+
+    def on_fit_start(self, state: TrainState) -> None:
+        if not hasattr(state.model, "projections"):
+            raise ConfigError(f"methods.simclr needs the `simclr` model (encoder + projection head), "
+                              f"got {type(state.model).__name__}")
+        self.model = state.model
+        self.seed = state.seed
+        self.loss_sum = torch.zeros((), device=state.device)
+        self.anchors = 0
+
+    def on_epoch_start(self, state: TrainState) -> None:
+        self.epoch = state.epoch
+        self.loss_sum.zero_()
+        self.anchors = 0
+        if self.resumed is not None and self.resumed["epoch"] == state.epoch:
+            # Finish an epoch interrupted mid-way exactly: same views, same running loss.
+            self.generator.set_state(self.resumed["generator"])
+            self.loss_sum += self.resumed["loss_sum"]
+            self.anchors = self.resumed["anchors"]
+        else:
+            self.generator.manual_seed(state.seed * 1_000_003 + state.epoch + VIEW_STREAM * 7_919_993)
+        self.resumed = None
+
+    def transform_batch(self, x, y, idx, state):
+        self.mean = self.cfg.mean(state.epoch, state.step, state.seed)
+        views = interleave_views(self.augment(x, self.generator), self.augment(x, self.generator))
+        return views, y.repeat_interleave(2)
+
+    def loss(self, logits, y, idx, loss):
+        cfg = self.cfg
+        contrastive = weighted_nt_xent(self.model.projections, cfg.temperature, self.mean, cfg.sigma,
+                                       cfg.weight_normalization, cfg.b_l, cfg.b_u)
+        self.loss_sum += contrastive.detach().sum()
+        self.anchors += len(contrastive)
+        return loss + contrastive  # the online probe's CE trains only the probe (detached h)
+
+    def epoch_log(self) -> dict:
+        return {"mean": self.mean, "contrastive_loss": self.loss_sum.item() / max(self.anchors, 1)}
+
+    def state_dict(self) -> dict:
+        if not hasattr(self, "epoch"):
+            return {}
+        return {"epoch": self.epoch, "generator": self.generator.get_state(),
+                "loss_sum": self.loss_sum.item(), "anchors": self.anchors}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.resumed = state or None
