@@ -223,3 +223,37 @@ def test_instance_sigma_grows_on_corrupted_samples_under_label_noise(noisy_digit
     assert np.median(sigma[corrupted]) > np.median(sigma[~corrupted])
     last = json.loads((tmp_path / "run/history.jsonl").read_text().splitlines()[-1])
     assert last["data_parameters/inst_sigma_corrupted_mean"] == pytest.approx(float(sigma[corrupted].mean()))
+
+
+def fake_dp_run(tmp_path, variant, seed, corrupted, snapshots):
+    """A finished run folder as the engine and the hook leave it."""
+    folder = tmp_path / variant / f"seed{seed}"
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({
+        "study": "data_parameters", "dataset": "toy_noisy", "model": "m", "variant": variant,
+        "seed": seed, "eval_split": "test"}))
+    records = [{"epoch": e + 1, "eval_acc": 0.5, "data_parameters/class_sigma": [1.0 + e, 1.0 / (1 + e)],
+                "data_parameters/inst_sigma_clean_mean": 1.0, "data_parameters/inst_sigma_corrupted_mean": 1.0 + e}
+               for e in range(3)]
+    (folder / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    np.savez(folder / "data_parameters.npz", corrupted=corrupted, inst_sigma=snapshots[-1],
+             snapshot_epochs=np.arange(1, len(snapshots) + 1), inst_sigma_snapshots=np.stack(snapshots))
+    return folder / "metrics.json"
+
+
+def test_dp_figures_show_clean_and_corrupted_instance_sigma_per_snapshot_epoch(tmp_path):
+    from curriculum_bench.report.figures import figure_names, load_runs
+    from curriculum_bench.report.figures_data_parameters import class_sigma, instance_sigma_histogram
+
+    corrupted = np.array([True, True, False, False, False])
+    snapshots = [np.ones(5, dtype=np.float32), np.array([3.0, 2.0, 0.9, 0.8, 1.0], dtype=np.float32)]
+    runs = load_runs([fake_dp_run(tmp_path, "instance", 0, corrupted, snapshots)])
+    assert {"instance_sigma_histogram", "class_sigma", "instance_sigma_mean"} <= set(figure_names("data_parameters"))
+    fig = instance_sigma_histogram(runs)
+    axes = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title().split(", ")[-1] for ax in axes] == ["epoch 1", "epoch 2"]
+    # Two histograms per panel (clean, corrupted) whose bar heights count 3 and 2 samples.
+    heights = [sum(p.get_height() for p in container) for container in axes[1].containers]
+    assert heights == [3, 2]
+    lines = class_sigma(runs).axes[0].get_lines()
+    assert list(lines[0].get_ydata()) == [1.0, 2.0, 3.0] and list(lines[-1].get_ydata()) == pytest.approx([1.0, 1.25, 1 + 2 / 3])
