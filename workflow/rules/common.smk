@@ -21,6 +21,7 @@ from curriculum_bench.config import (  # noqa: E402
     to_json,
 )
 from curriculum_bench.report.figures import figure_names  # noqa: E402
+from curriculum_bench.coreset import plan as coreset_plan  # noqa: E402
 
 # Every job imports the package from this checkout, whether or not it is installed in the
 # job's environment (a conda env from envs/ holds only the third-party dependencies).
@@ -32,7 +33,7 @@ shell.prefix(
 validate(config, schema="../../config/schema.yaml")
 check_references(config)
 
-RUNS = list(iter_runs(config))
+RUNS = list(iter_runs(config)) + list(coreset_plan.iter_coreset_runs(config))
 DERIVED = [
     name for name, spec in config["datasets"].items() if spec["source"] == "derived"
 ]
@@ -61,7 +62,7 @@ def get_final_output():
         for study in config["studies"]
         for name in figure_names(study)
     ]
-    return datasets + tables + figures
+    return datasets + tables + figures + coreset_plan.final_outputs(config)
 
 
 def get_dataset_spec(wildcards):
