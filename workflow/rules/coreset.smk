@@ -1,59 +1,11 @@
 # The coreset study (spec/methods.md §5) as five kinds of job, so the DAG shows its stages:
 # proxy runs -> forgetting statistics -> selections -> core runs on each coreset, and the
 # removal curve. Planning lives in curriculum_bench.coreset.plan; rules only wire it.
-CORESET_RUN = "results/coreset/{dataset}/{model}/{variant}/seed{seed}"
+include: "coreset_common.smk"
+
 
 # A coreset run's folder also matches the generic `train` rule; these rules plan it instead.
 ruleorder: coreset_proxy > coreset_core > coreset_removal > train
-
-
-def get_coreset_run_config(wildcards):
-    run = coreset_plan.resolve_coreset_run(
-        config, wildcards.dataset, wildcards.model, wildcards.variant, int(wildcards.seed)
-    )
-    return to_json(run)
-
-
-def get_coreset_run_inputs(wildcards):
-    return coreset_plan.run_inputs(
-        config, wildcards.dataset, wildcards.model, wildcards.variant, int(wildcards.seed)
-    )
-
-
-def get_coreset_proxy_artifacts(wildcards):
-    return coreset_plan.proxy_artifacts(config, wildcards.dataset)
-
-
-def get_coreset_never_learned(wildcards):
-    return coreset_plan.never_learned(config)
-
-
-def get_coreset_selection_spec(wildcards):
-    return to_json(coreset_plan.selection_settings(config, wildcards.selection))
-
-
-def get_coreset_checkpoint(wildcards):
-    return CHECKPOINT.format(study="coreset", **wildcards)
-
-
-def coreset_resources(wildcards):
-    return job_resources(config, "coreset", wildcards.dataset, wildcards.model)
-
-
-def get_coreset_gpu(wildcards):
-    return coreset_resources(wildcards)["gpu"]
-
-
-def get_coreset_cpus_per_gpu(wildcards):
-    return coreset_resources(wildcards)["cpus_per_gpu"]
-
-
-def get_coreset_mem_mb(wildcards, attempt):
-    return coreset_resources(wildcards)["mem_mb"] * attempt
-
-
-def get_coreset_runtime(wildcards, attempt):
-    return coreset_resources(wildcards)["runtime"] * attempt
 
 
 rule coreset_proxy:
