@@ -40,6 +40,8 @@ DERIVED = [
 # Regexes for the two ways a store is made; "(?!)" matches nothing when a list is empty.
 DERIVED_DATASETS = "|".join(DERIVED) or "(?!)"
 BASE_DATASETS = "|".join(set(config["datasets"]) - set(DERIVED)) or "(?!)"
+# Studies whose runs the generic `train` rule plans; coreset.smk plans the coreset study's.
+TRAIN_STUDIES = "|".join(s for s in config["studies"] if s != "coreset") or "(?!)"
 
 
 wildcard_constraints:

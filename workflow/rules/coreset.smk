@@ -4,10 +4,6 @@
 include: "coreset_common.smk"
 
 
-# A coreset run's folder also matches the generic `train` rule; these rules plan it instead.
-ruleorder: coreset_proxy > coreset_core > coreset_removal > train
-
-
 rule coreset_proxy:
     input:
         "resources/datasets/{dataset}/manifest.json",
