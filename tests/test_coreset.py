@@ -171,3 +171,16 @@ def test_dag_runs_proxy_then_stats_then_select_then_core(tmp_path):
     assert {("coreset_proxy", "coreset_stats"), ("coreset_stats", "coreset_select"),
             ("coreset_select", "coreset_core"), ("coreset_proxy", "coreset_core"),
             ("coreset_select", "coreset_removal")} <= edges
+
+
+@pytest.mark.workflow
+def test_unknown_selection_method_stops_the_workflow_naming_the_key(tmp_path):
+    config = yaml.safe_load((REPO / ".test/config.yaml").read_text())
+    config["studies"]["coreset"]["selection"]["methods"] = ["hardest"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "--configfile", str(bad), "-n")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "'hardest' is not one of" in output and "['coreset']['selection']['methods']" in output, output[-2000:]
+    assert not (tmp_path / "results").exists()
