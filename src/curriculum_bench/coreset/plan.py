@@ -23,8 +23,6 @@ from ..config import ConfigError, run_dir
 
 STUDY = "coreset"
 PROXY = "proxy"
-BACKBONES = ("finetune", "frozen")
-REMOVAL_ORDERS = ("forgetting", "random")
 # `model_args.pretrained: proxy` starts a core run from the first proxy seed's final weights.
 PRETRAINED_FROM_PROXY = "proxy"
 
@@ -134,6 +132,8 @@ def resolve_coreset_run(config: dict, dataset: str, model: str, variant: str, se
     if stage == "core":
         model_args["freeze_backbone"] = variant.endswith("_frozen")
     if model_args.get("pretrained") == PRETRAINED_FROM_PROXY:
+        if stage == "proxy":
+            raise ConfigError("studies.coreset.proxy.models: `pretrained: proxy` would start the proxy from itself")
         model_args["pretrained"] = proxy_model_file(config, dataset)
     return {"study": STUDY, "dataset": dataset, "model": model, "model_args": model_args,
             "variant": variant, "methods": methods, "seed": int(seed), "train": dict(block["train"])}
