@@ -82,7 +82,9 @@ def coreset_accuracy(runs: list[Run]):
 
 @register_figure("coreset", "removal_curve")
 def removal_curve(runs: list[Run]):
-    """FE's removal curve: test accuracy after removing k examples, forgetting order vs random."""
+    """FE's removal curve: test accuracy after removing k examples, forgetting order vs random.
+
+    Each order's curve starts at `remove_0` (nothing removed), shared by both."""
     fig, (ax,) = new_figure()
     rows = []
     for r in runs:
@@ -104,7 +106,9 @@ def removal_curve(runs: list[Run]):
         line, = ax.plot(percent, 100 * stats["mean"], marker="o", label=labels[order])
         ax.fill_between(percent, 100 * (stats["mean"] - stats["std"].fillna(0)),
                         100 * (stats["mean"] + stats["std"].fillna(0)), color=line.get_color(), alpha=0.2)
-    ax.set(xlabel="training examples removed (%)", ylabel="test accuracy (%)",
-           title="coreset: removal curve (Toneva et al. Fig. 5)")
+    with_val = any("test_at_best_val_acc" in r.metrics for r in runs if REMOVAL.match(r.variant))
+    ax.set(xlabel="training examples removed (%)",
+           ylabel="test accuracy at best-val epoch (%)" if with_val else "final test accuracy (%)",
+           title="coreset: removal curve (Toneva et al. 2019, §5.1)")
     ax.legend()
     return fig
