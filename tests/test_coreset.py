@@ -184,3 +184,12 @@ def test_unknown_selection_method_stops_the_workflow_naming_the_key(tmp_path):
     assert result.returncode != 0
     assert "'hardest' is not one of" in output and "['coreset']['selection']['methods']" in output, output[-2000:]
     assert not (tmp_path / "results").exists()
+
+
+def test_core_run_refuses_a_selection_scored_on_another_train_split(digits_store, tmp_path):
+    labels = load_array(digits_store, "train_labels")
+    fake_stats(tmp_path / "stats.npz", np.roll(labels, 1))  # same size, other labels
+    write_selection(tmp_path / "stats.npz", SelectionConfig(size=10), tmp_path / "sel.json")
+    run = tiny_run({"coreset_subset": {"selection": str(tmp_path / "sel.json")}}, epochs=1)
+    with pytest.raises(ValueError, match="scored on a train split with other labels"):
+        fit(run, digits_store, tmp_path / "core", tmp_path / "core.pt", device="cpu")

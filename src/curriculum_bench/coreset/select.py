@@ -19,6 +19,7 @@ original dataset's train split in file order when that store is a `validation_ta
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -91,6 +92,11 @@ def select(scores: np.ndarray, labels: np.ndarray, cfg: SelectionConfig, num_cla
     return take(ranking(scores, cfg), labels, cfg.size, cfg.class_balanced, num_classes)
 
 
+def labels_digest(labels: np.ndarray) -> str:
+    """Fingerprint of a train split's labels: a run checks it trains on the split that was scored."""
+    return hashlib.sha256(np.ascontiguousarray(labels, dtype=np.int64).tobytes()).hexdigest()
+
+
 def write_selection(stats_path: Path, cfg: SelectionConfig, out: Path, dataset: str = "") -> dict:
     """The selection file: indices into the train split, with how they were chosen."""
     from .forgetting_stats import load_forgetting_stats
@@ -102,6 +108,7 @@ def write_selection(stats_path: Path, cfg: SelectionConfig, out: Path, dataset: 
         "dataset": dataset,
         "train_split": "train",
         "num_train": int(len(stats["score"])),
+        "train_labels_sha256": labels_digest(stats["label"]),
         "stats": str(stats_path),
         "never_learned": str(stats["never_learned"]),
         "indices": [int(i) for i in indices],

@@ -63,6 +63,12 @@ class CoresetSubset(Hook):
             raise ValueError(f"methods.coreset_subset.selection: {self.cfg.selection} indexes a train split "
                              f"of {selection['num_train']} examples, this run's has {num_train}; "
                              "the proxy and this run must train on the same store")
+        from ..coreset.select import labels_digest
+
+        if selection.get("train_labels_sha256") not in (None, labels_digest(state.train_labels.cpu().numpy())):
+            raise ValueError(f"methods.coreset_subset.selection: {self.cfg.selection} was scored on a train "
+                             "split with other labels than this run's; the proxy and this run must train "
+                             "on the same store")
         selected = torch.tensor(selection["indices"], dtype=torch.long)
         if len(selected) and (int(selected.min()) < 0 or int(selected.max()) >= num_train):
             raise ValueError(f"{self.cfg.selection}: indices outside [0, {num_train})")
