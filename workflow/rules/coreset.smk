@@ -4,6 +4,12 @@
 include: "coreset_common.smk"
 
 
+# Seconds of numpy each: a cluster should not queue them.
+localrules:
+    coreset_stats,
+    coreset_select,
+
+
 rule coreset_proxy:
     input:
         "resources/datasets/{dataset}/manifest.json",
