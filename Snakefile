@@ -17,6 +17,7 @@ include: "workflow/rules/prepare.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/contrastive.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/coreset.smk"
 
 
 # Cheap jobs that a cluster should not queue for.

@@ -1,5 +1,5 @@
-"""Command line: `python -m curriculum_bench {prepare,derive,train,probe,table,figure,index,list,
-dvc-record,dvc-restore}`.
+"""Command line: `python -m curriculum_bench {prepare,derive,train,probe,forgetting-stats,select,
+table,figure,index,list,dvc-record,dvc-restore}`.
 
 Each Snakemake rule makes exactly one of these calls; all logic stays in the package.
 """
@@ -71,6 +71,18 @@ def cmd_index(args) -> None:
     from .report.index import write_index
 
     write_index(args.studies, args.config_files, args.out)
+def cmd_forgetting_stats(args) -> None:
+    from .coreset.forgetting_stats import write_forgetting_stats
+
+    write_forgetting_stats(args.runs, args.never_learned, args.out_npz, args.out_csv)
+
+
+def cmd_select(args) -> None:
+    from .config import config_from_dict
+    from .coreset.select import SelectionConfig, write_selection
+
+    cfg = config_from_dict(SelectionConfig, args.spec, where="selection")
+    write_selection(args.stats, cfg, args.out, dataset=args.dataset)
 
 
 def cmd_list(args) -> None:
@@ -190,6 +202,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-pull", action="store_true", help="files already pulled / checked out")
     p.add_argument("--cores", type=int, default=1)
     p.set_defaults(func=cmd_dvc_restore)
+    p = sub.add_parser("forgetting-stats", help="coreset study: forgetting statistics from proxy runs")
+    p.add_argument("--never-learned", choices=["presentations", "max_plus_one"], default="max_plus_one",
+                   help="rank never-learned examples by their presentations (FE) or max + 1 (cifar_1k)")
+    p.add_argument("--out-npz", required=True, type=Path)
+    p.add_argument("--out-csv", required=True, type=Path)
+    p.add_argument("runs", nargs="+", type=Path, help="forgetting.npz of each proxy run")
+    p.set_defaults(func=cmd_forgetting_stats)
+
+    p = sub.add_parser("select", help="coreset study: choose a coreset (or removal set) from forgetting stats")
+    p.add_argument("--stats", required=True, type=Path, help="forgetting_stats.npz")
+    p.add_argument("--spec", required=True, type=parse_json,
+                   help='JSON: {"method": ..., "size": ..., "tie_break": ..., "class_balanced": ..., "seed": ...}')
+    p.add_argument("--dataset", default="", help="dataset name, recorded in the selection file")
+    p.add_argument("--out", required=True, type=Path, help="selection JSON (indices into the train split)")
+    p.set_defaults(func=cmd_select)
 
     p = sub.add_parser("list", help="list registered dataset sources, models and methods")
     p.set_defaults(func=cmd_list)

@@ -33,8 +33,13 @@ def config_from_dict(cls, values: dict | None, where: str):
 
 
 def iter_runs(config: dict) -> Iterator[dict]:
-    """Every run the config asks for, in config order (which is also table row order)."""
+    """Every run the config asks for, in config order (which is also table row order).
+
+    The coreset study has stages of its own shape; coreset.plan.iter_coreset_runs plans it.
+    """
     for study, spec in config["studies"].items():
+        if study == "coreset":
+            continue
         for dataset in spec["datasets"]:
             for model in spec["models"]:
                 for variant in spec["variants"]:

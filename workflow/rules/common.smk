@@ -24,6 +24,7 @@ from curriculum_bench.config import (  # noqa: E402
     to_json,
 )
 from curriculum_bench.report.figures import figure_names  # noqa: E402
+from curriculum_bench.coreset import plan as coreset_plan  # noqa: E402
 
 # Every job imports the package from this checkout, whether or not it is installed in the
 # job's environment (a conda env from envs/ holds only the third-party dependencies).
@@ -35,13 +36,15 @@ shell.prefix(
 validate(config, schema="../../config/schema.yaml")
 check_references(config)
 
-RUNS = list(iter_runs(config))
+RUNS = list(iter_runs(config)) + list(coreset_plan.iter_coreset_runs(config))
 DERIVED = [
     name for name, spec in config["datasets"].items() if spec["source"] == "derived"
 ]
 # Regexes for the two ways a store is made; "(?!)" matches nothing when a list is empty.
 DERIVED_DATASETS = "|".join(DERIVED) or "(?!)"
 BASE_DATASETS = "|".join(set(config["datasets"]) - set(DERIVED)) or "(?!)"
+# Studies whose runs the generic `train` rule plans; coreset.smk plans the coreset study's.
+TRAIN_STUDIES = "|".join(s for s in config["studies"] if s != "coreset") or "(?!)"
 
 
 wildcard_constraints:
@@ -64,7 +67,13 @@ def get_final_output():
         for study in config["studies"]
         for name in figure_names(study)
     ]
-    return datasets + tables + figures + ["paper_tables/README.md"]
+    return (
+        datasets
+        + tables
+        + figures
+        + coreset_plan.final_outputs(config)
+        + ["paper_tables/README.md"]
+    )
 
 
 def get_dataset_spec(wildcards):

@@ -6,6 +6,8 @@ rule train:
         history="results/{study}/{dataset}/{model}/{variant}/seed{seed}/history.jsonl",
     log:
         "logs/train/{study}/{dataset}/{model}/{variant}/seed{seed}.log",
+    wildcard_constraints:
+        study=TRAIN_STUDIES,
     conda:
         "../../envs/train.yaml"
     threads: 1

@@ -14,4 +14,4 @@ def create_model(name: str, in_shape: tuple[int, int, int], num_classes: int, **
     return MODELS.get(name)(in_shape=in_shape, num_classes=num_classes, **kwargs)
 
 
-from . import convnet, resnet, simclr, wide_resnet  # noqa: E402,F401  (fill the registry)
+from . import convnet, finetune, resnet, simclr, wide_resnet  # noqa: E402,F401  (fill the registry)

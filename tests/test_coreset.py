@@ -1,0 +1,195 @@
+"""Coreset study (spec §5.2): selection order and ties, class balance, indices into the
+original dataset, training on a coreset (frozen backbone untouched), planning and the DAG."""
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from curriculum_bench.config import iter_runs
+from curriculum_bench.coreset import plan
+from curriculum_bench.coreset.select import SelectionConfig, class_quotas, ranking, select, write_selection
+from curriculum_bench.curricula.coreset_subset import kept_indices
+from curriculum_bench.data.derive import derive
+from curriculum_bench.data.store import load_array
+from curriculum_bench.models import create_model
+from curriculum_bench.train.checkpoint import save_checkpoint
+from curriculum_bench.train.engine import fit
+
+from .conftest import REPO, snakemake, tiny_run
+
+SCORES = np.array([1, 3, 0, 3, 0, 2])
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models train faster on one thread than on cores shared with other jobs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def order(method: str, tie_break: str = "stable", seed: int = 0) -> list[int]:
+    return ranking(SCORES, SelectionConfig(method=method, tie_break=tie_break, size=6, seed=seed)).tolist()
+
+
+def test_forgetting_takes_most_forgotten_first_with_lower_index_first_among_ties():
+    assert order("forgetting") == [1, 3, 5, 0, 2, 4]
+
+
+def test_reverse_takes_least_forgotten_first_with_lower_index_first_among_ties():
+    # C1K's stable sort: among the unforgettable examples, the lowest indices come first.
+    assert order("reverse") == [2, 4, 0, 5, 1, 3]
+
+
+def test_seeded_tie_break_reorders_only_tied_examples_reproducibly():
+    # Seed 0's tie keys are RandomState(0).permutation(6) = [5 2 1 3 0 4]: among the 3s,
+    # index 1 (key 2) precedes index 3 (key 3); among the 0s, index 4 (key 0) precedes 2 (key 1).
+    assert order("forgetting", "random", seed=0) == [1, 3, 5, 0, 4, 2]
+    # Seed 1's keys [2 1 4 0 3 5] put index 3 before 1 and 4 before 2.
+    assert order("forgetting", "random", seed=1) == [3, 1, 5, 0, 4, 2]
+    assert order("reverse", "random", seed=1) == [4, 2, 0, 5, 3, 1]
+    assert order("forgetting", "random", seed=1) == order("forgetting", "random", seed=1)
+
+
+def test_random_selection_is_the_seeded_permutation():
+    assert order("random", seed=0) == [5, 2, 1, 3, 0, 4]
+
+
+def test_class_balanced_selection_fills_each_class_quota_in_ranking_order():
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    cfg = SelectionConfig(method="forgetting", size=3, class_balanced=True)
+    # Ranking [1 3 5 0 2 4]; class 0 quota 2 (the remainder goes to class 0), class 1 quota 1.
+    assert class_quotas(3, 2).tolist() == [2, 1]
+    assert select(SCORES, labels, cfg).tolist() == [1, 3, 0]
+    unbalanced = SelectionConfig(method="forgetting", size=3)
+    assert select(SCORES, labels, unbalanced).tolist() == [1, 3, 5]
+
+
+def test_class_balanced_selection_refuses_a_class_below_its_quota():
+    with pytest.raises(ValueError, match="class 1 has 1 examples, its quota is 2"):
+        select(SCORES, np.array([0, 0, 0, 0, 0, 1]), SelectionConfig(size=4, class_balanced=True))
+
+
+def test_selection_config_rejects_an_unknown_method_by_name():
+    with pytest.raises(ValueError, match="method must be one of"):
+        SelectionConfig(method="hardest")
+
+
+def test_drop_mode_trains_on_the_complement_in_index_order():
+    assert kept_indices(torch.tensor([4, 1]), 6, "drop").tolist() == [0, 2, 3, 5]
+    assert kept_indices(torch.tensor([4, 1]), 6, "keep").tolist() == [4, 1]
+
+
+def fake_stats(path, labels: np.ndarray) -> None:
+    """A stats artifact whose scores are known: example i was forgotten (i * 7) % 5 times."""
+    n = len(labels)
+    np.savez(path, index=np.arange(n), label=labels, score=(np.arange(n) * 7) % 5,
+             never_learned=np.array("max_plus_one"))
+
+
+def test_coreset_indices_refer_to_the_original_train_split(digits_store, tmp_path):
+    derived = tmp_path / "digits_val"
+    derive("digits_val", {"source": "derived", "from": "digits", "subset": {"kind": "validation_tail", "n": 200}},
+           digits_store, derived)
+    labels = load_array(derived, "train_labels")
+    fake_stats(tmp_path / "stats.npz", labels)
+    record = write_selection(tmp_path / "stats.npz", SelectionConfig(method="forgetting", size=50),
+                             tmp_path / "sel.json")
+    idx = np.array(record["indices"])
+    assert record["num_train"] == 1237 and len(idx) == 50
+    # Same image and label at the same index in the store the proxy trained on and in the original.
+    np.testing.assert_array_equal(load_array(derived, "train_images")[idx], load_array(digits_store, "train_images")[idx])
+    np.testing.assert_array_equal(labels[idx], load_array(digits_store, "train_labels")[idx])
+    assert set(((idx * 7) % 5).tolist()) == {4}  # the 50 most forgotten have the top score
+
+
+def test_frozen_core_training_changes_only_the_head(digits_store, tmp_path):
+    labels = load_array(digits_store, "train_labels")
+    fake_stats(tmp_path / "stats.npz", labels)
+    write_selection(tmp_path / "stats.npz", SelectionConfig(method="reverse", size=64), tmp_path / "sel.json")
+    pretrained = create_model("mlt_convnet", (1, 8, 8), 10)
+    save_checkpoint(tmp_path / "proxy.pt", pretrained.state_dict())
+    run = tiny_run({"coreset_subset": {"selection": str(tmp_path / "sel.json")}}, epochs=2, optimizer="adam",
+                   lr=0.01, weight_decay=0.0)
+    run.update(model="mlt_convnet_finetune",
+               model_args={"pretrained": str(tmp_path / "proxy.pt"), "head": "mlp", "freeze_backbone": True})
+    metrics = fit(run, digits_store, tmp_path / "core", tmp_path / "core.pt", device="cpu")
+    assert metrics["num_train"] == 1437
+    history = [json.loads(line) for line in (tmp_path / "core/history.jsonl").read_text().splitlines()]
+    assert [h["train_images"] for h in history] == [64, 64]  # only the coreset is presented
+    trained = torch.load(tmp_path / "core/final_model.pt", weights_only=True)
+    backbone = {k: v for k, v in pretrained.state_dict().items() if k.endswith(("weight", "bias"))
+                and not k.startswith("fc.")}
+    assert backbone and all(torch.equal(trained[k], v) for k, v in backbone.items())
+    assert [k for k in trained if k.startswith("fc.")] == ["fc.0.weight", "fc.0.bias", "fc.2.weight",
+                                                           "fc.2.bias", "fc.4.weight", "fc.4.bias"]
+    torch.manual_seed(run["seed"])  # the engine builds the model under the run's seed
+    initial = create_model(run["model"], (1, 8, 8), 10, **run["model_args"]).state_dict()
+    assert all(torch.equal(initial[k], v) for k, v in backbone.items())
+    assert not torch.equal(trained["fc.4.weight"], initial["fc.4.weight"])  # the head did train
+
+
+def test_pretrained_file_that_does_not_fit_is_named(tmp_path):
+    save_checkpoint(tmp_path / "other.pt", {"conv.weight": torch.zeros(1)})
+    with pytest.raises(ValueError, match="other.pt does not fit this model"):
+        create_model("mlt_convnet_finetune", (1, 8, 8), 10, pretrained=str(tmp_path / "other.pt"))
+
+
+TEST_CONFIG = yaml.safe_load((REPO / ".test/config.yaml").read_text())
+
+
+def test_generic_planning_skips_the_coreset_study_which_plans_its_own_stages():
+    assert {r["study"] for r in iter_runs(TEST_CONFIG)} == {"techniques"}
+    variants = [(r["model"], r["variant"]) for r in plan.iter_coreset_runs(TEST_CONFIG)]
+    assert variants[0] == ("mlt_convnet", "proxy")
+    assert ("mlt_convnet_finetune", "reverse_frozen") in variants
+    assert variants[-3:] == [("mlt_convnet", "remove_0"), ("mlt_convnet", "remove_forgetting_400"),
+                             ("mlt_convnet", "remove_random_400")]
+
+
+def test_core_run_trains_on_its_selection_from_the_proxy_weights():
+    run = plan.resolve_coreset_run(TEST_CONFIG, "digits_val", "mlt_convnet_finetune", "reverse_frozen", 0)
+    assert run["methods"] == {"coreset_subset": {"selection": "results/coreset/digits_val/selections/reverse.json",
+                                                 "mode": "keep"}}
+    assert run["model_args"] == {"pretrained": "results/coreset/digits_val/mlt_convnet/proxy/seed0/final_model.pt",
+                                 "head": "mlp", "freeze_backbone": True}
+    removal = plan.resolve_coreset_run(TEST_CONFIG, "digits_val", "mlt_convnet", "remove_forgetting_400", 0)
+    assert removal["methods"]["coreset_subset"]["mode"] == "drop"
+    assert plan.selection_settings(TEST_CONFIG, "removal_forgetting_400")["method"] == "reverse"
+
+
+@pytest.mark.workflow
+def test_dag_runs_proxy_then_stats_then_select_then_core(tmp_path):
+    result = snakemake(tmp_path, "--configfile", str(REPO / ".test/config.yaml"), "--rulegraph")
+    assert result.returncode == 0, result.stderr[-3000:]
+    nodes = dict(line.strip().split("[label = \"")[0:2] for line in result.stdout.splitlines() if "[label" in line)
+    names = {k.strip("\t "): v.split('"')[0] for k, v in nodes.items()}
+    edges = {tuple(names[n] for n in line.strip().split(" -> ")) for line in result.stdout.splitlines() if "->" in line}
+    assert {("coreset_proxy", "coreset_stats"), ("coreset_stats", "coreset_select"),
+            ("coreset_select", "coreset_core"), ("coreset_proxy", "coreset_core"),
+            ("coreset_select", "coreset_removal")} <= edges
+
+
+@pytest.mark.workflow
+def test_unknown_selection_method_stops_the_workflow_naming_the_key(tmp_path):
+    config = yaml.safe_load((REPO / ".test/config.yaml").read_text())
+    config["studies"]["coreset"]["selection"]["methods"] = ["hardest"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "--configfile", str(bad), "-n")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "'hardest' is not one of" in output and "['coreset']['selection']['methods']" in output, output[-2000:]
+    assert not (tmp_path / "results").exists()
+
+
+def test_core_run_refuses_a_selection_scored_on_another_train_split(digits_store, tmp_path):
+    labels = load_array(digits_store, "train_labels")
+    fake_stats(tmp_path / "stats.npz", np.roll(labels, 1))  # same size, other labels
+    write_selection(tmp_path / "stats.npz", SelectionConfig(size=10), tmp_path / "sel.json")
+    run = tiny_run({"coreset_subset": {"selection": str(tmp_path / "sel.json")}}, epochs=1)
+    with pytest.raises(ValueError, match="scored on a train split with other labels"):
+        fit(run, digits_store, tmp_path / "core", tmp_path / "core.pt", device="cpu")
