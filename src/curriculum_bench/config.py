@@ -50,7 +50,8 @@ def iter_runs(config: dict) -> Iterator[dict]:
 def scored_by_linear_probe(config: dict, study: str) -> bool:
     """A study whose variants pretrain with SimCLR is scored by linear evaluation, not by
     the pretraining run's own accuracy."""
-    return any("simclr" in (methods or {}) for methods in config["studies"][study]["variants"].values())
+    variants = config["studies"][study].get("variants") or {}  # the coreset study has stages instead
+    return any("simclr" in (methods or {}) for methods in variants.values())
 
 
 def run_dir(study: str, dataset: str, model: str, variant: str, seed: int | str) -> str:
