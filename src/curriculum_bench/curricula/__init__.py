@@ -1,2 +1,2 @@
 """Curriculum methods, one file per paper section; importing this registers them all."""
-from . import weighted_sampling  # noqa: F401
+from . import progressive_dropout, self_labeling, weighted_sampling  # noqa: F401
