@@ -105,3 +105,24 @@ def test_run_logs_p_per_epoch(digits_store, tmp_path):
     fit(run, digits_store, tmp_path / "run", tmp_path / "ckpt.pt", device="cpu")
     history = [json.loads(line) for line in (tmp_path / "run/history.jsonl").read_text().splitlines()]
     assert [r["progressive_dropout/p_conv"] for r in history] == pytest.approx([0.1, 0.2, 0.3])
+
+
+def test_schedules_figure_draws_dropout_p_and_pseudo_label_share(tmp_path):
+    from curriculum_bench.report.figures import figure_names, load_runs
+    from curriculum_bench.report.figures_techniques import schedules
+
+    def fake(variant, records):
+        folder = tmp_path / variant
+        folder.mkdir()
+        (folder / "metrics.json").write_text(json.dumps({"study": "techniques", "variant": variant, "seed": 0}))
+        (folder / "history.jsonl").write_text("".join(json.dumps({"epoch": i + 1, **r}) + "\n"
+                                                      for i, r in enumerate(records)))
+        return folder / "metrics.json"
+
+    runs = load_runs([fake("pd", [{"progressive_dropout/p_conv": p} for p in (0.0, 0.25, 0.5)]),
+                      fake("sl", [{"self_labeling/pool_fraction_used": f} for f in (0.0, 0.5)]),
+                      fake("baseline", [{}, {}])])
+    dropout_ax, pool_ax = schedules(runs).axes
+    assert list(dropout_ax.get_lines()[0].get_ydata()) == pytest.approx([0.0, 0.25, 0.5])
+    assert list(pool_ax.get_lines()[0].get_ydata()) == pytest.approx([0.0, 50.0])
+    assert "schedules" in figure_names("techniques")

@@ -178,3 +178,15 @@ def test_resume_matches_uninterrupted_run(digits_store, tmp_path, methods):
     name = next(iter(methods))
     used = [r[f"{name}/train_pool_samples"] for r in history]
     assert used[0] == 0 and used[-1] > used[1] > 0 or name == "self_labeling" and used[-1] > 0
+
+
+def test_split_seed_draws_labelled_and_pool_from_a_seeded_permutation():
+    state = toy_state()
+    (hook,) = build_hooks({"self_labeling": {"labelled_fraction": 0.25, "pool_fraction": 0.25, "split_seed": 3}})
+    hook.on_fit_start(state)
+    order = torch.randperm(40, generator=torch.Generator().manual_seed(3))
+    assert hook.labelled.tolist() == order[:10].tolist() and hook.pool.tolist() == order[10:20].tolist()
+    hook.pseudo = torch.arange(10)
+    idx = torch.stack([order[0], order[10], order[13]])
+    _, y = hook.transform_batch(None, torch.tensor([5, 5, 5]), idx, state)
+    assert y.tolist() == [5, 0, 3]  # labelled keeps its label; pool slot k gets pseudo-label k

