@@ -77,7 +77,7 @@ class Pretrained(Hook):
         state.model.load_state_dict(chosen, strict=False)
         self.loaded = len(chosen)
         for name, param in state.model.named_parameters():
-            if name.startswith(self.cfg.freeze) and self.cfg.freeze:
+            if name.startswith(self.cfg.freeze):
                 param.requires_grad_(False)
 
     def epoch_log(self) -> dict:
