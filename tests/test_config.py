@@ -43,7 +43,7 @@ def test_unknown_key_in_a_dataclass_section_is_named():
 def test_default_config_plans_every_variant_times_three_seeds(default_config):
     runs = list(iter_runs(default_config))
     variants = ("baseline", "weighted_sampling", "progressive_dropout", "labelled_only", "self_labeling",
-                "curriculum_labeling", "distill")
+                "curriculum_labeling")
     assert [(r["variant"], r["seed"]) for r in runs] == [(v, s) for v in variants for s in (0, 1, 2)]
     run = resolve_run(default_config, **runs[3])
     assert run["methods"] == {"weighted_sampling": {"class_weights": [0.1] + [1] * 9}}
