@@ -190,3 +190,20 @@ def test_split_seed_draws_labelled_and_pool_from_a_seeded_permutation():
     idx = torch.stack([order[0], order[10], order[13]])
     _, y = hook.transform_batch(None, torch.tensor([5, 5, 5]), idx, state)
     assert y.tolist() == [5, 0, 3]  # labelled keeps its label; pool slot k gets pseudo-label k
+
+
+def test_each_round_restarts_the_study_lr_schedule():
+    from curriculum_bench.train.config import TrainConfig
+    from curriculum_bench.train.schedule import lr_factor
+
+    state = toy_state(epochs=6)
+    cfg = TrainConfig(epochs=6, warmup_epochs=2)
+    state.extras["train_config"] = cfg
+    (hook,) = build_hooks({"curriculum_labeling": {"percentile_step": 50, "epochs_per_round": 2}})
+    hook.on_fit_start(state)
+    for epoch in range(6):
+        state.epoch = epoch
+        hook.on_epoch_start(state)
+        hook.on_batch_start(state)
+        lr = lr_factor(epoch, cfg) * state.optimizer.param_groups[0]["lr_scale"]
+        assert lr == pytest.approx(lr_factor(epoch % 2, cfg))  # epochs 0, 1 of the schedule, each round

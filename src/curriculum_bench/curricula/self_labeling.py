@@ -29,7 +29,9 @@ spec §8), then re-initialises the network to the run's seeded initial weights a
 optimiser state, and trains on labelled ∪ selected with class-weighted cross-entropy
 w_c = (N - n_c) / (n_c * 100) over the true + pseudo labels in use. Within one run a round
 is `epochs_per_round` epochs (CLab trains each round for the full schedule in its own run);
-the study's LR schedule runs over the whole run, not restarted per round. CLab pseudo-labels
+with `restart_schedule` (default) the study's LR schedule restarts at every round, as a
+fresh CLab run would: each group's `lr_scale` is s(e - first epoch of the round) / s(e),
+s the study's factor (train/schedule.py). CLab pseudo-labels
 with the best-on-validation checkpoint of the previous round; here it is the round's last
 model. The best round is chosen by the engine on a `val` split when the dataset has one
 (derived `validation_tail`): metrics.json's `test_at_best_val_acc`.
@@ -44,6 +46,7 @@ import torch.nn.functional as F
 
 from ..train.engine import to_inputs
 from ..train.hooks import Hook, TrainState, register_method
+from ..train.schedule import lr_factor
 
 
 # --- the maths ---------------------------------------------------------------------------------
@@ -244,6 +247,7 @@ class CurriculumLabelingConfig:
     epochs_per_round: int | None = None  # None = epochs // number of rounds; CLab: a full run per round
     class_weighted: bool = True       # CLab: class-weighted CE from round 1 on
     reinit: bool = True               # CLab: fresh network and optimiser every round
+    restart_schedule: bool = True     # CLab: every round runs the whole LR schedule again
     split_seed: int | None = None     # None: file order; an int: seeded permutation (CLab seeds its draw)
     predict_batch_size: int = 1000    # inference only; does not change results
 
@@ -281,6 +285,8 @@ class CurriculumLabeling(PseudoLabelPool):
                 f"methods.curriculum_labeling.epochs_per_round: {self.rounds} rounds "
                 f"(percentile_step {self.cfg.percentile_step}) of {self.cfg.epochs_per_round or 'epochs // rounds'} "
                 f"epochs do not fit in train.epochs = {state.epochs}")
+        self.train_cfg = state.extras.get("train_config")
+        self.base_scales = [g.get("lr_scale", 1.0) for g in state.optimizer.param_groups]
         # The run's seeded initialisation (the engine seeds before building the model, so a
         # resumed run captures the same weights here, before its checkpoint is loaded).
         self.initial_weights = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
@@ -294,6 +300,14 @@ class CurriculumLabeling(PseudoLabelPool):
         relabelled = self.start_round(state, target) if target > self.round else {}
         super().on_epoch_start(state)
         self.log.update(relabelled, round=self.round)
+
+    def on_batch_start(self, state: TrainState) -> None:
+        if not self.cfg.restart_schedule or self.train_cfg is None:
+            return
+        epoch_in_round = state.epoch - self.round * self.epochs_per_round
+        factor = lr_factor(epoch_in_round, self.train_cfg) / lr_factor(state.epoch, self.train_cfg)
+        for group, scale in zip(state.optimizer.param_groups, self.base_scales):
+            group["lr_scale"] = scale * factor
 
     def start_round(self, state: TrainState, round_: int) -> dict:
         confidence, labels = predict(state, self.pool_indices(), self.cfg.predict_batch_size)
