@@ -25,6 +25,7 @@ from curriculum_bench.config import (  # noqa: E402
 )
 from curriculum_bench.report.figures import figure_names  # noqa: E402
 from curriculum_bench.coreset import plan as coreset_plan  # noqa: E402
+from curriculum_bench.run_inputs import run_inputs  # noqa: E402
 
 # Every job imports the package from this checkout, whether or not it is installed in the
 # job's environment (a conda env from envs/ holds only the third-party dependencies).
@@ -110,6 +111,18 @@ def get_run_config(wildcards):
         int(wildcards.seed),
     )
     return to_json(run)
+
+
+def get_run_inputs(wildcards):
+    # Another run's output a method reads (distillation teacher, pretrained weights).
+    return run_inputs(
+        config,
+        wildcards.study,
+        wildcards.dataset,
+        wildcards.model,
+        wildcards.variant,
+        int(wildcards.seed),
+    )
 
 
 def get_checkpoint(wildcards):

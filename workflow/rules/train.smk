@@ -1,9 +1,11 @@
 rule train:
     input:
         "resources/datasets/{dataset}/manifest.json",
+        get_run_inputs,
     output:
         metrics="results/{study}/{dataset}/{model}/{variant}/seed{seed}/metrics.json",
         history="results/{study}/{dataset}/{model}/{variant}/seed{seed}/history.jsonl",
+        final_model="results/{study}/{dataset}/{model}/{variant}/seed{seed}/final_model.pt",
     log:
         "logs/train/{study}/{dataset}/{model}/{variant}/seed{seed}.log",
     wildcard_constraints:

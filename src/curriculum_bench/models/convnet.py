@@ -3,6 +3,10 @@
 spec/methods.md §2.1 (MLT:models/ConvNet.py): two residual blocks, 1->32 (stride 1) and
 32->64 (stride 2), each followed by a channel dropout whose p a curriculum may change
 (0 by default), then Flatten and one Linear layer. About 192 K parameters on 28x28 input.
+
+`input_dropout` / `fc_dropout` add an element-wise dropout on the input image and before the
+linear layer (off by default, so the MLT network is unchanged): the Curriculum Dropout
+paper schedules input, conv and fc layers with their own targets (spec §2.3).
 """
 from __future__ import annotations
 
@@ -37,22 +41,33 @@ class ResBlock(nn.Module):
 
 
 class MLTConvNet(nn.Module):
-    def __init__(self, in_shape, num_classes: int, share_bn: bool = True):
+    def __init__(self, in_shape, num_classes: int, share_bn: bool = True,
+                 input_dropout: bool = False, fc_dropout: bool = False):
         super().__init__()
         channels, height, width = in_shape
+        # Identity when off: no extra module state, no RNG draws, MLT's network exactly.
+        self.drop_in = nn.Dropout(p=0.0) if input_dropout else nn.Identity()
         self.block1 = ResBlock(channels, 32, stride=1, share_bn=share_bn)
         self.drop1 = nn.Dropout2d(p=0.0)  # MLT DynamicDropout: p set by a curriculum
         self.block2 = ResBlock(32, 64, stride=2, share_bn=share_bn)
         self.drop2 = nn.Dropout2d(p=0.0)
         self.flatten = nn.Flatten()
+        self.drop_fc = nn.Dropout(p=0.0) if fc_dropout else nn.Identity()
         self.fc = nn.Linear(64 * ((height + 1) // 2) * ((width + 1) // 2), num_classes)
 
     def forward(self, x):
-        x = self.drop1(self.block1(x))
+        x = self.drop1(self.block1(self.drop_in(x)))
         x = self.drop2(self.block2(x))
-        return self.fc(self.flatten(x))
+        return self.fc(self.drop_fc(self.flatten(x)))
+
+    def dropout_layers(self) -> dict[str, list[nn.Module]]:
+        """The dropout modules a dropout curriculum may drive, by layer kind."""
+        kinds = {"input": [self.drop_in], "conv": [self.drop1, self.drop2], "fc": [self.drop_fc]}
+        return {k: [m for m in mods if isinstance(m, nn.modules.dropout._DropoutNd)] for k, mods in kinds.items()}
 
 
 @register_model("mlt_convnet")
-def mlt_convnet(in_shape, num_classes: int, share_bn: bool = True) -> nn.Module:
-    return MLTConvNet(in_shape, num_classes, share_bn=share_bn)
+def mlt_convnet(in_shape, num_classes: int, share_bn: bool = True, input_dropout: bool = False,
+                fc_dropout: bool = False) -> nn.Module:
+    return MLTConvNet(in_shape, num_classes, share_bn=share_bn, input_dropout=input_dropout,
+                      fc_dropout=fc_dropout)

@@ -1,0 +1,51 @@
+"""Data augmentation as a variant (the catalogue's planned technique).
+
+The study's `train.augment` applies to every variant; this method applies the same
+on-device ops (data/augment.py, torchvision semantics, per-sample parameters) to one
+variant only, in `transform_batch`, so that "with augmentation" is a row of its table.
+The default is a small translation suited to 28x28 digits (pad 2, crop back to 28;
+no flips, which would change digits). Each step's parameters come from a CPU generator
+seeded by (run seed, step): a pure function of time, so a resumed run (even mid-epoch)
+draws the same augmentations.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..data.augment import Augment
+from ..train.hooks import Hook, TrainState, register_method
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    ops: tuple = ({"op": "random_crop", "size": 28, "padding": 2},)  # ±2 px shifts of MNIST
+
+    def __post_init__(self):
+        object.__setattr__(self, "ops", tuple(dict(op) for op in self.ops))
+        if not self.ops:
+            raise ValueError("ops must list at least one augmentation op")
+        try:
+            Augment.from_config(self.ops)
+        except ValueError as err:
+            raise ValueError(f"ops{err}") from None
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """Depends only on (seed, step); a stream apart from the engine's order and augment draws."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + step + 3 * 7_919_993)
+
+
+@register_method("augment", AugmentConfig)
+class Augmentation(Hook):
+    def __init__(self, cfg: AugmentConfig):
+        self.cfg = cfg
+        self.augment = Augment.from_config(cfg.ops)
+
+    def on_fit_start(self, state: TrainState) -> None:
+        # The engine seeds torch with the run's seed just before building the model.
+        self.seed = torch.initial_seed()
+
+    def transform_batch(self, x, y, idx, state: TrainState):
+        return self.augment(x, step_generator(self.seed, state.step)), y

@@ -1,0 +1,107 @@
+"""Knowledge distillation from a trained teacher run (the catalogue's planned technique).
+
+Hinton, Vinyals & Dean, "Distilling the Knowledge in a Neural Network" (2015), §2: the
+student minimises (1 - α) CE(y, s) + α T² KL(softmax(t / T) || softmax(s / T)); the T²
+keeps the soft term's gradients on the scale of the hard one when T changes (§2.1).
+
+The teacher is another run of the same study, by default the same dataset, model and seed
+under `teacher_variant` (`baseline`): its `final_model.pt`, which the engine writes into
+every run folder. The workflow makes that file an input of the student's train job
+(`curriculum_bench.run_inputs`), so Snakemake trains the teacher first. `teacher_checkpoint`
+names a local file instead. The teacher predicts in eval mode on the batch the student
+sees (after earlier methods' transforms), normalised as evaluation does.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..models import create_model
+from .transfer import load_weights
+from ..train.hooks import Hook, TrainState, register_method
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    teacher_variant: str = "baseline"    # a variant of the same study; its final_model.pt
+    teacher_model: str | None = None     # None = the student's model (registered name otherwise)
+    teacher_model_args: dict = field(default_factory=dict)  # with teacher_model
+    teacher_seed: int | None = None      # None = the student's seed
+    teacher_checkpoint: str | None = None  # a local state-dict file instead of a run
+    temperature: float = 4.0             # T; Hinton et al. §3 use 1-20, 4 is common in KD code
+    alpha: float = 0.9                   # weight of the soft (teacher) term
+
+    def __post_init__(self):
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if not 0 <= self.alpha <= 1:
+            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+        if self.teacher_seed is not None and self.teacher_seed < 0:
+            raise ValueError(f"teacher_seed must be >= 0 or null, got {self.teacher_seed}")
+        if self.teacher_model_args and self.teacher_model is None:
+            raise ValueError("teacher_model_args needs teacher_model")
+
+
+def teacher_path(student_dir: Path, cfg: DistillConfig) -> Path:
+    """results/{study}/{dataset}/{model}/{variant}/seed{s} -> the teacher run's final_model.pt."""
+    if cfg.teacher_checkpoint:
+        return Path(cfg.teacher_checkpoint)
+    student_dir = Path(student_dir)
+    seed_dir = f"seed{cfg.teacher_seed}" if cfg.teacher_seed is not None else student_dir.name
+    model_dir = student_dir.parents[1]
+    if cfg.teacher_model:
+        model_dir = model_dir.parent / cfg.teacher_model
+    return model_dir / cfg.teacher_variant / seed_dir / "final_model.pt"
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, hard_loss: torch.Tensor,
+                      temperature: float, alpha: float) -> torch.Tensor:
+    """Per sample: (1 - α) hard + α T² KL(p_teacher^T || p_student^T)."""
+    log_student = F.log_softmax(student_logits / temperature, dim=1)
+    log_teacher = F.log_softmax(teacher_logits / temperature, dim=1)
+    soft = (log_teacher.exp() * (log_teacher - log_student)).sum(1)
+    return (1 - alpha) * hard_loss + alpha * temperature ** 2 * soft
+
+
+@register_method("distill", DistillConfig)
+class Distill(Hook):
+    def __init__(self, cfg: DistillConfig):
+        self.cfg = cfg
+        self.teacher: torch.nn.Module | None = None
+        self.teacher_logits: torch.Tensor | None = None
+        self.agree = self.seen = 0  # student argmax == teacher argmax, this epoch
+
+    def on_fit_start(self, state: TrainState) -> None:
+        path = teacher_path(state.out_dir, self.cfg)
+        if not path.exists():
+            raise FileNotFoundError(f"methods.distill: teacher weights {path} do not exist (train the "
+                                    f"teacher run first; the workflow does so)")
+        if self.cfg.teacher_model:
+            teacher = create_model(self.cfg.teacher_model, tuple(state.data.in_shape), state.num_classes,
+                                   **self.cfg.teacher_model_args)
+        else:
+            teacher = copy.deepcopy(state.model)
+        teacher.load_state_dict(load_weights(path))
+        self.teacher = teacher.to(state.device).eval().requires_grad_(False)
+        self.pipeline = state.extras.get("pipeline")
+
+    def on_epoch_start(self, state: TrainState) -> None:
+        self.agree, self.seen = torch.zeros((), device=state.device), 0
+
+    def transform_batch(self, x, y, idx, state):
+        with torch.no_grad():
+            inputs = self.pipeline.normalize(x) if self.pipeline is not None else x
+            self.teacher_logits = self.teacher(inputs)
+        return x, y
+
+    def loss(self, logits, y, idx, loss):
+        self.agree += (logits.detach().argmax(1) == self.teacher_logits.argmax(1)).sum()  # no host sync
+        self.seen += len(y)
+        return distillation_loss(logits, self.teacher_logits, loss, self.cfg.temperature, self.cfg.alpha)
+
+    def epoch_log(self) -> dict:
+        return {"teacher_agreement": float(self.agree) / max(self.seen, 1)}
