@@ -142,7 +142,7 @@ TEST_CONFIG = yaml.safe_load((REPO / ".test/config.yaml").read_text())
 
 
 def test_generic_planning_skips_the_coreset_study_which_plans_its_own_stages():
-    assert {r["study"] for r in iter_runs(TEST_CONFIG)} == {"techniques"}
+    assert "coreset" not in {r["study"] for r in iter_runs(TEST_CONFIG)}
     variants = [(r["model"], r["variant"]) for r in plan.iter_coreset_runs(TEST_CONFIG)]
     assert variants[0] == ("mlt_convnet", "proxy")
     assert ("mlt_convnet_finetune", "reverse_frozen") in variants
