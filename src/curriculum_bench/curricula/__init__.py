@@ -1,2 +1,2 @@
 """Curriculum methods, one file per paper section; importing this registers them all."""
-from . import weighted_sampling  # noqa: F401
+from . import blur, lerac, weighted_sampling  # noqa: F401

@@ -191,7 +191,8 @@ def train_one_epoch(state: TrainState, data: Data, pipeline: InputPipeline, hook
     start = time.perf_counter()
     batches = data.train.batches(order[first * cfg.batch_size:], cfg.batch_size)
     for i, (idx, images, y) in enumerate(batches, start=first):
-        x = pipeline.train(images, augment_generator)
+        x = pipeline.train(images, augment_generator) if state.augment else to_inputs(images)
+        state.batch = i
         for hook in hooks:
             hook.on_batch_start(state)
         for group in optimizer.param_groups:
@@ -285,7 +286,7 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
     model = create_model(run["model"], data.in_shape, len(data.classes), **run["model_args"]).to(dev)
     optimizer = build_optimizer(model, cfg, hooks)
     state = TrainState(model, optimizer, dev, data.train.labels, len(data.classes), cfg.epochs,
-                       out_dir=out_dir, data_dir=Path(data_dir), data=data)
+                       out_dir=out_dir, data_dir=Path(data_dir), data=data, seed=run["seed"])
     for hook in hooks:
         hook.on_fit_start(state)
 
