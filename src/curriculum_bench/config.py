@@ -58,14 +58,15 @@ def resolve_run(config: dict, study: str, dataset: str, model: str, variant: str
     train = dict(spec["train"])
     methods = {name: dict(args or {}) for name, args in (spec["variants"][variant] or {}).items()}
     # `overrides`: per dataset, model or dataset/model (later, more specific entries win),
-    # train settings and method settings for the methods a variant uses (a model's own LR,
-    # a blur kernel for its image size).
+    # train settings, and settings of the methods a variant already uses: `methods` for every
+    # variant, `variants` for one (a model's own LR, a blur kernel for its image size).
     for key in (dataset, model, f"{dataset}/{model}"):
         override = (spec.get("overrides") or {}).get(key) or {}
         train.update(override.get("train") or {})
-        for name, args in (override.get("methods") or {}).items():
-            if name in methods:
-                methods[name].update(args or {})
+        for source in (override.get("methods"), (override.get("variants") or {}).get(variant)):
+            for name, args in (source or {}).items():
+                if name in methods:
+                    methods[name].update(args or {})
     return {
         "study": study,
         "dataset": dataset,
