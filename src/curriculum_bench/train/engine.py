@@ -193,7 +193,8 @@ def train_one_epoch(state: TrainState, data: Data, pipeline: InputPipeline, hook
     start = time.perf_counter()
     batches = data.train.batches(order[first * cfg.batch_size:], cfg.batch_size)
     for i, (idx, images, y) in enumerate(batches, start=first):
-        x = pipeline.train(images, augment_generator)
+        x = pipeline.train(images, augment_generator) if state.augment else to_inputs(images)
+        state.batch = i
         for hook in hooks:
             hook.on_batch_start(state)
         for group in optimizer.param_groups:

@@ -47,6 +47,8 @@ class TrainState:
     steps_per_epoch: int = 0  # this epoch's steps, known once its sample order is drawn (from on_batch_start)
     epoch: int = 0  # 0-based epoch being trained
     step: int = 0   # optimiser steps taken since the start of training
+    batch: int = 0  # 0-based batch within the epoch (set before on_batch_start)
+    augment: bool = True  # False: this epoch's batches skip train.augment (set in on_epoch_start)
     out_dir: Path | None = None  # the run directory (metrics.json, history.jsonl, artifacts)
     data_dir: Path | None = None  # the dataset store (extra arrays: train_corrupted, clean labels)
     data: Any = None  # engine.Data: train/eval/val splits, for hooks that predict on them
