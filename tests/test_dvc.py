@@ -140,6 +140,12 @@ def shared(tmp_path_factory):
     origin, remote, clone = base / "origin", base / "remote", base / "clone"
     origin.mkdir()
     git_repo_copy(origin)
+    # One study is enough to exercise versioning, and keeps this module's workflow short.
+    tiny = yaml.safe_load((origin / TINY).read_text())
+    tiny["studies"] = {"techniques": tiny["studies"]["techniques"]}
+    tiny["datasets"] = {name: tiny["datasets"][name] for name in tiny["studies"]["techniques"]["datasets"]}
+    (origin / TINY).write_text(yaml.safe_dump(tiny))
+    run(origin, "git", "commit", "-qam", "tiny config: the techniques study only")
     snakemake(origin, "--configfile", TINY)
     cli(origin, "dvc-record", "--configfile", TINY, "--remote", str(remote), "--message", "results")
     recorded = run(origin, "git", "rev-parse", "HEAD").stdout.strip()
