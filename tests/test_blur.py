@@ -35,6 +35,13 @@ def test_linear_probability_falls_as_one_minus_e_over_blur_epochs():
     assert schedule(cfg, 5) == [(1.0, 1.0), (1.0, 0.75), (1.0, 0.5), (1.0, 0.25), (0.0, 0.0)]
 
 
+def test_random_probability_blurs_as_many_images_as_linear_probability_without_the_order():
+    linear = BlurConfig(blur_epochs=4, schedule="linear_probability")
+    control = BlurConfig(blur_epochs=4, schedule="random_probability")
+    assert schedule(control, 5) == [(1.0, 0.625)] * 4 + [(0.0, 0.0)]  # (4 + 1) / (2 * 4)
+    assert sum(p for _, p in schedule(control, 5)) == sum(p for _, p in schedule(linear, 5))
+
+
 def test_augmentation_is_off_in_blur_epochs_unless_kept():
     assert [augmentation_on(e, BlurConfig(blur_epochs=2)) for e in range(3)] == [False, False, True]
     assert all(augmentation_on(e, BlurConfig(blur_epochs=2, keep_augmentation=True)) for e in range(3))

@@ -42,8 +42,8 @@ def test_unknown_key_in_a_dataclass_section_is_named():
 
 def test_default_config_plans_every_variant_times_three_seeds(default_config):
     runs = [r for r in iter_runs(default_config) if r["study"] == "techniques"]
-    variants = ("baseline", "weighted_sampling", "progressive_dropout", "labelled_only", "self_labeling",
-                "curriculum_labeling")
+    variants = ("baseline", "weighted_sampling", "uniform_sampling", "progressive_dropout", "labelled_only",
+                "self_labeling", "curriculum_labeling")
     assert [(r["variant"], r["seed"]) for r in runs] == [(v, s) for v in variants for s in (0, 1, 2)]
     run = resolve_run(default_config, **runs[3])
     assert run["methods"] == {"weighted_sampling": {"class_weights": [0.1] + [1] * 9}}

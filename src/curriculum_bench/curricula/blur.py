@@ -10,6 +10,9 @@ the hybrid repository's three variants define the method:
   sigma(e) <= `min_sigma` (0.1); HCL: sigma 2.0 over 5 epochs -> 2, 1.6, 1.2, 0.8, 0.4 (§8).
 - ``linear_probability`` (HCL `--linear_blur_extension`): each image is blurred with
   probability p(e) = 1 - e / blur_epochs, fixed sigma.
+- ``random_probability`` (ours, the random control of ``linear_probability``): each image is
+  blurred with the constant probability (E + 1) / (2E), linear_probability's mean share over
+  its E = blur_epochs epochs: as many blurred images in expectation, in no easy-to-hard order.
 
 HCL's blurred epochs come from a second loader without any other augmentation (its ConvNeXt
 keeps augmentation); `keep_augmentation: false` reproduces that by asking the engine to skip
@@ -27,7 +30,7 @@ import torch
 from ..data.augment import gaussian_blur
 from ..train.hooks import Hook, TrainState, register_method
 
-SCHEDULES = ("constant", "linear_sigma", "linear_probability")
+SCHEDULES = ("constant", "linear_sigma", "linear_probability", "random_probability")
 BLUR_STREAM = 3_141_593  # keeps the blur draws apart from the engine's order/augment streams
 
 
@@ -69,6 +72,8 @@ def blur_probability(epoch: int, cfg: BlurConfig) -> float:
         return 0.0
     if cfg.schedule == "linear_probability":
         return 1 - epoch / cfg.blur_epochs
+    if cfg.schedule == "random_probability":
+        return (cfg.blur_epochs + 1) / (2 * cfg.blur_epochs)
     return 1.0
 
 
