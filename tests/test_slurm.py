@@ -57,10 +57,14 @@ test_profile.__test__ = False  # a helper, not a test
 
 
 def techniques_only(tmp_path: Path, **resources) -> Path:
-    """The tiny config's techniques study alone (other studies come and go in it)."""
+    """The tiny config's techniques study alone, baseline and weighted sampling: 4 runs
+    (other studies and variants come and go in the tiny config)."""
     config = yaml.safe_load(TINY.read_text())
-    config["studies"] = {"techniques": config["studies"]["techniques"]}
-    config["studies"]["techniques"]["resources"]["default"].update(resources)
+    study = config["studies"]["techniques"]
+    study["variants"] = {v: study["variants"][v] for v in ("baseline", "weighted_sampling")}
+    study["resources"]["default"].update(resources)
+    config["studies"] = {"techniques": study}
+    config["datasets"] = {name: config["datasets"][name] for name in study["datasets"]}
     path = tmp_path / "techniques.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -128,7 +132,7 @@ def test_grouped_runs_share_one_gpu_in_fewer_sbatch_jobs(slurm_cluster, tmp_path
 
 
 def test_a_training_job_killed_mid_run_resumes_on_retry(slurm_cluster, tmp_path):
-    config = yaml.safe_load(TINY.read_text())
+    config = yaml.safe_load(techniques_only(tmp_path).read_text())
     study = config["studies"]["techniques"]
     study.update(seeds=[0], variants={"baseline": {}})
     study["train"].update(epochs=30, batch_size=8)
