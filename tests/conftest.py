@@ -53,3 +53,14 @@ def tiny_workflow(tmp_path_factory) -> Path:
     result = snakemake(workdir, "--configfile", str(TINY), "--cores", "2")
     assert result.returncode == 0, result.stderr[-4000:]
     return workdir
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models train faster on one thread than on cores shared with other jobs."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

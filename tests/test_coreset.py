@@ -22,13 +22,7 @@ from .conftest import REPO, snakemake, tiny_run
 SCORES = np.array([1, 3, 0, 3, 0, 2])
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models train faster on one thread than on cores shared with other jobs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def order(method: str, tie_break: str = "stable", seed: int = 0) -> list[int]:

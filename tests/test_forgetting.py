@@ -16,13 +16,7 @@ from curriculum_bench.train.hooks import TrainState
 
 from .conftest import tiny_run
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models train faster on one thread than on cores shared with other jobs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # Rows are presentations, columns examples; -1 = not presented at that row.

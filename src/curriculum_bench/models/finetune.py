@@ -81,24 +81,29 @@ def finetune_form(model: nn.Module, num_classes: int, pretrained: str | None, he
     return model
 
 
-@register_model("resnet50")
-def resnet50(in_shape, num_classes: int, pretrained: str | None = None, head: str = "linear",
-             freeze_backbone: bool = False, dropout: float = 0.0) -> nn.Module:
-    """torchvision ResNet-50 (ImageNet form); C1K's core: pretrained, head mlp."""
-    model = torchvision_resnet50(num_classes=1000 if pretrained else num_classes)
+def torchvision_finetune(build, in_shape, num_classes: int, pretrained: str | None, head: str,
+                         freeze_backbone: bool, dropout: float) -> nn.Module:
+    """A torchvision ResNet (ImageNet form) with C1K's options; a grey stem for 1-channel input."""
+    model = build(num_classes=1000 if pretrained else num_classes)
     if in_shape[0] != 3:
         model.conv1 = nn.Conv2d(in_shape[0], 64, kernel_size=7, stride=2, padding=3, bias=False)
     return finetune_form(model, num_classes, pretrained, head, freeze_backbone, dropout)
+
+
+@register_model("resnet50")
+def resnet50(in_shape, num_classes: int, pretrained: str | None = None, head: str = "linear",
+             freeze_backbone: bool = False, dropout: float = 0.0) -> nn.Module:
+    """torchvision ResNet-50; C1K's core: pretrained, head mlp."""
+    return torchvision_finetune(torchvision_resnet50, in_shape, num_classes, pretrained, head,
+                                freeze_backbone, dropout)
 
 
 @register_model("resnet18_finetune")
 def resnet18_finetune(in_shape, num_classes: int, pretrained: str | None = None, head: str = "mlp",
                       freeze_backbone: bool = False, dropout: float = 0.0) -> nn.Module:
-    """torchvision ResNet-18 (ImageNet form) with C1K's options; C1K's proxy: pretrained, all trainable."""
-    model = torchvision_resnet18(num_classes=1000 if pretrained else num_classes)
-    if in_shape[0] != 3:
-        model.conv1 = nn.Conv2d(in_shape[0], 64, kernel_size=7, stride=2, padding=3, bias=False)
-    return finetune_form(model, num_classes, pretrained, head, freeze_backbone, dropout)
+    """torchvision ResNet-18; C1K's proxy: pretrained, all trainable."""
+    return torchvision_finetune(torchvision_resnet18, in_shape, num_classes, pretrained, head,
+                                freeze_backbone, dropout)
 
 
 @register_model("mlt_convnet_finetune")
