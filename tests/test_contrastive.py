@@ -136,7 +136,8 @@ def simclr_run(epochs=2, **simclr):
 
 
 def test_pretraining_resumes_exactly_and_the_probe_scores_it(digits_store, tmp_path):
-    run = simclr_run(epochs=3, sigma=0.5, mean_schedule="linear", mean_begin=-1.0, mean_end=1.0, mean_steps=2)
+    run = simclr_run(epochs=3, sigma=0.5, mean_schedule="linear", mean_begin=-1.0, mean_end=1.0, mean_steps=2,
+                     probe_epochs=[1])
     full = fit(run, digits_store, tmp_path / "full", tmp_path / "full.pt", device="cpu")
     assert fit(run, digits_store, tmp_path / "cut", tmp_path / "cut.pt", device="cpu", stop_after_epoch=1) is None
     resumed = fit(run, digits_store, tmp_path / "cut", tmp_path / "cut.pt", device="cpu")
@@ -150,6 +151,9 @@ def test_pretraining_resumes_exactly_and_the_probe_scores_it(digits_store, tmp_p
     assert summary["probe"]["weight_decay"] in (1e-6, 1e-3)
     assert summary["final_acc"] > 0.5  # chance is 0.1; a linear probe on conv features does far better
     assert summary["eval_split"] == "test, linear probe" and summary["online_probe_final_acc"] == full["final_acc"]
+    # The snapshot after epoch 1 (written before the stop, kept across the resume) is scored too.
+    assert (tmp_path / "cut/snapshots/epoch1.pt").exists() and not (tmp_path / "full/snapshots/epoch3.pt").exists()
+    assert list(summary["probe_per_epoch"]) == ["1", "3"] and summary["probe_per_epoch"]["3"] == summary["final_acc"]
 
 
 def test_simclr_needs_the_simclr_model(digits_store, tmp_path):

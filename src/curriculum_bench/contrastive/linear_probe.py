@@ -105,9 +105,19 @@ def probe_run(run_dir: Path, data_dir: Path, out: Path, probe: dict | None = Non
     if not hasattr(model, "features"):
         raise ValueError(f"{run['model']}: linear evaluation needs a model with .features() (the `simclr` model)")
     pipeline = InputPipeline(config_from_dict(TrainConfig, run["train"], where="train"), dev)
-    train_x, train_y = embed(model, data.train, pipeline)
-    test_x, test_y = embed(model, data.eval, pipeline)
-    result = linear_probe(train_x, train_y, test_x, test_y, len(data.classes), cfg)
+
+    def score() -> dict:
+        train_x, train_y = embed(model, data.train, pipeline)
+        test_x, test_y = embed(model, data.eval, pipeline)
+        return linear_probe(train_x, train_y, test_x, test_y, len(data.classes), cfg)
+
+    result = score()
+    per_epoch = {metrics["final_epoch"]: result["test_acc"]}
+    # Intermediate snapshots (simclr's probe_epochs), scored the same way: ETH every 100 epochs.
+    for snapshot in sorted((run_dir / "snapshots").glob("epoch*.pt"), key=lambda p: int(p.stem[5:])):
+        model.load_state_dict(torch.load(snapshot, map_location=dev))
+        per_epoch[int(snapshot.stem[5:])] = score()["test_acc"]
+        print(f"linear probe of {snapshot}: test acc {per_epoch[int(snapshot.stem[5:])]:.4f}", flush=True)
     probe_seconds = time.perf_counter() - start
     summary = {
         **{k: metrics[k] for k in ("study", "dataset", "model", "variant", "seed", "num_train", "num_eval",
@@ -118,7 +128,8 @@ def probe_run(run_dir: Path, data_dir: Path, out: Path, probe: dict | None = Non
         "eval_split": f"{metrics['eval_split']}, linear probe",
         "online_probe_final_acc": metrics["final_acc"],
         "wall_s": metrics["wall_s"] + probe_seconds, "probe_wall_s": probe_seconds,
-        "probe": result, "probe_config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
+        "probe": result, "probe_per_epoch": {str(e): per_epoch[e] for e in sorted(per_epoch)},
+        "probe_config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
         "run": run,
     }
     atomic_write_bytes(Path(out), (json.dumps(summary, indent=2) + "\n").encode())

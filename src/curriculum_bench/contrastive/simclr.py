@@ -42,6 +42,8 @@ class SimCLRConfig:
     mean_const_value: float = 0.8      # RandomThenConst
     b_l: float = -1.0                  # weights x1e-3 below b_l / above b_u (ETH: never active)
     b_u: float = 1.0
+    probe_epochs: tuple[int, ...] = ()  # snapshot the model after these epochs for linear
+                                        # evaluation (ETH: every 100); the final epoch always is
 
     def __post_init__(self):
         object.__setattr__(self, "views", tuple(dict(v) for v in self.views))
@@ -57,6 +59,9 @@ class SimCLRConfig:
             raise ValueError("mean_steps must be >= 1 and mean_factor in (0, 1]")
         if self.b_l > self.b_u:
             raise ValueError(f"b_l ({self.b_l}) must not exceed b_u ({self.b_u})")
+        object.__setattr__(self, "probe_epochs", tuple(int(e) for e in self.probe_epochs))
+        if any(e < 1 for e in self.probe_epochs):
+            raise ValueError(f"probe_epochs must be epochs >= 1, got {list(self.probe_epochs)}")
 
     def mean(self, epoch: int, step: int, seed: int) -> float:
         return mean_at(self.mean_schedule, epoch, step, seed, self.mean_begin, self.mean_end,
@@ -66,6 +71,13 @@ class SimCLRConfig:
 def interleave_views(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     """(B, ...) x 2 -> (2B, ...) with rows 2i, 2i+1 the two views of image i."""
     return torch.stack([first, second], dim=1).flatten(0, 1)
+
+
+def snapshot_path(run_dir, epoch: int):
+    """Where the model after `epoch` waits for its linear evaluation."""
+    from pathlib import Path
+
+    return Path(run_dir) / "snapshots" / f"epoch{epoch}.pt"
 
 
 VIEW_STREAM = 3  # distinct from the engine's order (0) and augmentation (1) streams
@@ -119,6 +131,13 @@ class SimCLR(Hook):
         self.loss_sum += contrastive.detach().sum()
         self.anchors += len(contrastive)
         return loss + contrastive  # the online probe's CE trains only the probe (detached h)
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        epoch = state.epoch + 1
+        if epoch in self.cfg.probe_epochs and epoch < state.epochs:
+            from ..train.checkpoint import save_checkpoint
+
+            save_checkpoint(snapshot_path(state.out_dir, epoch), state.model.state_dict())
 
     def epoch_log(self) -> dict:
         return {"mean": self.mean, "contrastive_loss": self.loss_sum.item() / max(self.anchors, 1)}
