@@ -66,13 +66,15 @@ def recorded_artifacts(tmp_path):
     return tmp_path, config
 
 
-def test_workflow_config_updates_the_default_recursively_then_each_configfile(tmp_path):
+def test_workflow_config_merges_the_configfiles_or_reads_the_default_alone(tmp_path):
+    """As the Snakefile: its default config only without --configfile, never merged under one."""
     (tmp_path / "config").mkdir()
     (tmp_path / "config/config.yaml").write_text("train: {lr: 0.1, epochs: 10}\nseeds: [0, 1, 2]\n")
     (tmp_path / "tiny.yaml").write_text("train: {epochs: 2}\nseeds: [0]\n")
     (tmp_path / "lr.yaml").write_text("train: {lr: 0.5}\n")
     merged = workflow_config(tmp_path, [tmp_path / "tiny.yaml", tmp_path / "lr.yaml"])
     assert merged == {"train": {"lr": 0.5, "epochs": 2}, "seeds": [0]}
+    assert workflow_config(tmp_path, []) == {"train": {"lr": 0.1, "epochs": 10}, "seeds": [0, 1, 2]}
 
 
 def test_matching_artifacts_have_no_mismatch_and_unrun_ones_are_listed_missing(recorded_artifacts):

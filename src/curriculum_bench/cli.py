@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dvc-record", help="version resources/, results/, paper_tables/ with DVC, "
                        "commit the .dvc files and push (run in the repository root)")
     p.add_argument("--configfile", nargs="*", type=Path, default=[],
-                   help="the --configfile(s) snakemake ran with (config/config.yaml is read first)")
+                   help="the --configfile(s) snakemake ran with (none: config/config.yaml)")
     p.add_argument("--remote", default=None,
                    help="DVC remote URL or folder to make the default (default: the configured one, "
                         "else ~/.cache/curriculum-bench/dvc-remote)")

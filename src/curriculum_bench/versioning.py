@@ -80,15 +80,14 @@ def git(repo: Path, *args: str) -> str:
 
 
 def workflow_config(repo: Path, configfiles: list[Path]) -> dict:
-    """The config Snakemake runs with in `repo`: config/config.yaml updated by each --configfile.
-
-    Snakemake merges them recursively (snakemake.utils.update_config), in this order.
-    """
+    """The config the Snakefile runs with in `repo`: the --configfiles merged recursively in
+    order (snakemake.utils.update_config), or config/config.yaml when none is given (the
+    Snakefile reads its default only then)."""
     from snakemake.utils import update_config
 
     config: dict = {}
-    default = repo / DEFAULT_CONFIG
-    for path in ([default] if default.exists() else []) + [Path(p) for p in configfiles]:
+    paths = [Path(p) for p in configfiles] or [repo / DEFAULT_CONFIG]
+    for path in paths:
         update_config(config, yaml.safe_load(Path(path).read_text()) or {})
     return config
 
