@@ -48,8 +48,11 @@ def test_teacher_is_the_same_seed_of_the_teacher_variant():
 
 
 def tiny_config(variants: dict) -> dict:
+    """The tiny config's techniques study alone, with these variants and seed 0."""
     config = yaml.safe_load((REPO / ".test/config.yaml").read_text())
-    config["studies"]["techniques"].update(seeds=[0], variants=variants)
+    study = config["studies"]["techniques"]
+    study.update(seeds=[0], variants=variants)
+    config["studies"] = {"techniques": study}
     return config
 
 

@@ -44,6 +44,7 @@ from .config import METRICS, diff_keys, iter_runs, resolve_run
 
 TRACKED = ("resources", "results", "paper_tables")
 RECORDED_CONFIG = "recorded_config.yaml"
+CONFIGFILES_LINE = "# configfiles: "  # the recorded run's --configfile arguments, relative to the repo
 DEFAULT_CONFIG = "config/config.yaml"  # the Snakefile's `configfile:`
 DVC_YAML = "dvc.yaml"
 # A local folder: recording works offline. Any DVC remote (s3://, ssh://, ...) replaces it
@@ -182,9 +183,11 @@ def record(repo: Path, configfiles: list[Path], remote: str | None = None, push:
     tracked = [name for name in TRACKED if (repo / name).exists()]
     if not tracked:
         raise VersioningError(f"nothing to record: none of {TRACKED} exists in {repo}")
+    given = [os.path.relpath(Path(p).resolve(), repo) for p in configfiles]
     (repo / RECORDED_CONFIG).write_text(
         "# The workflow config that produced the DVC-recorded artifacts (python -m curriculum_bench"
         " dvc-record).\n# `dvc-restore` stamps the pulled artifacts as produced by it.\n"
+        f"{CONFIGFILES_LINE}{json.dumps(given)}\n"
         + yaml.safe_dump(config, sort_keys=False))
     write_dvc_yaml(repo)
     dvc(repo, "add", "--quiet", *tracked)
@@ -239,5 +242,18 @@ def restore(repo: Path, pull: bool = True, cores: int = 1) -> None:
         raise VersioningError(f"{RECORDED_CONFIG} does not describe the pulled artifacts:\n  "
                               + "\n  ".join(mismatched))
     call(repo, [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"),
-                "--directory", str(repo), "--configfile", RECORDED_CONFIG, "--cores", str(cores),
+                "--directory", str(repo), *configfile_args(repo, config), "--cores", str(cores),
                 "--touch", "--forceall", "--quiet"], "snakemake --touch")
+
+
+def configfile_args(repo: Path, config: dict) -> list[str]:
+    """The --configfile arguments of the recorded run when this clone still has those files
+    with the same content, so the stamped metadata (rule params name the config files) is what
+    the user's own `snakemake --configfile ...` compares with; else the recorded config."""
+    header = (repo / RECORDED_CONFIG).read_text().splitlines()
+    given = next((json.loads(line[len(CONFIGFILES_LINE):]) for line in header
+                  if line.startswith(CONFIGFILES_LINE)), None)
+    if given is not None and all((repo / f).exists() for f in given) \
+            and workflow_config(repo, [repo / f for f in given]) == config:
+        return [arg for f in given for arg in ("--configfile", f)]
+    return ["--configfile", RECORDED_CONFIG]
