@@ -43,6 +43,15 @@ def load_sigmas(run: Run) -> dict | None:
         return {k: saved[k] for k in saved.files}
 
 
+def sigma_bins(sigmas: np.ndarray, count: int = 40) -> np.ndarray:
+    """Bins even in log σ over the values present (within the clamp range [1/20, 20]):
+    early in training every σ sits near its init, and the full range would hide it."""
+    low, high = max(1 / 20, float(sigmas.min()) * 0.97), min(20.0, float(sigmas.max()) * 1.03)
+    if high <= low * 1.01:
+        low, high = low / 1.05, high * 1.05
+    return np.geomspace(low, high, count + 1)
+
+
 def instance_sigma_histogram(runs: list[Run]):
     groups = groups_of(runs)
     rows = []
@@ -62,11 +71,11 @@ def instance_sigma_histogram(runs: list[Run]):
     import matplotlib.pyplot as plt
 
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(len(shown), ncols, figsize=(2.6 * ncols, 2.2 * len(shown) + 0.6),
-                                 squeeze=False, sharex=True)
-    bins = np.geomspace(1 / 20, 20, 61)  # the clamp range, evenly in log σ
+        fig, axes = plt.subplots(len(shown), ncols, figsize=(2.8 * ncols, 2.3 * len(shown) + 0.8),
+                                 squeeze=False, layout="constrained")
     for r, (key, seed, saved) in enumerate(shown):
         corrupted = saved["corrupted"].astype(bool)
+        bins = sigma_bins(saved["inst_sigma_snapshots"])
         for c in range(ncols):
             ax = axes[r][c]
             if c >= len(saved["snapshot_epochs"]):
@@ -76,7 +85,8 @@ def instance_sigma_histogram(runs: list[Run]):
             ax.hist(sigma[~corrupted], bins=bins, alpha=0.6, label=f"clean ({(~corrupted).sum()})")
             if corrupted.any():
                 ax.hist(sigma[corrupted], bins=bins, alpha=0.6, label=f"corrupted ({corrupted.sum()})")
-            ax.set_xscale("log")
+            if bins[-1] / bins[0] > 10:  # a log axis only where σ spans a decade
+                ax.set_xscale("log")
             ax.set_title(f"{label(key, groups)} s{seed}, epoch {saved['snapshot_epochs'][c]}", fontsize=7)
             if r == len(shown) - 1:
                 ax.set_xlabel("instance σ")
