@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from ..config import ConfigError
-from ..train.hooks import Hook, TrainState, register_method
+from ..train.hooks import Hook, TrainState, register_method, seeded_generator
 from .weighted_ntxent import MEAN_SCHEDULES, NORMALIZATIONS, mean_at, weighted_nt_xent
 
 # ETH config/config_example.yaml augmentations, CIFAR-10 at 32 px (spec §3.3).
@@ -116,7 +116,7 @@ class SimCLR(Hook):
             self.loss_sum += self.resumed["loss_sum"]
             self.anchors = self.resumed["anchors"]
         else:
-            self.generator.manual_seed(state.seed * 1_000_003 + state.epoch + VIEW_STREAM * 7_919_993)
+            self.generator = seeded_generator(state.seed, state.epoch, VIEW_STREAM)
         self.resumed = None
 
     def transform_batch(self, x, y, idx, state):

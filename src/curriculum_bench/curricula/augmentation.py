@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from ..data.augment import Augment
-from ..train.hooks import Hook, TrainState, register_method
+from ..train.hooks import Hook, TrainState, register_method, seeded_generator
 
 
 @dataclass(frozen=True)
@@ -32,9 +32,12 @@ class AugmentConfig:
             raise ValueError(f"ops{err}") from None
 
 
+METHOD_STREAM = 3  # apart from the engine's order (0) and augmentation (1) draws
+
+
 def step_generator(seed: int, step: int) -> torch.Generator:
-    """Depends only on (seed, step); a stream apart from the engine's order and augment draws."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + step + 3 * 7_919_993)
+    """Depends only on (seed, step), so a resumed run augments the same way."""
+    return seeded_generator(seed, step, METHOD_STREAM)
 
 
 @register_method("augment", AugmentConfig)

@@ -29,7 +29,7 @@ from ..data.store import atomic_write_bytes, read_manifest
 from ..models import create_model
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .hooks import Hook, TrainState, build_hooks
+from .hooks import Hook, TrainState, build_hooks, seeded_generator
 from .schedule import lr_factor
 
 
@@ -119,9 +119,8 @@ ORDER_STREAM, AUGMENT_STREAM = 0, 1
 
 
 def epoch_generator(seed: int, epoch: int, stream: int = ORDER_STREAM) -> torch.Generator:
-    """A CPU generator that depends only on (seed, epoch, stream): a resumed run draws the
-    same order and the same augmentations, on any device."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + epoch + stream * 7_919_993)
+    """The epoch's generator for the sample order or the augmentation (hooks.seeded_generator)."""
+    return seeded_generator(seed, epoch, stream)
 
 
 def epoch_order(state: TrainState, hooks: list[Hook], generator: torch.Generator) -> torch.Tensor:

@@ -101,6 +101,13 @@ class Hook:
         pass
 
 
+def seeded_generator(seed: int, t: int, stream: int) -> torch.Generator:
+    """A CPU generator that depends only on (seed, t, stream), t an epoch or a step: a resumed
+    run draws the same numbers, on any device. Streams: 0 the engine's sample order, 1 its
+    augmentation, 3 a method's own draws (augment variant per step, SimCLR views per epoch)."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + t + stream * 7_919_993)
+
+
 METHODS: Registry = Registry("method")
 
 
