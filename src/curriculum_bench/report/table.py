@@ -76,31 +76,28 @@ class TableOptions:
     expected_seeds: tuple[int, ...] = ()  # the config's seeds (set by the workflow): fewer is flagged
 
 
-def extra_accuracies(m: dict, run_dir: Path, options: TableOptions) -> dict:
+def read_history(run_dir: Path) -> list[dict]:
+    """The run's per-epoch records; [] when it has none (a probe's score, hand-made metrics)."""
+    path = run_dir / "history.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def extra_accuracies(m: dict, history: list[dict], options: TableOptions) -> dict:
     extra = {}
     for c in options.per_class:
         per_class = m.get("final_acc_per_class") or []
         extra[f"class {c}"] = per_class[c] if c < len(per_class) else float("nan")
-    if options.at_epochs:
-        history = {}
-        history_path = run_dir / "history.jsonl"
-        if history_path.exists():
-            for line in history_path.read_text().splitlines():
-                record = json.loads(line)
-                history[record["epoch"]] = record["eval_acc"]
-        for epoch in options.at_epochs:
-            extra[f"epoch {epoch}"] = history.get(epoch, float("nan"))  # NaN: the run is shorter
+    eval_acc = {record["epoch"]: record["eval_acc"] for record in history}
+    for epoch in options.at_epochs:
+        extra[f"epoch {epoch}"] = eval_acc.get(epoch, float("nan"))  # NaN: the run is shorter
     return extra
 
 
-def diverged(m: dict, run_dir: Path) -> bool:
+def diverged(m: dict, history: list[dict]) -> bool:
     """A run whose training loss became NaN/inf: its accuracy is real but flagged in the table."""
     if not math.isfinite(m["final_acc"]):
         return True
-    history_path = run_dir / "history.jsonl"
-    if not history_path.exists():
-        return False
-    losses = [json.loads(line).get("train_loss") for line in history_path.read_text().splitlines()]
+    losses = [record.get("train_loss") for record in history]
     return any(loss is None or not math.isfinite(loss) for loss in losses)
 
 
@@ -108,13 +105,14 @@ def load_runs(metrics_paths: list[Path], options: TableOptions = TableOptions())
     rows = []
     for path in metrics_paths:
         m = json.loads(Path(path).read_text())
+        history = read_history(Path(path).parent)
         rows.append({**{k: m[k] for k in ("study", *KEYS, "seed", "final_acc", "best_acc",
                                           "best_epoch", "final_epoch", "eval_split", "num_train",
                                           "num_eval", "wall_s", "train_images_per_s",
                                           "peak_mem_mb", "device_name")},
                      "test_at_best_val_acc": m.get("test_at_best_val_acc", float("nan")),
-                     "diverged": diverged(m, Path(path).parent),
-                     **{f"acc_{k}": v for k, v in extra_accuracies(m, Path(path).parent, options).items()},
+                     "diverged": diverged(m, history),
+                     **{f"acc_{k}": v for k, v in extra_accuracies(m, history, options).items()},
                      "source": m["dataset_source"].get("source", m["dataset"])})
     if not rows:
         raise ValueError("no runs to tabulate")
