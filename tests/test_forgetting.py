@@ -98,6 +98,12 @@ def recorder(num_examples: int, epochs: int) -> ForgettingRecorder:
 def test_recorder_writes_each_presentation_in_the_next_row_of_its_example():
     hook = recorder(3, epochs=2)
     right, wrong = torch.tensor([[0.0, 1.0]]), torch.tensor([[1.0, 0.0]])
+    # The engine shows the epoch's order before its first batch; the recorder makes room
+    # for the rows it needs then, not with a host sync at every step.
+    state = TrainState(torch.nn.Linear(1, 1), None, torch.device("cpu"), torch.zeros(3, dtype=torch.long), 2, 2,
+                       order=torch.tensor([2, 0, 2, 2]))
+    hook.on_epoch_start(state)
+    hook.on_batch_start(state)
     # Sampling with replacement: example 2 twice in one batch is two presentations.
     hook.after_forward(torch.tensor([2, 0, 2]), torch.cat([right, wrong, wrong]), torch.tensor([1, 1, 1]))
     hook.after_forward(torch.tensor([2]), right, torch.tensor([1]))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def cmd_train(args) -> None:
     try:
         fit(args.run_config, args.data, args.out, args.checkpoint, device=args.device,
             stop_after_epoch=args.stop_after_epoch, placement=args.data_placement,
-            loader_workers=args.loader_workers)
+            loader_workers=args.loader_workers, compile_cache=args.compile_cache)
     except Preempted:
         # Non-zero, so that Snakemake's retries (or SLURM's requeue) run it again to resume.
         sys.exit(128 + 15)
@@ -148,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loader-workers", type=int, default=4, help="reader processes for mmap placement")
     p.add_argument("--stop-after-epoch", type=int, default=None,
                    help="end this session after N epochs, as a preemption would (for testing resume)")
+    p.add_argument("--compile-cache", type=Path, default=os.environ.get("CURRICULUM_BENCH_COMPILE_CACHE"),
+                   help="folder that keeps torch.compile's kernels between jobs "
+                        "(default: $CURRICULUM_BENCH_COMPILE_CACHE; the workflow sets it)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("probe", help="linear evaluation of a finished contrastive pretraining run")

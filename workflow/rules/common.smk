@@ -29,12 +29,16 @@ from curriculum_bench.run_inputs import run_inputs  # noqa: E402
 
 # Every job imports the package from this checkout, whether or not it is installed in the
 # job's environment (a conda env from envs/ holds only the third-party dependencies).
+validate(config, schema="../../config/schema.yaml")
+
+# torch.compile's kernels (GPU runs) are kept here and reused by every later training job.
+COMPILE_CACHE = os.path.abspath(config.get("compile_cache", "resources/torch_compile_cache"))
+
 shell.prefix(
     # Snakemake formats the prefix too: "{{{{" reaches bash as "{".
     f"set -euo pipefail; export PYTHONPATH={shlex.quote(SRC)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+    f"export CURRICULUM_BENCH_COMPILE_CACHE={shlex.quote(COMPILE_CACHE)}; "
 )
-
-validate(config, schema="../../config/schema.yaml")
 check_references(config)
 
 RUNS = list(iter_runs(config)) + list(coreset_plan.iter_coreset_runs(config))

@@ -85,6 +85,7 @@ VIEW_STREAM = 3  # distinct from the engine's order (0) and augmentation (1) str
 
 @register_method("simclr", SimCLRConfig)
 class SimCLR(Hook):
+    compilable = False  # the loss reads `projections`, which the model's forward stores on itself
     def __init__(self, cfg: SimCLRConfig):
         from ..data.augment import Augment
 

@@ -140,8 +140,9 @@ class SparseSGD(torch.optim.Optimizer):
                 value_before, buf_before = p.clone(), buf.clone()
                 buf.mul_(group["momentum"]).add_(grad)
                 p.add_(buf, alpha=-group["lr"])
-                p[untouched] = value_before[untouched]
-                buf[untouched] = buf_before[untouched]
+                # torch.where, not p[untouched] = ...: a boolean-mask write waits for the GPU.
+                p.copy_(torch.where(untouched, value_before, p))
+                buf.copy_(torch.where(untouched, buf_before, buf))
         return None
 
 

@@ -71,6 +71,15 @@ class ForgettingRecorder(Hook):
 
     def on_epoch_start(self, state: TrainState) -> None:
         self.epoch = state.epoch
+        self.rows_checked = False
+
+    def on_batch_start(self, state: TrainState) -> None:
+        if not self.rows_checked:
+            # Once per epoch, from the epoch's whole order: a sampler may present an example
+            # more often than the table has rows. One host sync here, none per step.
+            presented = torch.bincount(state.order, minlength=len(self.presentations))
+            self._grow(int((self.presentations + presented).max()))
+            self.rows_checked = True
 
     def _grow(self, rows_needed: int) -> None:
         rows = self.tables["correct"].shape[0]
@@ -92,12 +101,7 @@ class ForgettingRecorder(Hook):
         run_start = torch.cummax(torch.where(first_of_run, positions, 0), 0).values
         repeat = torch.empty_like(idx)
         repeat[order] = positions - run_start
-        rows = self.presentations[idx] + repeat
-        # One scalar host sync per step: a sampler may present an example more often than
-        # the table has rows. The records themselves never leave the device.
-        highest = int(rows.max())
-        if highest >= self.tables["correct"].shape[0]:
-            self._grow(highest + 1)
+        rows = self.presentations[idx] + repeat  # within the rows on_batch_start made room for
         self.tables["correct"][rows, idx] = (logits.argmax(1) == y).to(torch.int8)
         self.tables["epoch"][rows, idx] = self.epoch
         if self.cfg.record_loss_and_margin:

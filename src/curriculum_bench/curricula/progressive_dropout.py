@@ -89,6 +89,7 @@ def dropout_layers(model: nn.Module) -> dict[str, list[nn.Module]]:
 
 @register_method("progressive_dropout", ProgressiveDropoutConfig)
 class ProgressiveDropout(Hook):
+    compilable = False  # sets each dropout module's p, a Python float, as the schedule moves
     def __init__(self, cfg: ProgressiveDropoutConfig):
         self.cfg = cfg
         self.layers: dict[str, list[nn.Module]] = {}

@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 
 OPTIMIZERS = ("adamw", "sgd", "adam", "adamax")
 SCHEDULES = ("warmup_cosine", "constant", "multistep", "cosine")
+PRECISIONS = ("auto", "bf16", "fp32")
+SPEED_SWITCHES = ("channels_last", "fused_optimizer", "compile", "cuda_graphs")
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,12 @@ class TrainConfig:
     log_every: int = 50                # progress line every N steps
     augment: list = field(default_factory=list)  # [{op: name, ...}], on the device (data/augment.py)
     normalize: dict | None = None      # {mean: [...], std: [...]} per channel; MLT: none
+    # Speed (train/speed.py): "auto" = on where the run is on a CUDA GPU, off on the CPU.
+    precision: str = "auto"            # "bf16" autocast or "fp32"
+    channels_last: str | bool = "auto"
+    fused_optimizer: str | bool = "auto"
+    compile: str | bool = "auto"       # torch.compile; kernels cached between jobs
+    cuda_graphs: str | bool = "auto"   # via compile's reduce-overhead mode; auto at batch <= 256
 
     def __post_init__(self):
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
@@ -48,5 +56,10 @@ class TrainConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.normalize is not None and set(self.normalize) != {"mean", "std"}:
             raise ValueError(f"normalize must have exactly the keys mean and std, got {sorted(self.normalize)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        for name in SPEED_SWITCHES:
+            if getattr(self, name) not in ("auto", True, False):
+                raise ValueError(f"{name} must be auto, true or false, got {getattr(self, name)!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")

@@ -31,6 +31,8 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .hooks import Hook, TrainState, build_hooks, seeded_generator
 from .schedule import lr_factor
+from .speed import Speed, autocast, begin_step, model_input, optimizer_kernel_args, prepare_model, resolve_speed, \
+    use_compile_cache
 
 
 def log(message: str) -> None:
@@ -92,7 +94,8 @@ class InputPipeline:
         return x if self.mean is None else (x - self.mean) / self.std
 
 
-def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, hooks: list[Hook]) -> torch.optim.Optimizer:
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, hooks: list[Hook],
+                    speed: Speed = Speed()) -> torch.optim.Optimizer:
     groups = None
     for hook in hooks:
         hook_groups = hook.param_groups(model)
@@ -103,16 +106,15 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, hooks: list[Hook])
     groups = groups or [{"params": list(model.parameters())}]
     for group in groups:
         group.setdefault("lr_scale", 1.0)  # a hook's per-group multiplier of the base schedule
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizers = {"adamw": torch.optim.AdamW, "sgd": torch.optim.SGD, "adam": torch.optim.Adam,
+                  "adamax": torch.optim.Adamax}
+    if cfg.optimizer not in optimizers:
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+    optimizer_cls = optimizers[cfg.optimizer]
+    kwargs = {"lr": cfg.lr, "weight_decay": cfg.weight_decay, **optimizer_kernel_args(optimizer_cls, speed)}
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                               nesterov=cfg.nesterov)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adamax":
-        return torch.optim.Adamax(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+        kwargs.update(momentum=cfg.momentum, nesterov=cfg.nesterov)
+    return optimizer_cls(groups, **kwargs)
 
 
 ORDER_STREAM, AUGMENT_STREAM = 0, 1
@@ -172,12 +174,14 @@ class TerminationFlag:
 def train_one_epoch(state: TrainState, data: Data, pipeline: InputPipeline, hooks: list[Hook],
                     cfg: TrainConfig, base_lr: float, seed: int,
                     progress: EpochProgress | None = None,
-                    should_stop=lambda: False) -> dict | EpochProgress:
+                    should_stop=lambda: False, speed: Speed = Speed(), forward=None) -> dict | EpochProgress:
     """Train one epoch; returns its statistics, or an EpochProgress if `should_stop()` said so
-    after a step. `progress` continues an epoch that stopped that way."""
+    after a step. `progress` continues an epoch that stopped that way. `forward` is the module
+    a step calls (`state.model` compiled by train/speed.py, or `state.model` itself)."""
     model, optimizer = state.model, state.optimizer
+    forward = model if forward is None else forward
     model.train()
-    order = epoch_order(state, hooks, epoch_generator(seed, state.epoch))
+    order = state.order = epoch_order(state, hooks, epoch_generator(seed, state.epoch))
     steps = state.steps_per_epoch = math.ceil(len(order) / cfg.batch_size)
     loss_sum = torch.zeros((), device=state.device)
     correct = torch.zeros((), dtype=torch.long, device=state.device)
@@ -200,10 +204,12 @@ def train_one_epoch(state: TrainState, data: Data, pipeline: InputPipeline, hook
             group["lr"] = base_lr * group["lr_scale"]
         for hook in hooks:
             x, y = hook.transform_batch(x, y, idx, state)
-        logits = model(pipeline.normalize(x))
-        loss = F.cross_entropy(logits, y, reduction="none")
-        for hook in hooks:
-            loss = hook.loss(logits, y, idx, loss)
+        begin_step(speed)
+        with autocast(speed, state.device):
+            logits = forward(model_input(pipeline.normalize(x), speed))
+            loss = F.cross_entropy(logits, y, reduction="none")
+            for hook in hooks:
+                loss = hook.loss(logits, y, idx, loss)
         for hook in hooks:
             hook.after_forward(idx, logits.detach(), y)
         loss = loss.mean()
@@ -235,14 +241,16 @@ def train_one_epoch(state: TrainState, data: Data, pipeline: InputPipeline, hook
 
 @torch.inference_mode()
 def evaluate(model: torch.nn.Module, split: ResidentSplit | MappedSplit, pipeline: InputPipeline,
-             num_classes: int, batch_size: int) -> dict:
+             num_classes: int, batch_size: int, speed: Speed = Speed(), forward=None) -> dict:
     model.eval()
+    forward = model if forward is None else forward
     labels = split.labels
     loss_sum = torch.zeros((), device=labels.device, dtype=torch.float64)
     hits = torch.zeros(num_classes, device=labels.device, dtype=torch.long)
     for _, images, y in split.batches(torch.arange(len(labels), device=labels.device), batch_size):
-        logits = model(pipeline.normalize(to_inputs(images)))
-        loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
+        with autocast(speed, labels.device):
+            logits = forward(model_input(pipeline.normalize(to_inputs(images)), speed))
+            loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
         hits += torch.bincount(y[logits.argmax(1) == y], minlength=num_classes)
     counts = torch.bincount(labels, minlength=num_classes).clamp(min=1)
     return {"eval_loss": loss_sum.item() / len(labels),
@@ -268,14 +276,16 @@ def write_jsonl(path: Path, records: list[dict]) -> None:
 
 def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
         device: str | None = None, stop_after_epoch: int | None = None,
-        placement: str = "auto", loader_workers: int = 4) -> dict | None:
+        placement: str = "auto", loader_workers: int = 4,
+        compile_cache: Path | str | None = None) -> dict | None:
     """Train one run; write `history.jsonl` each epoch and `metrics.json` last.
 
     Resumes from `checkpoint_path` when it was written for the same resolved run config.
     `stop_after_epoch` ends the session after that many epochs without writing metrics,
     like a preemption (used by tests). `placement` keeps the data in device memory
     ("memory"), memory-mapped ("mmap", read by `loader_workers` workers) or decides by
-    size ("auto"); it does not change results.
+    size ("auto"); it does not change results. `compile_cache` keeps torch.compile's kernels
+    for the next job (train/speed.py).
     """
     cfg: TrainConfig = config_from_dict(TrainConfig, run["train"], where="train")
     out_dir, checkpoint_path = Path(out_dir), Path(checkpoint_path)
@@ -284,9 +294,13 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
     data = load_data(data_dir, dev, placement, loader_workers)
     pipeline = InputPipeline(cfg, dev)
     hooks = build_hooks(run["methods"])
+    speed = resolve_speed(cfg, dev, hooks)
+    if speed.compile:
+        use_compile_cache(compile_cache)
     torch.manual_seed(run["seed"])  # model initialisation and dropout
     model = create_model(run["model"], data.in_shape, len(data.classes), **run["model_args"]).to(dev)
-    optimizer = build_optimizer(model, cfg, hooks)
+    forward = prepare_model(model, speed)
+    optimizer = build_optimizer(model, cfg, hooks, speed)
     state = TrainState(model, optimizer, dev, data.train.labels, len(data.classes), cfg.epochs,
                        seed=run["seed"], out_dir=out_dir, data_dir=Path(data_dir), data=data)
     # Hooks that predict (self-labelling, a distillation teacher) normalise as `evaluate`
@@ -330,7 +344,7 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
         f"{len(data.train.labels)} train / {len(data.eval.labels)} {data.eval_split} images "
         f"({type(data.train).__name__}), "
         f"{num_params:,} parameters, {len(optimizer.param_groups)} parameter group(s), "
-        f"device {device_name(dev)}, methods {list(run['methods']) or 'none'}")
+        f"device {device_name(dev)} ({speed.describe()}), methods {list(run['methods']) or 'none'}")
 
     with TerminationFlag() as terminated:
         for epoch in range(len(history), cfg.epochs):
@@ -340,7 +354,7 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
             for hook in hooks:
                 hook.on_epoch_start(state)
             stats = train_one_epoch(state, data, pipeline, hooks, cfg, base_lr, run["seed"],
-                                    progress, should_stop=lambda: terminated.raised)
+                                    progress, should_stop=lambda: terminated.raised, speed=speed, forward=forward)
             if isinstance(stats, EpochProgress):
                 stats.wall_seconds = time.perf_counter() - epoch_start
                 save(stats)
@@ -349,9 +363,10 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
                 raise Preempted(checkpoint_path)
             progress = None
             record = {"epoch": epoch + 1, **stats}
-            record.update(evaluate(model, data.eval, pipeline, len(data.classes), cfg.eval_batch_size))
+            record.update(evaluate(model, data.eval, pipeline, len(data.classes), cfg.eval_batch_size,
+                                   speed, forward))
             if data.val is not None:
-                val = evaluate(model, data.val, pipeline, len(data.classes), cfg.eval_batch_size)
+                val = evaluate(model, data.val, pipeline, len(data.classes), cfg.eval_batch_size, speed, forward)
                 record.update({"val_loss": val["eval_loss"], "val_acc": val["eval_acc"]})
             for hook in hooks:
                 hook.on_epoch_end(state)
@@ -376,7 +391,7 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
         hook.on_fit_end(state)  # per-run artifacts, written before the "finished" marker
     # Final weights: a teacher for distillation, a proxy for a coreset, a versioned artifact.
     save_checkpoint(out_dir / "final_model.pt", model.state_dict())
-    metrics = summarize_run(run, cfg, history, data, dev, num_params, sessions)
+    metrics = summarize_run(run, cfg, history, data, dev, num_params, sessions, speed)
     # metrics.json is the run's "finished" marker: written last, atomically.
     atomic_write_bytes(out_dir / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())
     log(f"final {data.eval_split} acc {metrics['final_acc']:.4f}, best {metrics['best_acc']:.4f} "
@@ -385,7 +400,7 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
 
 
 def summarize_run(run: dict, cfg: TrainConfig, history: list[dict], data: Data,
-                  dev: torch.device, num_params: int, sessions: list[int]) -> dict:
+                  dev: torch.device, num_params: int, sessions: list[int], speed: Speed = Speed()) -> dict:
     best = max(history, key=lambda r: r["eval_acc"])  # first epoch among ties
     selected = {}
     if data.val is not None:
@@ -415,6 +430,7 @@ def summarize_run(run: dict, cfg: TrainConfig, history: list[dict], data: Data,
         "peak_mem_kind": memory_kind,
         "device": dev.type,
         "device_name": device_name(dev),
+        "speed": speed.as_dict(),
         "num_params": num_params,
         "resumed_at": sessions[1:],  # [epochs done, batches done in the next epoch]
         "run": run,

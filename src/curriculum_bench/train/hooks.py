@@ -48,6 +48,7 @@ class TrainState:
     epoch: int = 0  # 0-based epoch being trained
     step: int = 0   # optimiser steps taken since the start of training
     batch: int = 0  # 0-based batch within the epoch (set before on_batch_start)
+    order: torch.Tensor | None = None  # this epoch's sample indices, on `device` (set before on_batch_start)
     augment: bool = True  # False: this epoch's batches skip train.augment (set in on_epoch_start)
     out_dir: Path | None = None  # the run directory (metrics.json, history.jsonl, artifacts)
     data_dir: Path | None = None  # the dataset store (extra arrays: train_corrupted, clean labels)
@@ -57,6 +58,9 @@ class TrainState:
 
 class Hook:
     name: str = "hook"  # set by register_method
+    # False for a method that changes the model's Python attributes while it trains (a
+    # dropout rate, a tensor kept by forward): torch.compile would recompile at each change.
+    compilable: bool = True
 
     def param_groups(self, model: nn.Module) -> list[dict] | None:
         return None

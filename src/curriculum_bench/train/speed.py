@@ -1,0 +1,136 @@
+"""How fast the engine takes a step, without changing what it computes beyond bf16 rounding.
+
+Five switches in a study's `train:` section, each `auto` by default, which turns it on where
+the run is on a CUDA GPU and off on the CPU (where none of them pays, and where the embedded
+default's numbers were measured):
+
+    precision        bf16 autocast of forward and loss (fp32 master weights and optimiser)
+    channels_last    NHWC weights and inputs: the layout cuDNN's fast convolutions use
+    fused_optimizer  the optimiser's whole update as one kernel instead of one per tensor
+    compile          torch.compile of the model; the compiled code is cached on disk
+    cuda_graphs      each step replayed as one CUDA graph (torch.compile's reduce-overhead
+                     mode): a batch of 32 MNIST digits is launch-bound, not compute-bound
+
+A method whose hooks change the model's Python attributes while it trains (dropout rates,
+attributes written by forward) sets `compilable = False`: every change would recompile.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..config import ConfigError
+
+AUTO = "auto"
+# Above this a step has enough work per kernel that launching is no longer the bottleneck,
+# and a graph per shape only costs memory.
+CUDA_GRAPH_MAX_BATCH = 256
+
+
+@dataclass(frozen=True)
+class Speed:
+    """The resolved switches of one run (recorded in metrics.json as `speed`)."""
+
+    bf16: bool = False
+    channels_last: bool = False
+    fused_optimizer: bool = False
+    compile: bool = False
+    cuda_graphs: bool = False
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def describe(self) -> str:
+        on = [name for name, value in asdict(self).items() if value]
+        return ", ".join(on) if on else "fp32 eager"
+
+
+def _switch(cfg, key: str, auto: bool) -> bool:
+    value = getattr(cfg, key)
+    if value == AUTO:
+        return auto
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"train.{key}: expected auto, true or false, got {value!r}")
+
+
+def resolve_speed(cfg, device: torch.device, hooks=()) -> Speed:
+    """Turn the config's auto/true/false into what this run on `device` will do."""
+    cuda = device.type == "cuda"
+    if cfg.precision not in (AUTO, "bf16", "fp32"):
+        raise ConfigError(f"train.precision: expected auto, bf16 or fp32, got {cfg.precision!r}")
+    bf16 = cfg.precision == "bf16" or (cfg.precision == AUTO and cuda and torch.cuda.is_bf16_supported())
+    changes_model = [hook.name for hook in hooks if not getattr(hook, "compilable", True)]
+    compile_model = _switch(cfg, "compile", cuda and not changes_model)
+    if compile_model and changes_model:
+        raise ConfigError(f"train.compile: methods.{changes_model[0]} changes the model while it trains, "
+                          f"which would recompile it at every change; set train.compile to auto or false")
+    cuda_graphs = _switch(cfg, "cuda_graphs", cuda and compile_model and cfg.batch_size <= CUDA_GRAPH_MAX_BATCH)
+    if cuda_graphs and not cuda:
+        raise ConfigError(f"train.cuda_graphs: CUDA graphs need a CUDA device; this run is on {device.type}")
+    if cuda_graphs and not compile_model:
+        raise ConfigError("train.cuda_graphs: the graphs are captured by torch.compile "
+                          "(mode reduce-overhead); set train.compile to true or auto")
+    return Speed(bf16=bf16, channels_last=_switch(cfg, "channels_last", cuda),
+                 fused_optimizer=_switch(cfg, "fused_optimizer", cuda),
+                 compile=compile_model, cuda_graphs=cuda_graphs)
+
+
+def use_compile_cache(directory: Path | str | None) -> None:
+    """Keep torch.compile's kernels in `directory`, so the next job with the same model and
+    shapes loads them instead of compiling again (inductor's default is a per-node /tmp,
+    gone with a cluster job). Set, not defaulted: importing torchvision already fills
+    TORCHINDUCTOR_CACHE_DIR with that default, and inductor reads it at each compile."""
+    if directory is None:
+        return
+    directory = Path(directory).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(directory)
+    os.environ["TRITON_CACHE_DIR"] = str(directory / "triton")
+
+
+def prepare_model(model: nn.Module, speed: Speed) -> nn.Module:
+    """Lay out `model` for speed; returns the module the engine calls (compiled or `model`).
+
+    `model` itself stays the plain module: its state_dict has the usual keys, and hooks that
+    predict with it or reload its weights see no wrapper."""
+    if speed.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if not speed.compile:
+        return model
+    # Static shapes: a full batch, the epoch's last partial batch and the evaluation batch
+    # each get their own graph, instead of one slower dynamic-shape graph for all.
+    return torch.compile(model, mode="reduce-overhead" if speed.cuda_graphs else None, dynamic=False)
+
+
+def model_input(x: torch.Tensor, speed: Speed) -> torch.Tensor:
+    if speed.channels_last and x.dim() == 4:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def autocast(speed: Speed, device: torch.device):
+    if not speed.bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def begin_step(speed: Speed) -> None:
+    """A new training step: the previous step's graph outputs may be overwritten now."""
+    if speed.cuda_graphs:
+        torch.compiler.cudagraph_mark_step_begin()
+
+
+def optimizer_kernel_args(optimizer_cls, speed: Speed) -> dict:
+    """fused=True where the optimiser has a fused kernel, else the multi-tensor (foreach) path."""
+    if not speed.fused_optimizer:
+        return {}
+    import inspect
+
+    parameters = inspect.signature(optimizer_cls).parameters
+    return {"fused": True} if "fused" in parameters else {"foreach": True}
