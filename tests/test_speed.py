@@ -1,0 +1,221 @@
+"""The engine's speed switches (train/speed.py): what `auto` turns on where, that each switch
+trains the same model up to bf16 rounding, that compiled kernels are reused by the next job,
+and that a training step never waits for the device (no host sync per step).
+
+CI has no GPU: CUDA-only behaviour is checked through the resolution logic; bf16 autocast,
+channels_last, fused optimisers and torch.compile all run on the CPU too and are checked there.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from curriculum_bench.config import ConfigError, config_from_dict
+from curriculum_bench.train.config import TrainConfig
+from curriculum_bench.train.engine import InputPipeline, build_optimizer, fit, load_data, train_one_epoch
+from curriculum_bench.train.hooks import Hook, TrainState, build_hooks
+from curriculum_bench.models import create_model
+from curriculum_bench.train.speed import CUDA_GRAPH_MAX_BATCH, Speed, resolve_speed
+
+from .conftest import tiny_run
+
+REPO = Path(__file__).resolve().parents[1]
+CUDA = torch.device("cuda")
+CPU = torch.device("cpu")
+
+
+def history(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+
+
+# --- what auto means -----------------------------------------------------------------------------
+
+def test_auto_leaves_every_switch_off_on_the_cpu():
+    assert resolve_speed(TrainConfig(), CPU) == Speed()
+
+
+def test_auto_turns_every_switch_on_on_a_cuda_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert resolve_speed(TrainConfig(batch_size=32), CUDA) == Speed(True, True, True, True, True)
+
+
+def test_auto_precision_stays_fp32_on_a_gpu_without_bf16(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert not resolve_speed(TrainConfig(), CUDA).bf16
+
+
+def test_auto_cuda_graphs_only_for_launch_bound_batch_sizes(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert resolve_speed(TrainConfig(batch_size=CUDA_GRAPH_MAX_BATCH), CUDA).cuda_graphs
+    large = resolve_speed(TrainConfig(batch_size=CUDA_GRAPH_MAX_BATCH + 1), CUDA)
+    assert large.compile and not large.cuda_graphs
+
+
+def test_explicit_values_override_auto_on_either_device(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    off = TrainConfig(precision="fp32", channels_last=False, fused_optimizer=False, compile=False)
+    assert resolve_speed(off, CUDA) == Speed()
+    on = TrainConfig(precision="bf16", channels_last=True, fused_optimizer=True, compile=True)
+    assert resolve_speed(on, CPU) == Speed(True, True, True, True, False)
+
+
+class ChangesTheModel(Hook):
+    name = "progressive_dropout"
+    compilable = False
+
+
+def test_a_method_that_changes_the_model_keeps_auto_compile_off(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    speed = resolve_speed(TrainConfig(), CUDA, [ChangesTheModel()])
+    assert not speed.compile and not speed.cuda_graphs and speed.bf16 and speed.channels_last
+
+
+def test_compile_true_with_a_method_that_changes_the_model_is_rejected_naming_both():
+    with pytest.raises(ConfigError, match=r"^train\.compile: methods\.progressive_dropout changes the model"):
+        resolve_speed(TrainConfig(compile=True), CPU, [ChangesTheModel()])
+
+
+def test_methods_that_change_the_model_say_so():
+    hooks = build_hooks({"progressive_dropout": {}, "simclr": {}, "forgetting": {},
+                         "data_parameters": {"learn_class": True}})
+    assert {h.name: h.compilable for h in hooks} == {
+        "progressive_dropout": False, "simclr": False, "forgetting": True, "data_parameters": True}
+
+
+def test_cuda_graphs_without_cuda_or_without_compile_are_rejected():
+    with pytest.raises(ConfigError, match=r"^train\.cuda_graphs: CUDA graphs need a CUDA device"):
+        resolve_speed(TrainConfig(compile=True, cuda_graphs=True), CPU)
+    with pytest.raises(ConfigError, match=r"^train\.cuda_graphs: the graphs are captured by torch\.compile"):
+        resolve_speed(TrainConfig(compile=False, cuda_graphs=True), CUDA)
+
+
+@pytest.mark.parametrize("key, value", [("precision", "fp16"), ("compile", "yes"), ("cuda_graphs", 1.5)])
+def test_a_bad_speed_value_is_rejected_with_its_key_named(key, value):
+    with pytest.raises(ConfigError, match=rf"^train: {key} must be"):
+        config_from_dict(TrainConfig, {key: value}, where="train")
+
+
+def test_fused_optimizer_uses_the_fused_kernel_or_the_foreach_path():
+    model = torch.nn.Linear(3, 2)
+    for optimizer, expected in [("adamw", {"fused": True}), ("sgd", {"fused": True}), ("adamax", {"foreach": True})]:
+        built = build_optimizer(model, TrainConfig(optimizer=optimizer), [], Speed(fused_optimizer=True))
+        assert {k: built.defaults[k] for k in expected} == expected, optimizer
+
+
+# --- the switches train the same model ------------------------------------------------------------
+
+def test_bf16_channels_last_and_fused_train_the_same_model_on_the_cpu(digits_store, tmp_path):
+    runs = {"fp32": {}, "bf16": {"precision": "bf16"},
+            "layout": {"channels_last": True, "fused_optimizer": True, "precision": "fp32"}}
+    metrics = {name: fit(tiny_run(epochs=2, **train), digits_store, tmp_path / name, tmp_path / f"{name}.pt",
+                         device="cpu") for name, train in runs.items()}
+    assert metrics["fp32"]["speed"] == Speed().as_dict()
+    assert metrics["bf16"]["speed"] == Speed(bf16=True).as_dict()
+    assert metrics["layout"]["speed"] == Speed(channels_last=True, fused_optimizer=True).as_dict()
+    reference = history(tmp_path / "fp32")
+    for name, tolerance in [("layout", 1e-5), ("bf16", 2e-3)]:
+        first = history(tmp_path / name)[0]
+        assert first["train_loss"] == pytest.approx(reference[0]["train_loss"], abs=tolerance), name
+        assert first["eval_loss"] == pytest.approx(reference[0]["eval_loss"], abs=tolerance), name
+    # Same kernels up to summation order: the whole run agrees. (bf16 rounding, amplified by
+    # two epochs at lr 0.01 on 1,437 digits, moves the final accuracy by a few points.)
+    assert metrics["layout"]["final_acc"] == pytest.approx(metrics["fp32"]["final_acc"], abs=0.01)
+    # The saved weights load into a plain model, whatever layout trained them.
+    weights = torch.load(tmp_path / "layout/final_model.pt", weights_only=True)
+    create_model("mlt_convnet", (1, 8, 8), 10).load_state_dict(weights)
+
+
+def test_compiled_run_matches_eager_and_the_next_job_reuses_its_kernels(digits_store, tmp_path):
+    cache = tmp_path / "compile_cache"
+    # Batch 479 divides the 1,437 training digits: one training and one evaluation graph.
+    run = tiny_run(epochs=1, batch_size=479, eval_batch_size=360)
+    eager = fit(run, digits_store, tmp_path / "eager", tmp_path / "eager.pt", device="cpu")
+    compiled_run = tiny_run(epochs=1, batch_size=479, eval_batch_size=360, compile=True)
+    compiled = fit(compiled_run, digits_store, tmp_path / "compiled", tmp_path / "compiled.pt",
+                   device="cpu", compile_cache=cache)
+    assert compiled["speed"]["compile"] and not eager["speed"]["compile"]
+    first_eager, first_compiled = history(tmp_path / "eager")[0], history(tmp_path / "compiled")[0]
+    for key in ("train_loss", "eval_loss", "eval_acc"):
+        assert first_compiled[key] == pytest.approx(first_eager[key], abs=1e-4), key
+    weights = torch.load(tmp_path / "compiled/final_model.pt", weights_only=True)
+    assert set(weights) == set(torch.load(tmp_path / "eager/final_model.pt", weights_only=True))
+
+    compiled_graphs = sorted(p.relative_to(cache) for p in (cache / "fxgraph").rglob("*") if p.is_file())
+    assert compiled_graphs, f"nothing compiled into {cache}"
+    # A later job (a new process, as a Snakemake or SLURM job is) loads those kernels: it adds
+    # no compiled graph of its own, and trains the same numbers.
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "CURRICULUM_BENCH_COMPILE_CACHE": str(cache)}
+    job = subprocess.run(
+        [sys.executable, "-m", "curriculum_bench", "train", "--run-config", json.dumps(compiled_run),
+         "--data", str(digits_store), "--out", str(tmp_path / "next_job"),
+         "--checkpoint", str(tmp_path / "next_job.pt"), "--device", "cpu"],
+        capture_output=True, text=True, env=env, timeout=600)
+    assert job.returncode == 0, job.stdout[-2000:] + job.stderr[-2000:]
+    assert sorted(p.relative_to(cache) for p in (cache / "fxgraph").rglob("*") if p.is_file()) == compiled_graphs
+    assert history(tmp_path / "next_job")[0]["train_loss"] == first_compiled["train_loss"]
+
+
+# --- no host sync per step ------------------------------------------------------------------------
+
+# Ops whose result size or value the host must read, which on a GPU stalls the step until
+# the device catches up (torch.cuda.set_sync_debug_mode would flag them on a GPU).
+HOST_SYNC_OPS = {"_local_scalar_dense", "nonzero", "masked_select", "unique", "_unique", "_unique2",
+                 "unique_consecutive", "unique_dim", "bincount", "repeat_interleave", "equal", "is_nonzero"}
+
+
+class HostSyncAudit(TorchDispatchMode):
+    """Records every op in HOST_SYNC_OPS, and indexing with a boolean mask (which is one)."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        if name in HOST_SYNC_OPS:
+            self.calls.append(name)
+        elif name in ("index", "index_put", "index_put_") and any(
+                isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in (args[1] or [])):
+            self.calls.append(f"{name} with a boolean mask")
+        return func(*args, **(kwargs or {}))
+
+
+def audited_epoch(store: Path, batch_size: int, methods: dict) -> list[str]:
+    """Host syncs of one training epoch, hooks and all (progress lines off)."""
+    cfg = config_from_dict(TrainConfig, tiny_run(epochs=1, batch_size=batch_size, log_every=10**6)["train"],
+                           where="train")
+    data = load_data(store, CPU)
+    hooks = build_hooks(methods)
+    torch.manual_seed(0)
+    model = create_model("mlt_convnet", data.in_shape, len(data.classes))
+    # Fused, as on a GPU by default: the per-tensor path counts its steps in CPU scalars,
+    # whose .item() reads host memory even on a GPU and would only blur this audit.
+    optimizer = build_optimizer(model, cfg, hooks, Speed(fused_optimizer=True))
+    state = TrainState(model, optimizer, CPU, data.train.labels, len(data.classes),
+                       epochs=1, data=data, extras={"train_config": cfg})
+    for hook in hooks:
+        hook.on_fit_start(state)
+        hook.on_epoch_start(state)
+    with HostSyncAudit() as audit:
+        train_one_epoch(state, data, InputPipeline(cfg, CPU), hooks, cfg, cfg.lr, seed=0)
+    return audit.calls
+
+
+def test_a_training_step_never_waits_for_the_device(digits_store):
+    # Per-sample statistics of every kind: forgetting events (with loss and margin), class and
+    # instance data parameters (SparseSGD, clamp), LeRaC's per-block learning rates.
+    methods = {"forgetting": {"record_loss_and_margin": True},
+               "data_parameters": {"learn_class": True, "learn_inst": True},
+               "lerac": {"lerac_epochs": 1}}
+    few_steps = audited_epoch(digits_store, 479, methods)    # 3 steps
+    many_steps = audited_epoch(digits_store, 16, methods)    # 90 steps
+    assert many_steps == few_steps, f"host syncs that grow with the steps: {many_steps}"
+    # The epoch's own: its last progress line and statistics (4), the recorder's room (2).
+    assert len(few_steps) <= 6, few_steps
