@@ -14,7 +14,7 @@ sees (after earlier methods' transforms), normalised as evaluation does.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from ..models import create_model
 from .transfer import load_weights
 from ..train.hooks import Hook, TrainState, register_method
+from ..train.speed import Speed, prepare_model, run_model
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,9 @@ class Distill(Hook):
         teacher.load_state_dict(load_weights(path))
         self.teacher = teacher.to(state.device).eval().requires_grad_(False)
         self.pipeline = state.extras.get("pipeline")
+        # The student's precision and layout; not compiled: one frozen forward per step.
+        self.speed = replace(state.extras.get("speed", Speed()), compile=False, cuda_graphs=False)
+        prepare_model(self.teacher, self.speed)
 
     def on_epoch_start(self, state: TrainState) -> None:
         self.agree, self.seen = torch.zeros((), device=state.device), 0
@@ -95,7 +99,7 @@ class Distill(Hook):
     def transform_batch(self, x, y, idx, state):
         with torch.no_grad():
             inputs = self.pipeline.normalize(x) if self.pipeline is not None else x
-            self.teacher_logits = self.teacher(inputs)
+            self.teacher_logits = run_model(self.teacher, inputs, self.speed)
         return x, y
 
     def loss(self, logits, y, idx, loss):

@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from ..train.engine import to_inputs
 from ..train.hooks import Hook, TrainState, register_method
 from ..train.schedule import lr_factor
+from ..train.speed import Speed, run_model
 
 
 # --- the maths ---------------------------------------------------------------------------------
@@ -104,12 +105,14 @@ def predict(state: TrainState, indices: torch.Tensor, batch_size: int) -> tuple[
     model = state.model
     was_training = model.training
     pipeline = state.extras.get("pipeline")
+    speed = state.extras.get("speed", Speed())
     model.eval()
     try:
         confidence, labels = [], []
         for _, images, _ in state.data.train.batches(indices.to(state.device), batch_size):
             x = to_inputs(images)
-            probs = F.softmax(model(pipeline.normalize(x) if pipeline is not None else x), dim=1)
+            logits = run_model(model, pipeline.normalize(x) if pipeline is not None else x, speed)
+            probs = F.softmax(logits.float(), dim=1)
             conf, label = probs.max(1)
             confidence.append(conf)
             labels.append(label)

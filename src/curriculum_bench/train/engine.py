@@ -31,8 +31,8 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .hooks import Hook, TrainState, build_hooks, seeded_generator
 from .schedule import lr_factor
-from .speed import Speed, autocast, begin_step, model_input, optimizer_kernel_args, prepare_model, resolve_speed, \
-    use_compile_cache
+from .speed import (Speed, autocast, begin_step, model_input, optimizer_kernel_args, prepare_model, resolve_speed,
+                    run_model, use_compile_cache)
 
 
 def log(message: str) -> None:
@@ -248,9 +248,8 @@ def evaluate(model: torch.nn.Module, split: ResidentSplit | MappedSplit, pipelin
     loss_sum = torch.zeros((), device=labels.device, dtype=torch.float64)
     hits = torch.zeros(num_classes, device=labels.device, dtype=torch.long)
     for _, images, y in split.batches(torch.arange(len(labels), device=labels.device), batch_size):
-        with autocast(speed, labels.device):
-            logits = forward(model_input(pipeline.normalize(to_inputs(images)), speed))
-            loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
+        logits = run_model(forward, pipeline.normalize(to_inputs(images)), speed)
+        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
         hits += torch.bincount(y[logits.argmax(1) == y], minlength=num_classes)
     counts = torch.bincount(labels, minlength=num_classes).clamp(min=1)
     return {"eval_loss": loss_sum.item() / len(labels),
@@ -304,8 +303,8 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
     state = TrainState(model, optimizer, dev, data.train.labels, len(data.classes), cfg.epochs,
                        seed=run["seed"], out_dir=out_dir, data_dir=Path(data_dir), data=data)
     # Hooks that predict (self-labelling, a distillation teacher) normalise as `evaluate`
-    # does; a method with its own LR schedule divides out the study's (train/schedule.py).
-    state.extras.update(pipeline=pipeline, train_config=cfg)
+    # does, at the run's precision and layout (speed); a method with its own LR schedule divides out the study's (train/schedule.py).
+    state.extras.update(pipeline=pipeline, train_config=cfg, speed=speed)
     for hook in hooks:
         hook.on_fit_start(state)
 

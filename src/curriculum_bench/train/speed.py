@@ -120,6 +120,13 @@ def autocast(speed: Speed, device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
+def run_model(model: nn.Module, x: torch.Tensor, speed: Speed) -> torch.Tensor:
+    """model(x) at the run's precision and layout: evaluation, and hooks that predict (a
+    distillation teacher, self-labelling's pool) without gradients."""
+    with autocast(speed, x.device):
+        return model(model_input(x, speed))
+
+
 def begin_step(speed: Speed) -> None:
     """A new training step: the previous step's graph outputs may be overwritten now."""
     if speed.cuda_graphs:
