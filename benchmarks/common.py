@@ -35,7 +35,8 @@ TEST_IMAGES = 1000                # a store needs a test split; nothing here eva
 
 # Every speed switch off: fp32, eager, the optimiser's default kernels. What the engine's data
 # pipeline alone buys over the plain loop.
-SPEED_OFF = dict(precision="fp32", channels_last=False, fused_optimizer=False, compile=False, cuda_graphs=False)
+SPEED_OFF = {"precision": "fp32", "channels_last": False, "fused_optimizer": False, "compile": False,
+             "cuda_graphs": False}
 
 
 @dataclass(frozen=True)
@@ -89,14 +90,14 @@ class Case:
 CASES = {
     # LeRaC / forgetting events / hybrid: ResNet-18 (CIFAR stem) on CIFAR-10.
     "resnet18_cifar": Case("resnet18_cifar", (3, 32, 32), 10, batch_size=128, images=50_000,
-                           optimizer=dict(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=5e-4),
+                           optimizer={"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4},
                            crop="pad", mean_std=CIFAR_MEAN_STD),
     # MNIST training-technique catalogue: the small residual ConvNet, no augmentation.
     "mlt_convnet": Case("mlt_convnet", (1, 28, 28), 10, batch_size=32, images=60_000,
-                        optimizer=dict(optimizer="adamw", lr=0.01, weight_decay=0.1)),
+                        optimizer={"optimizer": "adamw", "lr": 0.01, "weight_decay": 0.1}),
     # Hybrid study: ConvNeXt-Tiny at 224 px on ImageNet-100.
     "convnext_tiny": Case("convnext_tiny", (3, 224, 224), 100, batch_size=128, images=10_000,
-                          optimizer=dict(optimizer="adamw", lr=4e-3, weight_decay=0.05),
+                          optimizer={"optimizer": "adamw", "lr": 4e-3, "weight_decay": 0.05},
                           crop="resized", mean_std=IMAGENET_MEAN_STD),
 }
 
@@ -104,9 +105,9 @@ CASES = {
 # 2-core CPU takes ~1 s per ResNet-18 step at batch 16 and ~5 s per ConvNeXt step at 224 px
 # and batch 2, so batches shrink and ConvNeXt runs at 32 px (its smallest stage is then 1x1).
 QUICK = {
-    "resnet18_cifar": dict(images=32, batch_size=8),
-    "mlt_convnet": dict(images=256, batch_size=32),
-    "convnext_tiny": dict(images=16, batch_size=4, shape=(3, 32, 32)),
+    "resnet18_cifar": {"images": 16, "batch_size": 8},
+    "mlt_convnet": {"images": 128, "batch_size": 32},
+    "convnext_tiny": {"images": 16, "batch_size": 4, "shape": (3, 32, 32)},
 }
 
 
@@ -212,7 +213,7 @@ def engine_run(case: Case, data: Data, device: torch.device, fast: bool, seed: i
 
 
 def data_seconds(data: Data, pipeline: InputPipeline, batch_size: int, device: torch.device,
-                 speed: Speed = Speed(), seed: int = 0, epoch: int = 0) -> float:
+                 speed: Speed, seed: int = 0, epoch: int = 0) -> float:
     """Seconds of the engine's data handling alone for one epoch: batch gather, augmentation,
     normalisation and the input layout, with the same order and random streams as the epoch."""
     order = torch.randperm(len(data.train.labels), generator=epoch_generator(seed, epoch)).to(device)

@@ -35,8 +35,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from common import (CASES, QUICK, Case, EngineRun, PILDataset, data_seconds, describe_machine, engine_run,
-                    load_resident, plain_loader, plain_train, synchronize, synthetic_split, write_synthetic_store)
+from common import (CASES, QUICK, Case, EngineRun, PILDataset, data_seconds, describe_machine, device_name,
+                    engine_run, load_resident, plain_loader, plain_train, synchronize, synthetic_split,
+                    write_synthetic_store)
 from curriculum_bench.data.store import Split
 from curriculum_bench.train.engine import Data, build_optimizer, to_inputs
 from curriculum_bench.train.speed import autocast, begin_step, model_input, use_compile_cache
@@ -131,6 +132,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes and smaller batches: a CPU smoke run of every path, not a measurement")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch.set_num_threads of this process (default torch's; --quick 1)")
     parser.add_argument("--compile-cache", default=None, help="keep torch.compile's kernels here between runs")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers to this file")
     args = parser.parse_args()
@@ -138,6 +141,11 @@ def main() -> None:
     steps = args.steps or (3 if args.quick else 100)
     warmup_steps = args.warmup_steps if args.warmup_steps is not None else (1 if args.quick else 20)
     use_compile_cache(args.compile_cache)
+    # --quick on a small CPU: OpenMP threads that wait at a barrier for a core a DataLoader
+    # worker holds make every op ~10x slower; one thread keeps the smoke run short.
+    threads = args.threads or (1 if args.quick else None)
+    if threads:
+        torch.set_num_threads(threads)
 
     cases = [dataclasses.replace(CASES[name], **(QUICK[name] if args.quick else {})) for name in args.cases]
     if args.images is not None:
@@ -155,7 +163,7 @@ def main() -> None:
             print(f"{case.model}: measured in {time.perf_counter() - start:.0f}s", flush=True)
     print_table(rows)
     if args.json is not None:
-        header = {"device": describe_machine(device), "torch": torch.__version__, "quick": args.quick,
+        header = {"device": device_name(device), "torch": torch.__version__, "quick": args.quick,
                   "workers": args.workers, "ceiling_steps": steps, "ceiling_warmup_steps": warmup_steps}
         args.json.write_text(json.dumps({**header, "cases": rows}, indent=2) + "\n")
         print(f"-> {args.json}")

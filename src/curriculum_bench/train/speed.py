@@ -5,7 +5,8 @@ the run is on a CUDA GPU and off on the CPU (where none of them pays, and where 
 default's numbers were measured):
 
     precision        bf16 autocast of forward and loss (fp32 master weights and optimiser)
-    channels_last    NHWC weights and inputs: the layout cuDNN's fast convolutions use
+    channels_last    NHWC weights and inputs: the layout cuDNN's fast convolutions use; on
+                     a GPU cuDNN also times its algorithms once per shape and keeps the fastest
     fused_optimizer  the optimiser's whole update as one kernel instead of one per tensor
     compile          torch.compile of the model; the compiled code is cached on disk
     cuda_graphs      each step replayed as one CUDA graph (torch.compile's reduce-overhead
@@ -101,6 +102,8 @@ def prepare_model(model: nn.Module, speed: Speed) -> nn.Module:
     predict with it or reload its weights see no wrapper."""
     if speed.channels_last:
         model.to(memory_format=torch.channels_last)
+        if any(p.is_cuda for p in model.parameters()):
+            torch.backends.cudnn.benchmark = True  # static shapes: one timing per shape pays
     if not speed.compile:
         return model
     # Static shapes: a full batch, the epoch's last partial batch and the evaluation batch
