@@ -42,24 +42,24 @@ def test_auto_leaves_every_switch_off_on_the_cpu():
 
 
 def test_auto_turns_every_switch_on_on_a_cuda_gpu(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     assert resolve_speed(TrainConfig(batch_size=32), CUDA) == Speed(True, True, True, True, True)
 
 
-def test_auto_precision_stays_fp32_on_a_gpu_without_bf16(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+def test_auto_precision_stays_fp32_on_a_gpu_that_only_emulates_bf16(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
     assert not resolve_speed(TrainConfig(), CUDA).bf16
 
 
 def test_auto_cuda_graphs_only_for_launch_bound_batch_sizes(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     assert resolve_speed(TrainConfig(batch_size=CUDA_GRAPH_MAX_BATCH), CUDA).cuda_graphs
     large = resolve_speed(TrainConfig(batch_size=CUDA_GRAPH_MAX_BATCH + 1), CUDA)
     assert large.compile and not large.cuda_graphs
 
 
 def test_explicit_values_override_auto_on_either_device(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     off = TrainConfig(precision="fp32", channels_last=False, fused_optimizer=False, compile=False)
     assert resolve_speed(off, CUDA) == Speed()
     on = TrainConfig(precision="bf16", channels_last=True, fused_optimizer=True, compile=True)
@@ -72,7 +72,7 @@ class ChangesTheModel(Hook):
 
 
 def test_a_method_that_changes_the_model_keeps_auto_compile_off(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     speed = resolve_speed(TrainConfig(), CUDA, [ChangesTheModel()])
     assert not speed.compile and not speed.cuda_graphs and speed.bf16 and speed.channels_last
 

@@ -60,12 +60,17 @@ def _switch(cfg, key: str, auto: bool) -> bool:
     raise ConfigError(f"train.{key}: expected auto, true or false, got {value!r}")
 
 
+def native_bf16() -> bool:
+    """bf16 in hardware (Ampere and later); older GPUs emulate it, slower than fp32."""
+    return torch.cuda.is_bf16_supported(including_emulation=False)
+
+
 def resolve_speed(cfg, device: torch.device, hooks=()) -> Speed:
     """Turn the config's auto/true/false into what this run on `device` will do."""
     cuda = device.type == "cuda"
     if cfg.precision not in (AUTO, "bf16", "fp32"):
         raise ConfigError(f"train.precision: expected auto, bf16 or fp32, got {cfg.precision!r}")
-    bf16 = cfg.precision == "bf16" or (cfg.precision == AUTO and cuda and torch.cuda.is_bf16_supported())
+    bf16 = cfg.precision == "bf16" or (cfg.precision == AUTO and cuda and native_bf16())
     changes_model = [hook.name for hook in hooks if not getattr(hook, "compilable", True)]
     compile_model = _switch(cfg, "compile", cuda and not changes_model)
     if compile_model and changes_model:
