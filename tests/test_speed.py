@@ -22,7 +22,7 @@ from curriculum_bench.train.config import TrainConfig
 from curriculum_bench.train.engine import InputPipeline, build_optimizer, fit, load_data, train_one_epoch
 from curriculum_bench.train.hooks import Hook, TrainState, build_hooks
 from curriculum_bench.models import create_model
-from curriculum_bench.train.speed import CUDA_GRAPH_MAX_BATCH, Speed, resolve_speed
+from curriculum_bench.train.speed import CUDA_GRAPH_MAX_BATCH, Speed, prepare_model, resolve_speed
 
 from .conftest import tiny_run
 
@@ -219,3 +219,36 @@ def test_a_training_step_never_waits_for_the_device(digits_store):
     assert many_steps == few_steps, f"host syncs that grow with the steps: {many_steps}"
     # The epoch's own: its last progress line and statistics (4), the recorder's room (2).
     assert len(few_steps) <= 6, few_steps
+
+
+# --- auto compilation never stops a run -----------------------------------------------------------
+
+@pytest.fixture
+def failing_inductor(monkeypatch):
+    """torch.compile's backend failing, as it may on a model or a torch version it cannot handle."""
+    import torch._dynamo
+    import torch._inductor.compile_fx
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("inductor cannot compile this")
+
+    monkeypatch.setattr(torch._inductor.compile_fx, "compile_fx", fail)
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+    torch._dynamo.config.suppress_errors = False
+
+
+def test_a_model_auto_compilation_fails_on_runs_eagerly(failing_inductor):
+    torch.manual_seed(0)
+    model = create_model("mlt_convnet", (1, 8, 8), 10).eval()
+    x = torch.rand(4, 1, 8, 8)
+    forward = prepare_model(model, Speed(compile=True), eager_on_compile_error=True)
+    torch.testing.assert_close(forward(x), model(x))
+
+
+def test_compile_true_stops_where_compilation_fails(failing_inductor):
+    model = create_model("mlt_convnet", (1, 8, 8), 10).eval()
+    forward = prepare_model(model, Speed(compile=True), eager_on_compile_error=False)
+    with pytest.raises(Exception, match="inductor cannot compile this"):
+        forward(torch.rand(4, 1, 8, 8))

@@ -299,7 +299,7 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
         use_compile_cache(compile_cache)
     torch.manual_seed(run["seed"])  # model initialisation and dropout
     model = create_model(run["model"], data.in_shape, len(data.classes), **run["model_args"]).to(dev)
-    forward = prepare_model(model, speed)
+    forward = prepare_model(model, speed, eager_on_compile_error=cfg.compile == "auto")
     optimizer = build_optimizer(model, cfg, hooks, speed)
     state = TrainState(model, optimizer, dev, data.train.labels, len(data.classes), cfg.epochs,
                        seed=run["seed"], out_dir=out_dir, data_dir=Path(data_dir), data=data)

@@ -100,17 +100,22 @@ def use_compile_cache(directory: Path | str | None) -> None:
     os.environ["TRITON_CACHE_DIR"] = str(directory / "triton")
 
 
-def prepare_model(model: nn.Module, speed: Speed) -> nn.Module:
+def prepare_model(model: nn.Module, speed: Speed, eager_on_compile_error: bool = False) -> nn.Module:
     """Lay out `model` for speed; returns the module the engine calls (compiled or `model`).
 
     `model` itself stays the plain module: its state_dict has the usual keys, and hooks that
-    predict with it or reload its weights see no wrapper."""
+    predict with it or reload its weights see no wrapper. `eager_on_compile_error` (compile
+    chosen by `auto`): code torch.compile cannot compile runs eagerly, with dynamo's warning
+    in the log, instead of stopping the run."""
     if speed.channels_last:
         model.to(memory_format=torch.channels_last)
         if any(p.is_cuda for p in model.parameters()):
             torch.backends.cudnn.benchmark = True  # static shapes: one timing per shape pays
     if not speed.compile:
         return model
+    import torch._dynamo  # noqa: F401  (loaded by torch.compile anyway)
+
+    torch._dynamo.config.suppress_errors = eager_on_compile_error
     # Static shapes: a full batch, the epoch's last partial batch and the evaluation batch
     # each get their own graph, instead of one slower dynamic-shape graph for all.
     return torch.compile(model, mode="reduce-overhead" if speed.cuda_graphs else None, dynamic=False)
