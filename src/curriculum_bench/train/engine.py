@@ -304,7 +304,8 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
     state = TrainState(model, optimizer, dev, data.train.labels, len(data.classes), cfg.epochs,
                        seed=run["seed"], out_dir=out_dir, data_dir=Path(data_dir), data=data)
     # Hooks that predict (self-labelling, a distillation teacher) normalise as `evaluate`
-    # does, at the run's precision and layout (speed); a method with its own LR schedule divides out the study's (train/schedule.py).
+    # does, at the run's precision and layout (speed); a method with its own LR schedule
+    # divides out the study's (train/schedule.py).
     state.extras.update(pipeline=pipeline, train_config=cfg, speed=speed)
     for hook in hooks:
         hook.on_fit_start(state)
