@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -132,6 +133,8 @@ def test_bf16_channels_last_and_fused_train_the_same_model_on_the_cpu(digits_sto
     create_model("mlt_convnet", (1, 8, 8), 10).load_state_dict(weights)
 
 
+@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")),
+                    reason="torch.compile on the CPU builds its kernels with a C++ compiler; none found")
 def test_compiled_run_matches_eager_and_the_next_job_reuses_its_kernels(digits_store, tmp_path):
     cache = tmp_path / "compile_cache"
     # Batch 479 divides the 1,437 training digits: one training and one evaluation graph.
