@@ -32,7 +32,9 @@ from curriculum_bench.run_inputs import run_inputs  # noqa: E402
 validate(config, schema="../../config/schema.yaml")
 
 # torch.compile's kernels (GPU runs) are kept here and reused by every later training job.
-COMPILE_CACHE = os.path.abspath(config.get("compile_cache", "resources/torch_compile_cache"))
+COMPILE_CACHE = os.path.abspath(
+    config.get("compile_cache", "resources/torch_compile_cache")
+)
 
 shell.prefix(
     # Snakemake formats the prefix too: "{{{{" reaches bash as "{".

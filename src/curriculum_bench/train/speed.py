@@ -113,9 +113,9 @@ def prepare_model(model: nn.Module, speed: Speed, eager_on_compile_error: bool =
             torch.backends.cudnn.benchmark = True  # static shapes: one timing per shape pays
     if not speed.compile:
         return model
-    import torch._dynamo  # noqa: F401  (loaded by torch.compile anyway)
+    from torch import _dynamo  # loaded by torch.compile anyway; not at import time
 
-    torch._dynamo.config.suppress_errors = eager_on_compile_error
+    _dynamo.config.suppress_errors = eager_on_compile_error
     # Static shapes: a full batch, the epoch's last partial batch and the evaluation batch
     # each get their own graph, instead of one slower dynamic-shape graph for all.
     return torch.compile(model, mode="reduce-overhead" if speed.cuda_graphs else None, dynamic=False)
