@@ -135,7 +135,7 @@ def test_a_training_job_killed_mid_run_resumes_on_retry(slurm_cluster, tmp_path)
     config = yaml.safe_load(techniques_only(tmp_path).read_text())
     study = config["studies"]["techniques"]
     study.update(seeds=[0], variants={"baseline": {}})
-    study["train"].update(epochs=30, batch_size=8)
+    study["train"].update(epochs=15, batch_size=8)
     config_path = tmp_path / "long.yaml"
     config_path.write_text(yaml.safe_dump(config))
     workdir = tmp_path / "slurm"
