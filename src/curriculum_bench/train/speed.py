@@ -18,6 +18,7 @@ attributes written by forward) sets `compilable = False`: every change would rec
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -150,7 +151,5 @@ def optimizer_kernel_args(optimizer_cls, speed: Speed) -> dict:
     """fused=True where the optimiser has a fused kernel, else the multi-tensor (foreach) path."""
     if not speed.fused_optimizer:
         return {}
-    import inspect
-
     parameters = inspect.signature(optimizer_cls).parameters
     return {"fused": True} if "fused" in parameters else {"foreach": True}
