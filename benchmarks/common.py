@@ -22,10 +22,10 @@ from torchvision import transforms
 from curriculum_bench.data.store import Split, write_store
 from curriculum_bench.models import create_model
 from curriculum_bench.train.config import TrainConfig
-from curriculum_bench.train.engine import (AUGMENT_STREAM, Data, InputPipeline, build_optimizer, device_name,
+from curriculum_bench.train.engine import (AUGMENT_STREAM, Data, InputPipeline, build_model, device_name,
                                            epoch_generator, load_data, train_one_epoch)
 from curriculum_bench.train.hooks import TrainState
-from curriculum_bench.train.speed import Speed, model_input, prepare_model, resolve_speed
+from curriculum_bench.train.speed import Speed, model_input, resolve_speed
 
 CIFAR_MEAN_STD = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -204,10 +204,7 @@ def engine_run(case: Case, data: Data, device: torch.device, fast: bool, seed: i
     """The model, optimiser and speed switches in `fit`'s order (train/engine.py), no hooks."""
     cfg = case.train_config(fast)
     speed = resolve_speed(cfg, device)
-    torch.manual_seed(seed)
-    model = create_model(case.model, data.in_shape, len(data.classes)).to(device)
-    forward = prepare_model(model, speed)
-    optimizer = build_optimizer(model, cfg, [], speed)
+    model, forward, optimizer = build_model(case.model, {}, data, cfg, [], seed, device, speed)
     state = TrainState(model, optimizer, device, data.train.labels, len(data.classes), cfg.epochs, seed=seed)
     return EngineRun(cfg, InputPipeline(cfg, device), speed, forward, state)
 

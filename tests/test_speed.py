@@ -20,7 +20,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from curriculum_bench.config import ConfigError, config_from_dict
 from curriculum_bench.train.config import TrainConfig
-from curriculum_bench.train.engine import InputPipeline, build_optimizer, fit, load_data, train_one_epoch
+from curriculum_bench.train.engine import InputPipeline, build_model, build_optimizer, fit, load_data, train_one_epoch
 from curriculum_bench.train.hooks import Hook, TrainState, build_hooks
 from curriculum_bench.models import create_model
 from curriculum_bench.train.speed import CUDA_GRAPH_MAX_BATCH, Speed, prepare_model, resolve_speed
@@ -196,11 +196,9 @@ def audited_epoch(store: Path, batch_size: int, methods: dict) -> list[str]:
                            where="train")
     data = load_data(store, CPU)
     hooks = build_hooks(methods)
-    torch.manual_seed(0)
-    model = create_model("mlt_convnet", data.in_shape, len(data.classes))
     # Fused, as on a GPU by default: the per-tensor path counts its steps in CPU scalars,
     # whose .item() reads host memory even on a GPU and would only blur this audit.
-    optimizer = build_optimizer(model, cfg, hooks, Speed(fused_optimizer=True))
+    model, _, optimizer = build_model("mlt_convnet", {}, data, cfg, hooks, 0, CPU, Speed(fused_optimizer=True))
     state = TrainState(model, optimizer, CPU, data.train.labels, len(data.classes),
                        epochs=1, data=data, extras={"train_config": cfg})
     for hook in hooks:

@@ -31,10 +31,9 @@ from curriculum_bench.run_inputs import run_inputs  # noqa: E402
 # job's environment (a conda env from envs/ holds only the third-party dependencies).
 validate(config, schema="../../config/schema.yaml")
 
-# torch.compile's kernels (GPU runs) are kept here and reused by every later training job.
-COMPILE_CACHE = os.path.abspath(
-    config.get("compile_cache", "resources/torch_compile_cache")
-)
+# torch.compile's kernels (GPU runs) are kept here and reused by every later training job
+# (the schema's default fills it: resources/torch_compile_cache).
+COMPILE_CACHE = os.path.abspath(config["compile_cache"])
 
 shell.prefix(
     # Snakemake formats the prefix too: "{{{{" reaches bash as "{".

@@ -117,6 +117,15 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, hooks: list[Hook],
     return optimizer_cls(groups, **kwargs)
 
 
+def build_model(name: str, model_args: dict, data: Data, cfg: TrainConfig, hooks: list[Hook], seed: int,
+                device: torch.device, speed: Speed) -> tuple[torch.nn.Module, torch.nn.Module, torch.optim.Optimizer]:
+    """(model, the module a step calls, optimiser), seeded and laid out as `fit` trains them."""
+    torch.manual_seed(seed)  # model initialisation and dropout
+    model = create_model(name, data.in_shape, len(data.classes), **model_args).to(device)
+    forward = prepare_model(model, speed, eager_on_compile_error=cfg.compile == "auto")
+    return model, forward, build_optimizer(model, cfg, hooks, speed)
+
+
 ORDER_STREAM, AUGMENT_STREAM = 0, 1
 
 
@@ -297,10 +306,8 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
     speed = resolve_speed(cfg, dev, hooks)
     if speed.compile:
         use_compile_cache(compile_cache)
-    torch.manual_seed(run["seed"])  # model initialisation and dropout
-    model = create_model(run["model"], data.in_shape, len(data.classes), **run["model_args"]).to(dev)
-    forward = prepare_model(model, speed, eager_on_compile_error=cfg.compile == "auto")
-    optimizer = build_optimizer(model, cfg, hooks, speed)
+    model, forward, optimizer = build_model(run["model"], run["model_args"], data, cfg, hooks, run["seed"], dev,
+                                            speed)
     state = TrainState(model, optimizer, dev, data.train.labels, len(data.classes), cfg.epochs,
                        seed=run["seed"], out_dir=out_dir, data_dir=Path(data_dir), data=data)
     # Hooks that predict (self-labelling, a distillation teacher) normalise as `evaluate`
