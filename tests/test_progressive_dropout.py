@@ -69,6 +69,27 @@ def test_linear_epoch_sets_every_dropout_at_epoch_start_and_ignores_steps():
     assert set(hook.epoch_log()) == {"p_conv"}  # the MLT network has conv dropout only
 
 
+def test_linear_epoch_drives_only_the_conv_dropout_the_catalogue_drives():
+    """paper.yaml's techniques model has input and fc dropout (for curriculum_dropout); MLT's
+    callback sets only the Dropout2d modules in `dropout_mem`. Script values 0.05 -> 1.0 over
+    2 epochs, by hand: p = 0.05 + e / 2 * 0.95, so 0.525 at epoch 1 and 1.0 at epoch 2, conv only."""
+    model = create_model("mlt_convnet", (1, 8, 8), 10, input_dropout=True, fc_dropout=True)
+    (hook,) = build_hooks({"progressive_dropout": {"schedule": "linear_epoch", "start": 0.05, "end": 1.0,
+                                                   "end_epoch": 2}})
+    for epoch, conv_p in ((1, 0.525), (2, 1.0)):
+        state = make_state(model, epoch=epoch, step=100 * epoch)
+        hook.on_fit_start(state)
+        hook.on_epoch_start(state)
+        hook.on_batch_start(state)
+        assert model.drop1.p == model.drop2.p == pytest.approx(conv_p)
+        assert model.drop_in.p == 0.0 and model.drop_fc.p == 0.0
+        assert hook.epoch_log() == {"p_conv": pytest.approx(conv_p)}
+    model.train()
+    x = torch.rand(2, 1, 8, 8)
+    torch.manual_seed(0)
+    assert torch.equal(model.drop_in(x), x)  # the input reaches the network at epoch 2
+
+
 def test_optional_dropout_modules_leave_the_mlt_network_unchanged():
     torch.manual_seed(0)
     plain = create_model("mlt_convnet", (1, 8, 8), 10)

@@ -1,5 +1,5 @@
 """Command line: `python -m curriculum_bench {prepare,derive,train,probe,forgetting-stats,select,
-table,figure,index,list,dvc-record,dvc-restore}`.
+table,figure,index,list,plan,dvc-record,dvc-restore}`.
 
 Each Snakemake rule makes exactly one of these calls; all logic stays in the package.
 """
@@ -94,6 +94,14 @@ def cmd_list(args) -> None:
 
     for kind, registry in (("dataset sources", SOURCES), ("models", MODELS), ("methods", METHODS)):
         print(f"{kind}: {', '.join(registry.names())}")
+
+
+def cmd_plan(args) -> None:
+    from .plan import main as plan_main
+
+    # `--configfile a.yaml b.yaml hybrid` (nargs="+", as snakemake's): a study name is not a file.
+    files = [f for f in args.configfile if os.path.exists(f) or not f.isidentifier()]
+    plan_main(files, [f for f in args.configfile if f not in files] + args.studies)
 
 
 def cmd_dvc_record(args) -> None:
@@ -224,6 +232,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list registered dataset sources, models and methods")
     p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("plan", help="print each run's resolved settings (a diff against its study's baseline) "
+                       "and the run counts; refuse a config whose rows are not what they say")
+    p.add_argument("--configfile", nargs="+", action="extend", default=[],
+                   help="config file(s) as given to snakemake, later ones merged over earlier "
+                        "(none: config/config.yaml)")
+    p.add_argument("studies", nargs="*", help="only these studies (default: every study)")
+    p.set_defaults(func=cmd_plan)
     return parser
 
 

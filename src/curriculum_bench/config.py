@@ -58,29 +58,69 @@ def run_dir(study: str, dataset: str, model: str, variant: str, seed: int | str)
     return RUN_DIR.format(study=study, dataset=dataset, model=model, variant=variant, seed=seed)
 
 
-def resolve_run(config: dict, study: str, dataset: str, model: str, variant: str, seed: int) -> dict:
-    """Everything that determines one run's result, as plain JSON-able data.
+def override_keys(dataset: str, model: str) -> tuple[str, str, str]:
+    """The `overrides` (and `resources`) entries that apply to a run, least specific first."""
+    return dataset, model, f"{dataset}/{model}"
 
-    The trainer stores it in its checkpoint and in metrics.json; a checkpoint whose resolved
-    config differs is not resumed.
+
+@dataclasses.dataclass(frozen=True)
+class Layer:
+    """One place of the config that sets a run's settings, as resolve_run applies it.
+
+    kind: `study` (the study's train), `variant` (the variant's own method settings),
+    `override` (overrides.<key>.train / .methods: every variant) or `variant_override`
+    (overrides.<key>.variants.<variant>: this variant only).
     """
+    where: str
+    kind: str
+    train: dict
+    methods: dict
+
+
+def run_layers(config: dict, study: str, dataset: str, model: str, variant: str) -> list[Layer]:
+    """Where a run's train and method settings come from, in the order resolve_run applies them
+    (a later layer wins)."""
     spec = config["studies"][study]
     for key, name in (("datasets", dataset), ("models", model), ("variants", variant)):
         if name not in spec[key]:
             raise ConfigError(f"studies.{study}.{key}: no entry {name!r}; have {list(spec[key])}")
-    train = dict(spec["train"])
-    methods = {name: dict(args or {}) for name, args in (spec["variants"][variant] or {}).items()}
+    layers = [Layer(f"studies.{study}.train", "study", dict(spec["train"]), {}),
+              Layer(f"studies.{study}.variants.{variant}", "variant", {},
+                    {name: dict(args or {}) for name, args in (spec["variants"][variant] or {}).items()})]
     # `overrides`: per dataset, model or dataset/model (later, more specific entries win),
     # train settings, and settings of the methods a variant already uses: `methods` for every
     # variant, `variants` for one (a model's own LR, a blur kernel for its image size).
-    for key in (dataset, model, f"{dataset}/{model}"):
+    for key in override_keys(dataset, model):
         override = (spec.get("overrides") or {}).get(key) or {}
-        train.update(override.get("train") or {})
-        for source in (override.get("methods"), (override.get("variants") or {}).get(variant)):
-            for name, args in (source or {}).items():
-                if name in methods:
-                    methods[name].update(args or {})
-    return {
+        where = f"studies.{study}.overrides.{key}"
+        layers.append(Layer(where, "override", dict(override.get("train") or {}),
+                            {name: dict(args or {}) for name, args in (override.get("methods") or {}).items()}))
+        mine = (override.get("variants") or {}).get(variant) or {}
+        layers.append(Layer(f"{where}.variants.{variant}", "variant_override", {},
+                            {name: dict(args or {}) for name, args in mine.items()}))
+    return layers
+
+
+def resolve_run_sources(config: dict, study: str, dataset: str, model: str, variant: str,
+                        seed: int) -> tuple[dict, dict[str, str]]:
+    """resolve_run's config, and for each setting ("train.lr", "methods.blur.sigma") the
+    config path of the layer that set its value (the last one to set it)."""
+    spec = config["studies"][study]
+    layers = run_layers(config, study, dataset, model, variant)
+    train: dict = {}
+    methods: dict = {name: {} for name in layers[1].methods}  # an override never adds a method
+    sources: dict[str, str] = {}
+    for layer in layers:
+        for key, value in layer.train.items():
+            train[key] = value
+            sources[f"train.{key}"] = f"{layer.where}.train" if layer.kind == "override" else layer.where
+        for name, args in layer.methods.items():
+            if name in methods:
+                for key, value in args.items():
+                    methods[name][key] = value
+                    sources[f"methods.{name}.{key}"] = (f"{layer.where}.methods" if layer.kind == "override"
+                                                        else layer.where)
+    run = {
         "study": study,
         "dataset": dataset,
         "model": model,
@@ -90,6 +130,54 @@ def resolve_run(config: dict, study: str, dataset: str, model: str, variant: str
         "seed": int(seed),
         "train": train,
     }
+    return run, sources
+
+
+def resolve_run(config: dict, study: str, dataset: str, model: str, variant: str, seed: int) -> dict:
+    """Everything that determines one run's result, as plain JSON-able data.
+
+    The trainer stores it in its checkpoint and in metrics.json; a checkpoint whose resolved
+    config differs is not resumed. plan.check_rows refuses a config in which an override
+    for every variant changes a setting that a variant sets itself.
+    """
+    return resolve_run_sources(config, study, dataset, model, variant, seed)[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class OverrideConflict:
+    """An override for every variant (`where`) that changes `setting` (method.key), which the
+    variant itself, or an override naming it, set to another value (at `set_at`)."""
+    where: str
+    setting: str
+    old: Any
+    new: Any
+    set_at: str
+
+
+def override_conflicts(config: dict, study: str, dataset: str, model: str, variant: str) -> list[OverrideConflict]:
+    """Settings of a variant that an override for every variant silently rewrites.
+
+    An `overrides.<key>.methods` entry may set what the variant leaves open; changing what
+    the variant sets (its own settings, or an `overrides.<key>.variants.<variant>` entry
+    applied before it) needs the variant named: `overrides.<key>.variants.<variant>`.
+    """
+    layers = run_layers(config, study, dataset, model, variant)
+    used = set(layers[1].methods)
+    explicit: dict[str, tuple[Any, str]] = {}  # method.key -> (value, where) set for this variant
+    conflicts = []
+    for layer in layers[1:]:
+        for name, args in layer.methods.items():
+            if name not in used:
+                continue
+            for key, value in args.items():
+                setting = f"{name}.{key}"
+                if layer.kind == "override":
+                    if setting in explicit and explicit[setting][0] != value:
+                        conflicts.append(OverrideConflict(f"{layer.where}.methods.{name}", setting,
+                                                          explicit[setting][0], value, explicit[setting][1]))
+                else:
+                    explicit[setting] = (value, layer.where)
+    return conflicts
 
 
 def to_json(data: Any) -> str:

@@ -24,6 +24,7 @@ from curriculum_bench.config import (  # noqa: E402
     to_json,
 )
 from curriculum_bench.config_checks import check_config_values  # noqa: E402
+from curriculum_bench.plan import check_local_inputs, check_rows  # noqa: E402
 from curriculum_bench.report.figures import figure_names  # noqa: E402
 from curriculum_bench.coreset import plan as coreset_plan  # noqa: E402
 from curriculum_bench.run_inputs import run_inputs  # noqa: E402
@@ -42,6 +43,11 @@ shell.prefix(
     f"export CURRICULUM_BENCH_COMPILE_CACHE={shlex.quote(COMPILE_CACHE)}; "
 )
 check_references(config)
+# Rows that are not what they say: two variants resolving to the same run, an override
+# rewriting what a variant sets, an override naming nothing (curriculum_bench.plan).
+check_rows(config)
+# Every local input the config reads (weights, ImageNet folders) that is missing, in one message.
+check_local_inputs(config)
 # Values a job would only find wrong when it runs: channels, model arguments, sizes, report keys.
 check_config_values(config)
 

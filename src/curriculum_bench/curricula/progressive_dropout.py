@@ -3,11 +3,13 @@
 spec/methods.md §2.3, two schedules selected by `schedule`:
 
 * `linear_epoch` — the MNIST catalogue (MLT:training/tr_progressive_dropout.py,
-  models/DynamicDropout.py): at the start of 0-based epoch e every dropout module gets
-  p(e) = min(start + e / end_epoch * (end - start), end). Defaults are the catalogue
-  README's 0 -> 0.5 over 2 epochs. The script itself ramps to end = 1.0, where Dropout2d
-  zeroes every channel and the network trains on all-zero features (spec §2.3, §8): a bug,
-  reproducible with `end: 1.0` but not the default.
+  models/DynamicDropout.py): at the start of 0-based epoch e the `conv` dropout modules
+  (the Dropout2d after each residual block, the ones MLT registers in `dropout_mem`) get
+  p(e) = min(start + e / end_epoch * (end - start), end); the input and fc dropout of a
+  model built for Curriculum Dropout stay as built (p = 0), as MLT has none. Defaults are
+  the catalogue README's 0 -> 0.5 over 2 epochs. The script itself ramps to end = 1.0,
+  where Dropout2d zeroes every channel and the network trains on all-zero features (spec
+  §2.3, §8): a bug, reproducible with `end: 1.0` but not the default.
 * `exp_iter` — Curriculum Dropout (Morerio et al., ICCV 2017, Eq. 7; CD:mnist/
   evaluate_mnist.py): per iteration t the *retain* probability of a layer with target
   θ̄ is θ(t) = (1 - θ̄) exp(-γ t) + θ̄, so dropout starts at p = 0 and approaches
@@ -31,6 +33,8 @@ from ..train.hooks import Hook, TrainState, register_method
 
 SCHEDULES = ("linear_epoch", "exp_iter")
 LAYER_KINDS = ("input", "conv", "fc")
+# The layer kinds each schedule drives: MLT's callback sets only its DynamicDropout2d modules.
+DRIVEN_KINDS = {"linear_epoch": ("conv",), "exp_iter": LAYER_KINDS}
 
 
 @dataclass(frozen=True)
@@ -96,9 +100,11 @@ class ProgressiveDropout(Hook):
         self.last_p: dict[str, float] = {}  # for the log only
 
     def on_fit_start(self, state: TrainState) -> None:
-        self.layers = {k: v for k, v in dropout_layers(state.model).items() if v}
+        driven = DRIVEN_KINDS[self.cfg.schedule]
+        self.layers = {k: v for k, v in dropout_layers(state.model).items() if v and k in driven}
         if not self.layers:
-            raise ValueError("methods.progressive_dropout: the model has no dropout modules to schedule")
+            raise ValueError(f"methods.progressive_dropout: the model has no {'/'.join(driven)} dropout modules "
+                             f"for the {self.cfg.schedule} schedule")
         if self.cfg.schedule == "exp_iter":
             missing = sorted(set(self.layers) - set(self.cfg.retain))
             if missing:

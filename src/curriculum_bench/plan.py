@@ -1,0 +1,486 @@
+"""The resolved plan of a workflow config: what each row runs, checked to be what it says.
+
+Pure Python with no torch import: the Snakefile calls the checks at parse time (common.smk),
+`python -m curriculum_bench plan` prints the plan.
+
+* `load_config` reads --configfile files as Snakemake does (later files deep-merged over
+  earlier ones) and validates them against config/schema.yaml, filling its defaults.
+* `check_rows` refuses a config whose rows are not what their labels say, naming study,
+  variants and the setting responsible: an `overrides` or `resources` key that names no
+  dataset, model or dataset/model of the study (or a variant / method it does not have); an
+  override for every variant (`overrides.<key>.methods`) that changes a setting a variant
+  sets itself (unless it names that variant: `overrides.<key>.variants.<variant>`); two
+  variants of one study that resolve to the same run (same dataset, model and seed).
+* `check_local_inputs` lists, in one message, every local file the config reads that is
+  missing (no rule makes it): pretrained weights, ImageNet folders, teacher checkpoints,
+  raw files of a dataset that may not download, with where to get each and its checksum
+  where one is known.
+* `format_plan` prints, per study, each run's resolved settings as a diff against the
+  study's baseline (its `train`, no method), marking what an override set, and the counts.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from .config import (RUN_DIR, ConfigError, check_references, iter_runs, override_conflicts, resolve_run_sources,
+                     run_layers, to_json)
+from .coreset import plan as coreset_plan
+
+SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "config.yaml"
+
+
+# --- loading -------------------------------------------------------------------------------
+
+def load_config(configfiles: Iterable[str | os.PathLike], schema: str | os.PathLike = SCHEMA) -> dict:
+    """The config the workflow runs with for these --configfile files (none: the embedded
+    default): merged as Snakemake merges them, validated with the schema's defaults filled."""
+    import yaml
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import update_config, validate
+
+    files = [Path(f) for f in configfiles] or [DEFAULT_CONFIG]
+    config: dict = {}
+    for file in files:
+        try:
+            update_config(config, yaml.safe_load(file.read_text()) or {})
+        except (OSError, yaml.YAMLError) as err:
+            raise ConfigError(f"--configfile {file}: not a readable YAML file ({err})") from None
+    try:
+        validate(config, schema=str(Path(schema).resolve()))
+    except WorkflowError as err:
+        cause = next((a for a in err.args if hasattr(a, "absolute_path")), None)
+        if cause is None:
+            raise ConfigError(str(err)) from None
+        where = ".".join(map(str, cause.absolute_path)) or "<config>"
+        raise ConfigError(f"{where}: {cause.message} (config/schema.yaml)") from None
+    check_references(config)
+    return config
+
+
+# --- the runs of a study -------------------------------------------------------------------
+
+def study_runs(config: dict, study: str) -> list[tuple[dict, dict[str, str]]]:
+    """Every run of a study, resolved, with where each of its settings was set."""
+    if study == coreset_plan.STUDY:
+        return [coreset_run_sources(config, run) for run in coreset_plan.iter_coreset_runs(config)]
+    return [resolve_run_sources(config, **run) for run in iter_runs(config) if run["study"] == study]
+
+
+def coreset_run_sources(config: dict, run: dict) -> tuple[dict, dict[str, str]]:
+    resolved = coreset_plan.resolve_coreset_run(config, run["dataset"], run["model"], run["variant"], run["seed"])
+    stage, _ = coreset_plan.stage_of(coreset_plan.study(config), run["model"], run["variant"])
+    where = f"studies.coreset.{stage}"
+    sources = {f"train.{key}": f"{where}.train" for key in resolved["train"]}
+    sources.update({f"methods.{name}.{key}": "studies.coreset.selection"
+                    for name, args in resolved["methods"].items() for key in args})
+    return resolved, sources
+
+
+def study_baseline(config: dict, study: str) -> tuple[str, dict]:
+    """What each run of a study is shown against: the study's `train` (the coreset study's
+    proxy stage), no method."""
+    spec = config["studies"][study]
+    if study == coreset_plan.STUDY:
+        return "studies.coreset.proxy.train", dict(spec["proxy"]["train"])
+    return f"studies.{study}.train", dict(spec["train"])
+
+
+def study_names(config: dict, study: str) -> tuple[list[str], list[str]]:
+    """A study's datasets and models (the coreset study's: every stage's model)."""
+    spec = config["studies"][study]
+    if study == coreset_plan.STUDY:
+        stages = [spec["proxy"], spec["core"]] + ([spec["removal"]] if spec.get("removal") else [])
+        models = list(dict.fromkeys(coreset_plan.stage_model(stage)[0] for stage in stages))
+        return list(spec["datasets"]), models
+    return list(spec["datasets"]), list(spec["models"])
+
+
+# --- checks --------------------------------------------------------------------------------
+
+def check_rows(config: dict) -> None:
+    """Refuse a config whose rows are not what they say; every problem in one ConfigError."""
+    problems = unknown_override_keys(config) + overriding_overrides(config) + duplicate_variants(config)
+    if problems:
+        raise ConfigError(f"studies: {len(problems)} row(s) would not be what they say; refused before any "
+                          "job runs (`python -m curriculum_bench plan` shows each run's settings):\n"
+                          + "\n".join(f"  - {p}" for p in problems))
+
+
+def unknown_override_keys(config: dict) -> list[str]:
+    """`overrides` / `resources` keys naming nothing of the study: they would change no run."""
+    problems = []
+    for study, spec in config["studies"].items():
+        datasets, models = study_names(config, study)
+        known = set(datasets) | set(models) | {f"{d}/{m}" for d in datasets for m in models}
+        what = f"(datasets {datasets}, models {models})"
+        for key in spec.get("resources") or {}:
+            if key != "default" and key not in known:
+                problems.append(f"studies.{study}.resources.{key}: names no dataset, model or dataset/model of "
+                                f"study {study} {what}, so it would change no run")
+        variants = spec.get("variants") or {}
+        used = {name for methods in variants.values() for name in (methods or {})}
+        for key, override in (spec.get("overrides") or {}).items():
+            where = f"studies.{study}.overrides.{key}"
+            if key not in known:
+                problems.append(f"{where}: names no dataset, model or dataset/model of study {study} {what}, "
+                                "so it would change no run")
+                continue
+            for name in (override or {}).get("methods") or {}:
+                if name not in used:
+                    problems.append(f"{where}.methods.{name}: no variant of study {study} uses {name} (an "
+                                    "override never adds a method), so it would change no run")
+            for variant, methods in ((override or {}).get("variants") or {}).items():
+                if variant not in variants:
+                    problems.append(f"{where}.variants.{variant}: study {study} has no variant {variant!r} "
+                                    f"(variants {list(variants)})")
+                    continue
+                for name in methods or {}:
+                    if name not in (variants[variant] or {}):
+                        problems.append(f"{where}.variants.{variant}.{name}: variant {variant} does not use "
+                                        f"{name} (an override never adds a method), so it would change nothing")
+    return problems
+
+
+def overriding_overrides(config: dict) -> list[str]:
+    """Overrides for every variant that rewrite a setting a variant sets itself."""
+    grouped: dict[tuple, list[str]] = {}
+    for study, spec in config["studies"].items():
+        if study == coreset_plan.STUDY:
+            continue
+        for dataset in spec["datasets"]:
+            for model in spec["models"]:
+                for variant in spec["variants"]:
+                    for c in override_conflicts(config, study, dataset, model, variant):
+                        key = (c.where, variant, c.set_at)
+                        entry = f"{c.setting.split('.', 1)[1]} {fmt(c.old)} -> {fmt(c.new)}"
+                        grouped.setdefault(key, [])
+                        if entry not in grouped[key]:
+                            grouped[key].append(entry)
+                        grouped.setdefault(key + ("runs",), [])
+                        if f"{dataset}/{model}" not in grouped[key + ("runs",)]:
+                            grouped[key + ("runs",)].append(f"{dataset}/{model}")
+    problems = []
+    for key, entries in grouped.items():
+        if key[-1] == "runs":
+            continue
+        where, variant, set_at = key
+        override_key = where.split(".overrides.", 1)[1].split(".methods.", 1)[0]
+        problems.append(f"{where}: changes what variant {variant} sets ({set_at}): {', '.join(entries)} "
+                        f"on {', '.join(grouped[key + ('runs',)])}; an override for every variant must leave "
+                        f"a variant's own settings alone: name the variant "
+                        f"(overrides.{override_key}.variants.{variant}) if it is meant for it")
+    return problems
+
+
+def duplicate_variants(config: dict) -> list[str]:
+    """Two variants of a study that resolve to the same run (same dataset, model and seed)."""
+    problems = []
+    for study in config["studies"]:
+        runs = study_runs(config, study)
+        same: dict[tuple, list[tuple[dict, dict]]] = {}
+        for run, sources in runs:
+            body = to_json({k: v for k, v in run.items() if k != "variant"})
+            same.setdefault((run["dataset"], run["model"], run["seed"], body), []).append((run, sources))
+        found: dict[tuple, list] = {}
+        for (dataset, model, seed, _), group in same.items():
+            if len(group) > 1:
+                names = tuple(run["variant"] for run, _ in group)
+                found.setdefault((dataset, model, names), [seed, group])
+                if seed not in found[(dataset, model, names)][:-1]:
+                    found[(dataset, model, names)].insert(-1, seed)
+        for (dataset, model, names), (*seeds, group) in found.items():
+            problems.append(f"studies.{study}.variants: {', '.join(names)} resolve to the same run on "
+                            f"{dataset}/{model} (seeds {', '.join(map(str, seeds))}): "
+                            + explain_duplicate(config, study, dataset, model, group))
+    return problems
+
+
+def explain_duplicate(config: dict, study: str, dataset: str, model: str, group: list) -> str:
+    """Which of the variants' own settings differ, and what set them equal."""
+    if study == coreset_plan.STUDY:
+        return "the coreset plan gives them equal settings"
+    own = {run["variant"]: flatten_methods(run_layers(config, study, dataset, model, run["variant"])[1].methods)
+           for run, _ in group}
+    names = list(own)
+    differing = sorted({path for name in names for path in own[name]
+                        if any(own[other].get(path, MISSING) != own[name].get(path, MISSING) for other in names)})
+    if not differing:
+        return "their own settings are equal"
+    parts = []
+    for path in differing:
+        values = ", ".join(f"{fmt(own[name].get(path, MISSING))} in {name}" for name in names)
+        resolved = flatten_methods(group[0][0]["methods"]).get(path, MISSING)
+        setters = sorted({sources.get(f"methods.{path}", "") for _, sources in group} - {""})
+        parts.append(f"{path} ({values}) becomes {fmt(resolved)} in all of them, set by "
+                     f"{', '.join(setters) or 'nothing'}")
+    return "; ".join(parts)
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "unset"
+
+
+MISSING = _Missing()
+
+
+def flatten_methods(methods: dict) -> dict[str, Any]:
+    return {f"{name}.{key}": value for name, args in methods.items() for key, value in (args or {}).items()}
+
+
+# --- local inputs --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LocalInput:
+    path: str
+    key: str                      # the config key that names it
+    where: str                    # how to get it
+    checksum: str | None = None   # what it should hash to, where known
+
+
+# Files and folders the paper config names, by base name: where to get them, their checksum.
+KNOWN_INPUTS = {
+    "resnet18-f37072fd.pth": (
+        "torchvision's ResNet18_Weights.IMAGENET1K_V1, https://download.pytorch.org/models/resnet18-f37072fd.pth",
+        "sha256 starts with f37072fd (torchvision's file-name convention)"),
+    "resnet50-0676ba61.pth": (
+        "torchvision's ResNet50_Weights.IMAGENET1K_V1, https://download.pytorch.org/models/resnet50-0676ba61.pth",
+        "sha256 starts with 0676ba61 (torchvision's file-name convention)"),
+    "imagenet100": (
+        "Kaggle dataset wilyzh/imagenet100 (https://www.kaggle.com/datasets/wilyzh/imagenet100): its folder "
+        "(train.X1-4/, val.X/, Labels.json) or the downloaded .zip", None),
+    "imagenet": (
+        "ILSVRC-2012 from https://image-net.org/download-images.php: train/<wnid>/*.JPEG and val/<wnid>/*.JPEG "
+        "(the validation images sorted into class folders), or an archive of that folder", None),
+}
+IMAGEFOLDER_HINT = ("an ImageNet-100 folder (Kaggle layout) or an ImageFolder train/<class>/, val/<class>/, "
+                    "or a .tar/.tar.gz/.zip of it (README, Datasets)")
+# Raw files torchvision reads when `download: false` (data/torchvision_sources.py): any of each tuple.
+RAW_FILES = {
+    "mnist": [tuple(f"MNIST/raw/{name}{ext}" for ext in (".gz", ""))
+              for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                           "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")],
+    "cifar10": [("cifar-10-batches-py", "cifar-10-python.tar.gz")],
+    "cifar100": [("cifar-100-python", "cifar-100-python.tar.gz")],
+}
+PRODUCED_MODEL = re.compile(re.escape(RUN_DIR).replace(r"\{study\}", "(?P<study>[^/]+)")
+                            .replace(r"\{dataset\}", "(?P<dataset>[^/]+)").replace(r"\{model\}", "(?P<model>[^/]+)")
+                            .replace(r"\{variant\}", "(?P<variant>[^/]+)").replace(r"\{seed\}", r"(?P<seed>\d+)")
+                            + "/final_model\\.pt")
+
+
+def produced_by_workflow(config: dict, path: str) -> bool:
+    """A run's final_model.pt that a rule of this workflow makes (a teacher, the proxy)."""
+    match = PRODUCED_MODEL.fullmatch(os.path.normpath(path))
+    if not match or match["study"] not in config["studies"]:
+        return False
+    spec = config["studies"][match["study"]]
+    if match["study"] == coreset_plan.STUDY:
+        return (match["variant"] == coreset_plan.PROXY and match["dataset"] in spec["datasets"]
+                and match["model"] == coreset_plan.stage_model(spec["proxy"])[0])
+    return (match["dataset"] in spec["datasets"] and match["model"] in spec["models"]
+            and match["variant"] in spec["variants"])
+
+
+def _local(path: str, key: str, default_where: str) -> LocalInput:
+    where, checksum = KNOWN_INPUTS.get(os.path.basename(os.path.normpath(path)), (default_where, None))
+    return LocalInput(path, key, where, checksum)
+
+
+def local_inputs(config: dict) -> list[LocalInput]:
+    """Every file or folder the config reads that no rule makes, once each, in config order."""
+    found: dict[str, LocalInput] = {}
+
+    def add(path: str | None, key: str, where: str) -> None:
+        if path and path != coreset_plan.PRETRAINED_FROM_PROXY and not produced_by_workflow(config, path):
+            found.setdefault(os.path.normpath(path), _local(path, key, where))
+
+    for name, spec in config["datasets"].items():
+        if spec["source"] == "imagenet100":
+            add(spec["path"], f"datasets.{name}.path", IMAGEFOLDER_HINT)
+        elif spec["source"] in RAW_FILES and spec.get("download") is False:
+            root = spec.get("data_root") or f"resources/raw/{spec['source']}"
+            for choices in RAW_FILES[spec["source"]]:
+                if not any(os.path.exists(os.path.join(root, c)) for c in choices):
+                    add(os.path.join(root, choices[0]), f"datasets.{name}.data_root",
+                        f"torchvision's {spec['source']} raw files (set download: true to fetch them)")
+    weights = "a local state-dict file (torch.save); nothing is downloaded"
+    for study, spec in config["studies"].items():
+        if study == coreset_plan.STUDY:
+            for stage in ("proxy", "core", "removal"):
+                if spec.get(stage):
+                    model, args = coreset_plan.stage_model(spec[stage])
+                    for arg in ("weights", "pretrained"):
+                        add(args.get(arg), f"studies.coreset.{stage}.models.{model}.{arg}", weights)
+            continue
+        for model, args in spec["models"].items():
+            args = args or {}
+            for arg in ("weights", "pretrained"):
+                add(args.get(arg), f"studies.{study}.models.{model}.{arg}", weights)
+            for arg in ("weights", "pretrained"):
+                add((args.get("encoder_args") or {}).get(arg), f"studies.{study}.models.{model}.encoder_args.{arg}",
+                    weights)
+        seen: set[tuple] = set()
+        for run, sources in study_runs(config, study):
+            methods = run["methods"]
+            for method, arg in (("distill", "teacher_checkpoint"), ("pretrained", "checkpoint")):
+                path = (methods.get(method) or {}).get(arg)
+                if path and (path, method) not in seen:
+                    seen.add((path, method))
+                    add(path, f"{sources.get(f'methods.{method}.{arg}', 'studies.' + study)}.{method}.{arg}",
+                        weights)
+    return list(found.values())
+
+
+def missing_local_inputs(config: dict, root: str | os.PathLike = ".") -> list[LocalInput]:
+    return [item for item in local_inputs(config) if not os.path.exists(os.path.join(root, item.path))]
+
+
+def check_local_inputs(config: dict, root: str | os.PathLike = ".") -> None:
+    """Every missing local input in one ConfigError, before any job runs."""
+    missing = missing_local_inputs(config, root)
+    if missing:
+        raise ConfigError(f"{len(missing)} local input(s) missing: the config reads them and no rule makes them "
+                          f"(paths relative to {os.path.abspath(root)}):\n"
+                          + "\n".join(describe_input(item) for item in missing))
+
+
+def describe_input(item: LocalInput) -> str:
+    text = f"  - {item.path}  ({item.key})\n      get: {item.where}"
+    if item.checksum:
+        text += f"\n      checksum: {item.checksum}"
+    return text
+
+
+# --- the printed plan ----------------------------------------------------------------------
+
+def fmt(value: Any) -> str:
+    """A setting's value, short: augmentation ops as op(key=value), JSON otherwise."""
+    if isinstance(value, list) and value and all(isinstance(v, dict) and "op" in v for v in value):
+        return "[" + ", ".join(v["op"] + "(" + ", ".join(f"{k}={fmt(x)}" for k, x in v.items() if k != "op") + ")"
+                               for v in value) + "]"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, _Missing):
+        return "unset"
+    return json.dumps(value, separators=(",", ":"))
+
+
+def run_tokens(run: dict, sources: dict[str, str], baseline: dict, study: str) -> list[tuple[str, str]]:
+    """(path, "path=value [source]") for what a run sets beyond the baseline train settings."""
+    prefix = f"studies.{study}."
+
+    def mark(source: str | None) -> str:
+        if source and ".overrides." in source:
+            rest = source.split(".overrides.", 1)[1]
+            if ".variants." in rest:
+                return f" [{rest.split('.variants.', 1)[0]} variants]"
+            return f" [{rest.rsplit('.', 1)[0]}]"
+        if source and study == coreset_plan.STUDY and source.startswith(prefix) and not source.endswith("selection"):
+            return f" [{source[len(prefix):]}]"
+        return ""
+
+    tokens = [(f"model.{k}", f"model.{k}={fmt(v)}") for k, v in run["model_args"].items()]
+    for key in list(baseline) + [k for k in run["train"] if k not in baseline]:
+        old, new = baseline.get(key, MISSING), run["train"].get(key, MISSING)
+        if old != new:
+            change = f"{fmt(old)} -> {fmt(new)}" if key in baseline else fmt(new)
+            tokens.append((f"train.{key}", f"train.{key}{'=' if key not in baseline else ' '}{change}"
+                           f"{mark(sources.get(f'train.{key}'))}"))
+    for name, args in run["methods"].items():
+        if not args:
+            tokens.append((name, name))
+        for key, value in args.items():
+            tokens.append((f"{name}.{key}", f"{name}.{key}={fmt(value)}{mark(sources.get(f'methods.{name}.{key}'))}"))
+    return tokens
+
+
+def wrap(label: str, tokens: list[str], width: int = 118, indent: int = 4) -> list[str]:
+    """`label` then the tokens, two spaces apart, wrapped under the first token."""
+    head = " " * indent + label.ljust(24) + " "
+    lines, line = [], head
+    for token in tokens or ["(as the baseline)"]:
+        if line != head and len(line) + 2 + len(token) > width:
+            lines.append(line.rstrip())
+            line = " " * len(head)
+        line += token if line.strip() == label.strip() or line.isspace() else "  " + token
+    lines.append(line.rstrip())
+    return lines
+
+
+def study_counts(config: dict, study: str) -> tuple[int, dict[str, int]]:
+    runs = study_runs(config, study)
+    per_variant: dict[str, int] = {}
+    for run, _ in runs:
+        per_variant[run["variant"]] = per_variant.get(run["variant"], 0) + 1
+    return len(runs), per_variant
+
+
+def format_study(config: dict, study: str) -> list[str]:
+    spec = config["studies"][study]
+    runs = study_runs(config, study)
+    total, per_variant = study_counts(config, study)
+    datasets, models = study_names(config, study)
+    if study == coreset_plan.STUDY:
+        shape = f"{len(datasets)} dataset(s); proxy, core and removal stages"
+    else:
+        shape = (f"{len(datasets)} dataset(s) x {len(models)} model(s) x {len(spec['variants'])} variants x "
+                 f"{len(spec['seeds'])} seed(s)")
+    base_where, baseline = study_baseline(config, study)
+    lines = [f"== {study}: {total} runs ({shape})",
+             "  runs per variant: " + ", ".join(f"{v} {n}" for v, n in per_variant.items()),
+             *wrap(f"baseline ({base_where}):", [f"{k}={fmt(v)}" for k, v in baseline.items()], indent=2)]
+    blocks: dict[tuple[str, str], dict[str, tuple[list, list]]] = {}
+    for run, sources in runs:
+        block = blocks.setdefault((run["dataset"], run["model"]), {})
+        tokens, seeds = block.setdefault(run["variant"], (run_tokens(run, sources, baseline, study), []))
+        seeds.append(run["seed"])
+    for (dataset, model), variants in blocks.items():
+        seed_sets = {tuple(seeds) for _, seeds in variants.values()}
+        seeds = " ".join(map(str, sorted({s for _, ss in variants.values() for s in ss})))
+        lines.append(f"  -- {dataset} / {model} (seeds {seeds})")
+        token_lists = [tokens for tokens, _ in variants.values()]
+        common = [t for t in token_lists[0] if all(t in other for other in token_lists[1:])] if len(variants) > 1 else []
+        if common:
+            lines += wrap("every variant:", [text for _, text in common])
+        for variant, (tokens, variant_seeds) in variants.items():
+            label = variant if len(seed_sets) == 1 else f"{variant} (seeds {' '.join(map(str, variant_seeds))})"
+            lines += wrap(label, [text for t in tokens if t not in common for text in [t[1]]])
+    return lines
+
+
+def format_plan(config: dict, studies: Iterable[str] | None = None, root: str | os.PathLike = ".") -> str:
+    names = list(studies or config["studies"])
+    unknown = [s for s in names if s not in config["studies"]]
+    if unknown:
+        raise ConfigError(f"studies: no study {unknown[0]!r} in this config (have {list(config['studies'])})")
+    lines = ["Each run below: its settings beyond the study's baseline; [key] = set by overrides.<key> for every "
+             "variant, [key variants] = by overrides.<key>.variants.<this variant>; a -> b = changed from the baseline."]
+    for study in names:
+        lines += [""] + format_study(config, study)
+    totals = {s: study_counts(config, s)[0] for s in names}
+    lines += ["", "runs per study: " + ", ".join(f"{s} {n}" for s, n in totals.items())
+              + f"; total {sum(totals.values())}"]
+    inputs = local_inputs(config)
+    if inputs:
+        missing = {item.path for item in missing_local_inputs(config, root)}
+        lines.append("local inputs (no rule makes them):")
+        for item in inputs:
+            state = "MISSING" if item.path in missing else "present"
+            lines.append(f"  {state:8} {item.path}  ({item.key})")
+    return "\n".join(lines)
+
+
+def main(configfiles: list[str], studies: list[str]) -> int:
+    """`python -m curriculum_bench plan`: print the plan, then refuse what check_rows refuses."""
+    config = load_config(configfiles)
+    print(format_plan(config, studies))
+    check_rows(config)
+    return 0
+
