@@ -46,10 +46,10 @@ check_references(config)
 # Rows that are not what they say: two variants resolving to the same run, an override
 # rewriting what a variant sets, an override naming nothing (curriculum_bench.plan).
 check_rows(config)
-# Every local input the config reads (weights, ImageNet folders) that is missing, in one message.
-check_local_inputs(config)
 # Values a job would only find wrong when it runs: channels, model arguments, sizes, report keys.
 check_config_values(config)
+# Every local input the config reads (weights, ImageNet folders) that is missing, in one message.
+check_local_inputs(config)
 
 RUNS = list(iter_runs(config)) + list(coreset_plan.iter_coreset_runs(config))
 DERIVED = [
