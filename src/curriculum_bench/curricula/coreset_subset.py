@@ -56,6 +56,9 @@ class CoresetSubset(Hook):
         self.cfg = cfg
         self.indices: torch.Tensor | None = None
 
+    def input_files(self, state: TrainState) -> dict[str, Path]:
+        return {"methods.coreset_subset.selection": Path(self.cfg.selection)}
+
     def on_fit_start(self, state: TrainState) -> None:
         selection = read_selection(self.cfg.selection)
         num_train = len(state.train_labels)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from ..models import create_model
 from .transfer import load_weights
 from ..train.hooks import Hook, TrainState, register_method
+from ..train.identity import model_files
 from ..train.speed import Speed, prepare_model, run_model
 
 
@@ -75,6 +76,11 @@ class Distill(Hook):
         self.teacher: torch.nn.Module | None = None
         self.teacher_logits: torch.Tensor | None = None
         self.agree = self.seen = 0  # student argmax == teacher argmax, this epoch
+
+    def input_files(self, state: TrainState) -> dict[str, Path]:
+        files = {"methods.distill.teacher": teacher_path(state.out_dir, self.cfg)}
+        files.update(model_files(self.cfg.teacher_model_args, "methods.distill.teacher_model_args"))
+        return files
 
     def on_fit_start(self, state: TrainState) -> None:
         path = teacher_path(state.out_dir, self.cfg)

@@ -65,6 +65,9 @@ class Pretrained(Hook):
         self.cfg = cfg
         self.loaded = 0
 
+    def input_files(self, state: TrainState) -> dict[str, Path]:
+        return {"methods.pretrained.checkpoint": Path(self.cfg.checkpoint)}
+
     def on_fit_start(self, state: TrainState) -> None:
         path = Path(self.cfg.checkpoint)
         if not path.exists():

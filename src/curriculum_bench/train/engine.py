@@ -23,13 +23,14 @@ import torch
 import torch.nn.functional as F
 
 from .. import __version__
-from ..config import ConfigError, config_from_dict, diff_keys
+from ..config import ConfigError, config_from_dict
 from ..data.loader import MappedSplit, ResidentSplit, open_split
 from ..data.store import atomic_write_bytes, read_manifest
 from ..models import create_model
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .hooks import Hook, TrainState, build_hooks, seeded_generator
+from .identity import model_files, run_identity, run_inputs, why_not_resume
 from .schedule import lr_factor
 from .speed import (Speed, autocast, begin_step, model_input, optimizer_kernel_args, prepare_model, resolve_speed,
                     run_model, use_compile_cache)
@@ -289,7 +290,8 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
         compile_cache: Path | str | None = None) -> dict | None:
     """Train one run; write `history.jsonl` each epoch and `metrics.json` last.
 
-    Resumes from `checkpoint_path` when it was written for the same resolved run config.
+    Resumes from `checkpoint_path` when it was written for the same resolved run config and
+    the same content of every input (train/identity.py), and was not already finished.
     `stop_after_epoch` ends the session after that many epochs without writing metrics,
     like a preemption (used by tests). `placement` keeps the data in device memory
     ("memory"), memory-mapped ("mmap", read by `loader_workers` workers) or decides by
@@ -316,14 +318,18 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
     state.extras.update(pipeline=pipeline, train_config=cfg, speed=speed)
     for hook in hooks:
         hook.on_fit_start(state)
+    files = model_files(run["model_args"])
+    for hook in hooks:
+        files.update(hook.input_files(state))
+    inputs = run_inputs(data_dir, data.manifest, files)
+    identity = run_identity(run, inputs)
 
     history: list[dict] = []
     progress: EpochProgress | None = None
     sessions = [[0, 0]]  # [epochs done, batches done in the next epoch] at each (re)start
     checkpoint = load_checkpoint(checkpoint_path)
-    if checkpoint is not None and checkpoint["run"] != run:
-        log(f"checkpoint {checkpoint_path} is for another config (differs at "
-            f"{', '.join(diff_keys(checkpoint['run'], run))}); starting afresh")
+    if checkpoint is not None and (reason := why_not_resume(checkpoint, identity, cfg.epochs)):
+        log(f"checkpoint {checkpoint_path} is not resumed: {reason}; starting afresh")
         checkpoint = None
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
@@ -340,7 +346,7 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
 
     def save(progress: EpochProgress | None) -> None:
         save_checkpoint(checkpoint_path, {
-            "run": run, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "run": run, "identity": identity, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "hooks": {h.name: h.state_dict() for h in hooks}, "history": history,
             "step": state.step, "sessions": sessions, "progress": progress,
             "rng": {"torch": torch.get_rng_state(),
@@ -400,6 +406,7 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
     # Final weights: a teacher for distillation, a proxy for a coreset, a versioned artifact.
     save_checkpoint(out_dir / "final_model.pt", model.state_dict())
     metrics = summarize_run(run, cfg, history, data, dev, num_params, sessions, speed)
+    metrics["inputs"] = inputs  # path and sha256 of everything the run read
     # metrics.json is the run's "finished" marker: written last, atomically.
     atomic_write_bytes(out_dir / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())
     log(f"final {data.eval_split} acc {metrics['final_acc']:.4f}, best {metrics['best_acc']:.4f} "

@@ -5,6 +5,8 @@ defaults). In loop order:
 
     param_groups(model)              -> optimiser parameter groups, or None for one group
     on_fit_start(state)              once, after the model, optimiser and data exist
+    input_files(state)               -> {role: path} of files it reads besides the dataset store
+                                     (teacher, weights, selection): part of the run's identity
     on_epoch_start(state)
     sample_order(state, generator)   -> this epoch's training indices, or None for a shuffle
     on_batch_start(state)
@@ -67,6 +69,11 @@ class Hook:
 
     def on_fit_start(self, state: TrainState) -> None:
         pass
+
+    def input_files(self, state: TrainState) -> dict[str, Path]:
+        # Their checksums join the run's identity (train/identity.py): a checkpoint made
+        # from other file content is never resumed.
+        return {}
 
     def on_epoch_start(self, state: TrainState) -> None:
         pass
