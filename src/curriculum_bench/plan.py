@@ -54,8 +54,8 @@ def load_config(configfiles: Iterable[str | os.PathLike], schema: str | os.PathL
     try:
         validate(config, schema=str(Path(schema).resolve()))
     except WorkflowError as err:
-        cause = next((a for a in err.args if hasattr(a, "absolute_path")), None)
-        if cause is None:
+        cause = err.__cause__ or err.__context__  # snakemake raises it while handling jsonschema's error
+        if not hasattr(cause, "absolute_path"):
             raise ConfigError(str(err)) from None
         where = ".".join(map(str, cause.absolute_path)) or "<config>"
         raise ConfigError(f"{where}: {cause.message} (config/schema.yaml)") from None
@@ -401,17 +401,18 @@ def run_tokens(run: dict, sources: dict[str, str], baseline: dict, study: str) -
     return tokens
 
 
-def wrap(label: str, tokens: list[str], width: int = 118, indent: int = 4) -> list[str]:
-    """`label` then the tokens, two spaces apart, wrapped under the first token."""
-    head = " " * indent + label.ljust(24) + " "
-    lines, line = [], head
-    for token in tokens or ["(as the baseline)"]:
-        if line != head and len(line) + 2 + len(token) > width:
-            lines.append(line.rstrip())
-            line = " " * len(head)
-        line += token if line.strip() == label.strip() or line.isspace() else "  " + token
-    lines.append(line.rstrip())
-    return lines
+def wrap(label: str, tokens: list[str], label_width: int = 24, indent: int = 4, width: int = 118,
+         sep: str = "  ", gap: int = 2) -> list[str]:
+    """`label` then the tokens, `sep` apart, wrapped under the first token."""
+    head = " " * indent + label.ljust(label_width) + " " * gap
+    lines, line = [], ""
+    for token in tokens:
+        if line and len(head) + len(line) + len(sep) + len(token) > width:
+            lines.append(line + sep.rstrip())
+            line = ""
+        line += (sep if line else "") + token
+    lines.append(line)
+    return [(head if i == 0 else " " * len(head)) + text for i, text in enumerate(lines)]
 
 
 def study_counts(config: dict, study: str) -> tuple[int, dict[str, int]]:
@@ -434,24 +435,24 @@ def format_study(config: dict, study: str) -> list[str]:
                  f"{len(spec['seeds'])} seed(s)")
     base_where, baseline = study_baseline(config, study)
     lines = [f"== {study}: {total} runs ({shape})",
-             "  runs per variant: " + ", ".join(f"{v} {n}" for v, n in per_variant.items()),
-             *wrap(f"baseline ({base_where}):", [f"{k}={fmt(v)}" for k, v in baseline.items()], indent=2)]
+             *wrap("runs per variant:", [f"{v} {n}" for v, n in per_variant.items()], 0, indent=2, sep=", ", gap=1),
+             *wrap(f"baseline ({base_where}):", [f"{k}={fmt(v)}" for k, v in baseline.items()], 0, indent=2, gap=1)]
     blocks: dict[tuple[str, str], dict[str, tuple[list, list]]] = {}
     for run, sources in runs:
         block = blocks.setdefault((run["dataset"], run["model"]), {})
         tokens, seeds = block.setdefault(run["variant"], (run_tokens(run, sources, baseline, study), []))
         seeds.append(run["seed"])
+    label_width = max(len("every variant:"), *(len(v) for v in per_variant))
     for (dataset, model), variants in blocks.items():
-        seed_sets = {tuple(seeds) for _, seeds in variants.values()}
         seeds = " ".join(map(str, sorted({s for _, ss in variants.values() for s in ss})))
         lines.append(f"  -- {dataset} / {model} (seeds {seeds})")
         token_lists = [tokens for tokens, _ in variants.values()]
-        common = [t for t in token_lists[0] if all(t in other for other in token_lists[1:])] if len(variants) > 1 else []
+        common = [t for t in token_lists[0] if len(variants) > 1 and all(t in other for other in token_lists[1:])]
         if common:
-            lines += wrap("every variant:", [text for _, text in common])
-        for variant, (tokens, variant_seeds) in variants.items():
-            label = variant if len(seed_sets) == 1 else f"{variant} (seeds {' '.join(map(str, variant_seeds))})"
-            lines += wrap(label, [text for t in tokens if t not in common for text in [t[1]]])
+            lines += wrap("every variant:", [text for _, text in common], label_width)
+        for variant, (tokens, _) in variants.items():
+            own = [text for token in tokens if token not in common for text in token[1:]]
+            lines += wrap(variant, own or ["(nothing more)" if common else "(the baseline)"], label_width)
     return lines
 
 
@@ -460,8 +461,9 @@ def format_plan(config: dict, studies: Iterable[str] | None = None, root: str | 
     unknown = [s for s in names if s not in config["studies"]]
     if unknown:
         raise ConfigError(f"studies: no study {unknown[0]!r} in this config (have {list(config['studies'])})")
-    lines = ["Each run below: its settings beyond the study's baseline; [key] = set by overrides.<key> for every "
-             "variant, [key variants] = by overrides.<key>.variants.<this variant>; a -> b = changed from the baseline."]
+    lines = ["Each run: what it sets beyond its study's baseline (a -> b: changed from the baseline); "
+             "[key]: set by overrides.<key>",
+             "for every variant, [key variants]: by overrides.<key>.variants.<this variant>."]
     for study in names:
         lines += [""] + format_study(config, study)
     totals = {s: study_counts(config, s)[0] for s in names}
