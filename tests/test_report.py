@@ -90,6 +90,21 @@ def test_paper_tables_index_lists_every_table_and_figure_with_its_command(tiny_w
             assert (tiny_workflow / f"paper_tables/figures/{study}/{name}.png").exists()
 
 
+def test_index_summary_names_what_each_study_ran_coreset_stages_included(tiny_workflow):
+    index = (tiny_workflow / "paper_tables/README.md").read_text()
+    summary = {study: index.split(f"## {study}\n\n", 1)[1].splitlines()[0]
+               for study in yaml.safe_load(TINY.read_text())["studies"]}
+    assert summary["techniques"] == ("Datasets digits_sklearn; models mlt_convnet; variants baseline, "
+                                     "weighted_sampling, progressive_dropout, self_labeling; 8 runs: "
+                                     "2 seeds (0 1), 2 epochs.")
+    coreset = summary["coreset"]
+    assert "models mlt_convnet, mlt_convnet_finetune;" in coreset and "10 runs:" in coreset
+    assert "proxy (mlt_convnet): 1 seed (0), 3 epochs" in coreset
+    assert "random_frozen (mlt_convnet_finetune): 1 seed (0), 2 epochs" in coreset
+    assert "remove_random_400 (mlt_convnet): 1 seed (0), 1 epoch." in coreset
+    assert "0 seeds" not in index
+
+
 def test_browser_helper_reports_a_script_error(tmp_path):
     """The browser check would catch a broken page, not pass vacuously."""
     chromium, why = find_or_install_chromium()

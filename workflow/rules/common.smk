@@ -26,6 +26,7 @@ from curriculum_bench.config import (  # noqa: E402
 from curriculum_bench.config_checks import check_config_values  # noqa: E402
 from curriculum_bench.plan import check_local_inputs, check_rows  # noqa: E402
 from curriculum_bench.report.figures import figure_names  # noqa: E402
+from curriculum_bench.report.run_summary import summarize_runs  # noqa: E402
 from curriculum_bench.coreset import plan as coreset_plan  # noqa: E402
 from curriculum_bench.run_inputs import run_inputs  # noqa: E402
 
@@ -163,19 +164,16 @@ def get_config_files():
     ]
 
 
+def resolved_epochs(run):
+    if run["study"] == "coreset":
+        args = (run["dataset"], run["model"], run["variant"], run["seed"])
+        return coreset_plan.resolve_coreset_run(config, *args)["train"]["epochs"]
+    return resolve_run(config, **run)["train"]["epochs"]
+
+
 def get_index_studies():
-    return to_json(
-        {
-            study: {
-                "datasets": spec.get("datasets", []),
-                "models": list(spec.get("models", {})),
-                "variants": list(spec.get("variants", {})),
-                "seeds": spec.get("seeds", []),
-                "epochs": spec.get("train", {}).get("epochs"),
-            }
-            for study, spec in config["studies"].items()
-        }
-    )
+    # What each study runs, from the scheduled run list (coreset stages included).
+    return to_json(summarize_runs(RUNS, resolved_epochs))
 
 
 def get_all_tables_and_figures(wildcards):

@@ -99,8 +99,16 @@ def variants_in_order(runs: list[Run]) -> list[str]:
     return list(dict.fromkeys(r.variant for r in runs))
 
 
+def seed_spread(values: pd.DataFrame, by: str, key: str) -> pd.DataFrame:
+    """Per `by`: mean, lowest and highest over seeds, and the seed count.
+
+    Bands span min-max over seeds, not mean ± std: with three seeds a std band claims values
+    no seed reached, and an accuracy band would cross 100 % or fall below 0."""
+    return values.groupby(by)[key].agg(["mean", "min", "max", "count"]).reset_index()
+
+
 def plot_seed_band(ax, runs: list[Run], key: str, label: str, scale: float = 1.0) -> bool:
-    """Mean over seeds of history column `key` per epoch, with a ±std band; False if absent."""
+    """Mean over seeds of history column `key` per epoch, with a min-max band over seeds; False if absent."""
     frames = [r.history[["epoch", key]].assign(seed=r.metrics["seed"])
               for r in runs if key in r.history.columns]
     if not frames:
@@ -111,12 +119,11 @@ def plot_seed_band(ax, runs: list[Run], key: str, label: str, scale: float = 1.0
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
-    stats = values.groupby("epoch")[key].agg(["mean", "std", "count"]).reset_index()
+    stats = seed_spread(values, "epoch", key)
     seeds = int(stats["count"].max())
     line, = ax.plot(stats["epoch"], stats["mean"] * scale, label=f"{label} ({seeds} seed{'s' * (seeds > 1)})")
     if seeds > 1:
-        ax.fill_between(stats["epoch"], (stats["mean"] - stats["std"]) * scale,
-                        (stats["mean"] + stats["std"]) * scale, color=line.get_color(), alpha=0.2)
+        ax.fill_between(stats["epoch"], stats["min"] * scale, stats["max"] * scale, color=line.get_color(), alpha=0.2)
     return True
 
 
@@ -126,7 +133,7 @@ def no_data(ax, what: str) -> None:
 
 @register_figure(ALL_STUDIES, "accuracy")
 def accuracy_per_epoch(runs: list[Run]):
-    """Evaluation accuracy per epoch, per dataset/model/variant; seeds as a ±std band."""
+    """Evaluation accuracy per epoch, per dataset/model/variant; mean over seeds, band min-max over seeds."""
     fig, (ax,) = new_figure()
     groups: dict[tuple, list[Run]] = {}
     for run in runs:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .figures import new_figure, no_data, plot_seed_band, register_figure, variants_in_order
+from .figures import new_figure, no_data, plot_seed_band, register_figure, seed_spread, variants_in_order
 
 
 def _per_variant(runs, key: str, ylabel: str, title: str):
@@ -40,12 +40,12 @@ def probe_accuracy(runs):
                   for e, acc in (r.metrics.get("probe_per_epoch") or {}).items()]
         if not points:
             continue
-        stats = pd.DataFrame(points, columns=["epoch", "acc", "seed"]).groupby("epoch")["acc"].agg(["mean", "std", "count"])
+        stats = seed_spread(pd.DataFrame(points, columns=["epoch", "acc", "seed"]), "epoch", "acc")
         seeds = int(stats["count"].max())
-        line, = ax.plot(stats.index, 100 * stats["mean"], marker="o", label=f"{variant} ({seeds} seed{'s' * (seeds > 1)})")
+        line, = ax.plot(stats["epoch"], 100 * stats["mean"], marker="o",
+                        label=f"{variant} ({seeds} seed{'s' * (seeds > 1)})")
         if seeds > 1:
-            ax.fill_between(stats.index, 100 * (stats["mean"] - stats["std"]), 100 * (stats["mean"] + stats["std"]),
-                            color=line.get_color(), alpha=0.2)
+            ax.fill_between(stats["epoch"], 100 * stats["min"], 100 * stats["max"], color=line.get_color(), alpha=0.2)
         drawn = True
     if not drawn:
         no_data(ax, "linear-probe scores")

@@ -13,7 +13,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from .figures import Run, new_figure, no_data, register_figure
+from .figures import Run, new_figure, no_data, register_figure, seed_spread
 
 CORE = re.compile(r"^(forgetting|reverse|random)_(finetune|frozen)$")
 REMOVAL = re.compile(r"^remove_(?:(forgetting|random)_)?(\d+)$")
@@ -67,10 +67,10 @@ def coreset_accuracy(runs: list[Run]):
     backbones = [b for b in ("finetune", "frozen") if b in set(frame["backbone"])]
     width = 0.8 / len(backbones)
     for j, backbone in enumerate(backbones):
-        stats = frame[frame.backbone == backbone].groupby("method")["acc"].agg(["mean", "std", "count"])
-        stats = stats.reindex(methods)
+        stats = seed_spread(frame[frame.backbone == backbone], "method", "acc").set_index("method").reindex(methods)
         x = np.arange(len(methods)) + (j - (len(backbones) - 1) / 2) * width
-        ax.bar(x, 100 * stats["mean"], width, yerr=100 * stats["std"].fillna(0), capsize=3,
+        spread = [100 * (stats["mean"] - stats["min"]).fillna(0), 100 * (stats["max"] - stats["mean"]).fillna(0)]
+        ax.bar(x, 100 * stats["mean"], width, yerr=spread, capsize=3,
                label=f"{backbone} backbone ({int(stats['count'].max())} seeds)")
         for xi, mean in zip(x, stats["mean"]):
             ax.text(xi, 100 * mean + 1, f"{100 * mean:.1f}", ha="center", fontsize=7)
@@ -99,13 +99,12 @@ def removal_curve(runs: list[Run]):
     frame = pd.DataFrame(rows, columns=["order", "k", "num_train", "acc"])
     labels = {"forgetting": "least forgettable removed first", "random": "random removal"}
     for order in ("forgetting", "random"):
-        stats = frame[frame.order == order].groupby("k")["acc"].agg(["mean", "std"]).reset_index()
+        stats = seed_spread(frame[frame.order == order], "k", "acc")
         if stats.empty:
             continue
         percent = 100 * stats["k"] / frame["num_train"].iloc[0]
         line, = ax.plot(percent, 100 * stats["mean"], marker="o", label=labels[order])
-        ax.fill_between(percent, 100 * (stats["mean"] - stats["std"].fillna(0)),
-                        100 * (stats["mean"] + stats["std"].fillna(0)), color=line.get_color(), alpha=0.2)
+        ax.fill_between(percent, 100 * stats["min"], 100 * stats["max"], color=line.get_color(), alpha=0.2)
     with_val = any("test_at_best_val_acc" in r.metrics for r in runs if REMOVAL.match(r.variant))
     ax.set(xlabel="training examples removed (%)",
            ylabel="test accuracy at best-val epoch (%)" if with_val else "final test accuracy (%)",
