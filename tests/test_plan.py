@@ -245,7 +245,7 @@ def test_plan_counts_match_the_readme(paper):
     text = format_plan(paper, ["hybrid"])
     assert "== hybrid: 108 runs (2 dataset(s) x 3 model(s) x 6 variants x 3 seed(s))" in text
     assert re.search(r"random_blur +blur\.blur_epochs=20  blur\.schedule=random_probability  blur\.sigma=1\.0\s+"
-                     r"blur\.kernel_size=5 \[convnext_tiny variants\]", text), text
+                     r"blur\.kernel_size 7 -> 5 \[convnext_tiny variants\]", text), text
 
 
 def plan(*args: str) -> subprocess.CompletedProcess:

@@ -372,9 +372,13 @@ def fmt(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def run_tokens(run: dict, sources: dict[str, str], baseline: dict, study: str) -> list[tuple[str, str]]:
-    """(path, "path=value [source]") for what a run sets beyond the baseline train settings."""
+def run_tokens(run: dict, sources: dict[str, str], baseline: dict, study: str,
+               own: dict | None = None) -> list[tuple[str, str]]:
+    """(path, "path=value [source]") for what a run sets beyond the baseline train settings;
+    `own` (method.key -> value) are the variant's own settings, shown as `a -> b` where an
+    override changed them."""
     prefix = f"studies.{study}."
+    own = own or {}
 
     def mark(source: str | None) -> str:
         if source and ".overrides." in source:
@@ -397,7 +401,9 @@ def run_tokens(run: dict, sources: dict[str, str], baseline: dict, study: str) -
         if not args:
             tokens.append((name, name))
         for key, value in args.items():
-            tokens.append((f"{name}.{key}", f"{name}.{key}={fmt(value)}{mark(sources.get(f'methods.{name}.{key}'))}"))
+            was = own.get(f"{name}.{key}", MISSING)
+            shown = f" {fmt(was)} -> {fmt(value)}" if was is not MISSING and was != value else f"={fmt(value)}"
+            tokens.append((f"{name}.{key}", f"{name}.{key}{shown}{mark(sources.get(f'methods.{name}.{key}'))}"))
     return tokens
 
 
@@ -440,7 +446,8 @@ def format_study(config: dict, study: str) -> list[str]:
     blocks: dict[tuple[str, str], dict[str, tuple[list, list]]] = {}
     for run, sources in runs:
         block = blocks.setdefault((run["dataset"], run["model"]), {})
-        tokens, seeds = block.setdefault(run["variant"], (run_tokens(run, sources, baseline, study), []))
+        own = {} if study == coreset_plan.STUDY else flatten_methods(spec["variants"][run["variant"]] or {})
+        tokens, seeds = block.setdefault(run["variant"], (run_tokens(run, sources, baseline, study, own), []))
         seeds.append(run["seed"])
     label_width = max(len("every variant:"), *(len(v) for v in per_variant))
     for (dataset, model), variants in blocks.items():
@@ -461,9 +468,9 @@ def format_plan(config: dict, studies: Iterable[str] | None = None, root: str | 
     unknown = [s for s in names if s not in config["studies"]]
     if unknown:
         raise ConfigError(f"studies: no study {unknown[0]!r} in this config (have {list(config['studies'])})")
-    lines = ["Each run: what it sets beyond its study's baseline (a -> b: changed from the baseline); "
-             "[key]: set by overrides.<key>",
-             "for every variant, [key variants]: by overrides.<key>.variants.<this variant>."]
+    lines = ["Per run: what it sets beyond its study's baseline. a -> b: changed from the baseline's train or from",
+             "the variant's own setting; [key]: set by overrides.<key> for every variant; [key variants]: set by "
+             "overrides.<key>.variants.<variant>."]
     for study in names:
         lines += [""] + format_study(config, study)
     totals = {s: study_counts(config, s)[0] for s in names}
