@@ -7,7 +7,9 @@ import torch
 
 from curriculum_bench.config import ConfigError
 from curriculum_bench.curricula.progressive_dropout import (
-    ProgressiveDropoutConfig, curriculum_retain, linear_epoch_p)
+    curriculum_retain,
+    linear_epoch_p,
+)
 from curriculum_bench.models import create_model
 from curriculum_bench.train.engine import fit
 from curriculum_bench.train.hooks import TrainState, build_hooks

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 RUN_DIR = "results/{study}/{dataset}/{model}/{variant}/seed{seed}"
 METRICS = RUN_DIR + "/metrics.json"
@@ -44,7 +45,7 @@ def iter_runs(config: dict) -> Iterator[dict]:
             for model in spec["models"]:
                 for variant in spec["variants"]:
                     for seed in spec["seeds"]:
-                        yield dict(study=study, dataset=dataset, model=model, variant=variant, seed=seed)
+                        yield {"study": study, "dataset": dataset, "model": model, "variant": variant, "seed": seed}
 
 
 def scored_by_linear_probe(config: dict, study: str) -> bool:

@@ -23,12 +23,21 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from .config import (RUN_DIR, ConfigError, check_references, iter_runs, override_conflicts, resolve_run_sources,
-                     run_layers, to_json)
+from .config import (
+    RUN_DIR,
+    ConfigError,
+    check_references,
+    iter_runs,
+    override_conflicts,
+    resolve_run_sources,
+    run_layers,
+    to_json,
+)
 from .coreset import plan as coreset_plan
 
 SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
@@ -253,11 +262,11 @@ KNOWN_INPUTS = {
         "torchvision's ResNet50_Weights.IMAGENET1K_V1, https://download.pytorch.org/models/resnet50-0676ba61.pth",
         "sha256 starts with 0676ba61 (torchvision's file-name convention)"),
     "imagenet100": (
-        "Kaggle dataset wilyzh/imagenet100 (https://www.kaggle.com/datasets/wilyzh/imagenet100): its folder "
-        "(train.X1-4/, val.X/, Labels.json) or the downloaded .zip", None),
+        ("Kaggle dataset wilyzh/imagenet100 (https://www.kaggle.com/datasets/wilyzh/imagenet100): its folder "
+         "(train.X1-4/, val.X/, Labels.json) or the downloaded .zip"), None),
     "imagenet": (
-        "ILSVRC-2012 from https://image-net.org/download-images.php: train/<wnid>/*.JPEG and val/<wnid>/*.JPEG "
-        "(the validation images sorted into class folders), or an archive of that folder", None),
+        ("ILSVRC-2012 from https://image-net.org/download-images.php: train/<wnid>/*.JPEG and val/<wnid>/*.JPEG "
+         "(the validation images sorted into class folders), or an archive of that folder"), None),
 }
 IMAGEFOLDER_HINT = ("an ImageNet-100 folder (Kaggle layout) or an ImageFolder train/<class>/, val/<class>/, "
                     "or a .tar/.tar.gz/.zip of it (README, Datasets)")
@@ -395,8 +404,8 @@ def run_tokens(run: dict, sources: dict[str, str], baseline: dict, study: str,
         old, new = baseline.get(key, MISSING), run["train"].get(key, MISSING)
         if old != new:
             change = f"{fmt(old)} -> {fmt(new)}" if key in baseline else fmt(new)
-            tokens.append((f"train.{key}", f"train.{key}{'=' if key not in baseline else ' '}{change}"
-                           f"{mark(sources.get(f'train.{key}'))}"))
+            shown = f"train.{key}{'=' if key not in baseline else ' '}{change}{mark(sources.get(f'train.{key}'))}"
+            tokens.append((f"train.{key}", shown))
     for name, args in run["methods"].items():
         if not args:
             tokens.append((name, name))
@@ -469,8 +478,8 @@ def format_plan(config: dict, studies: Iterable[str] | None = None, root: str | 
     if unknown:
         raise ConfigError(f"studies: no study {unknown[0]!r} in this config (have {list(config['studies'])})")
     lines = ["Per run: what it sets beyond its study's baseline. a -> b: changed from the baseline's train or from",
-             "the variant's own setting; [key]: set by overrides.<key> for every variant; [key variants]: set by "
-             "overrides.<key>.variants.<variant>."]
+             ("the variant's own setting; [key]: set by overrides.<key> for every variant; [key variants]: set by "
+              "overrides.<key>.variants.<variant>.")]
     for study in names:
         lines += [""] + format_study(config, study)
     totals = {s: study_counts(config, s)[0] for s in names}
