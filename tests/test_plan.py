@@ -216,6 +216,13 @@ def test_every_kind_of_local_input_is_listed(tiny, tmp_path):
         check_local_inputs(with_local_inputs(tiny), tmp_path)
     listed = re.findall(r"^  - (\S+)  \(", str(err.value), flags=re.MULTILINE)
     assert listed == MISSING  # the baseline run's final_model.pt is made by the workflow
+    assert "      or: raw/cifar/cifar-10-python.tar.gz" in str(err.value)
+    (tmp_path / "raw/cifar").mkdir(parents=True)
+    (tmp_path / "raw/cifar/cifar-10-python.tar.gz").write_bytes(b"")  # torchvision's archive does too
+    with pytest.raises(ConfigError) as err:
+        check_local_inputs(tiny, tmp_path)
+    assert re.findall(r"^  - (\S+)  \(", str(err.value), flags=re.MULTILINE) == [
+        path for path in MISSING if "cifar" not in path]
 
 
 @pytest.mark.workflow

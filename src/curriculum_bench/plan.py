@@ -158,7 +158,8 @@ def unknown_override_keys(config: dict) -> list[str]:
 
 def overriding_overrides(config: dict) -> list[str]:
     """Overrides for every variant that rewrite a setting a variant sets itself."""
-    grouped: dict[tuple, list[str]] = {}
+    changes: dict[tuple, dict[str, None]] = {}  # (override, variant, set at) -> "key a -> b" (ordered set)
+    places: dict[tuple, dict[str, None]] = {}   # ... -> the dataset/model pairs it happens on
     for study, spec in config["studies"].items():
         if study == coreset_plan.STUDY:
             continue
@@ -167,21 +168,13 @@ def overriding_overrides(config: dict) -> list[str]:
                 for variant in spec["variants"]:
                     for c in override_conflicts(config, study, dataset, model, variant):
                         key = (c.where, variant, c.set_at)
-                        entry = f"{c.setting.split('.', 1)[1]} {fmt(c.old)} -> {fmt(c.new)}"
-                        grouped.setdefault(key, [])
-                        if entry not in grouped[key]:
-                            grouped[key].append(entry)
-                        grouped.setdefault(key + ("runs",), [])
-                        if f"{dataset}/{model}" not in grouped[key + ("runs",)]:
-                            grouped[key + ("runs",)].append(f"{dataset}/{model}")
+                        changes.setdefault(key, {})[f"{c.setting.split('.', 1)[1]} {fmt(c.old)} -> {fmt(c.new)}"] = None
+                        places.setdefault(key, {})[f"{dataset}/{model}"] = None
     problems = []
-    for key, entries in grouped.items():
-        if key[-1] == "runs":
-            continue
-        where, variant, set_at = key
-        override_key = where.split(".overrides.", 1)[1].split(".methods.", 1)[0]
-        problems.append(f"{where}: changes what variant {variant} sets ({set_at}): {', '.join(entries)} "
-                        f"on {', '.join(grouped[key + ('runs',)])}; an override for every variant must leave "
+    for (where, variant, set_at), entries in changes.items():
+        override_key = where.split(".overrides.", 1)[1].rsplit(".methods.", 1)[0]
+        problems.append(f"{where}: changes what variant {variant} sets ({set_at}): {', '.join(entries)} on "
+                        f"{', '.join(places[(where, variant, set_at)])}; an override for every variant must leave "
                         f"a variant's own settings alone: name the variant "
                         f"(overrides.{override_key}.variants.{variant}) if it is meant for it")
     return problems
@@ -191,21 +184,20 @@ def duplicate_variants(config: dict) -> list[str]:
     """Two variants of a study that resolve to the same run (same dataset, model and seed)."""
     problems = []
     for study in config["studies"]:
-        runs = study_runs(config, study)
         same: dict[tuple, list[tuple[dict, dict]]] = {}
-        for run, sources in runs:
+        for run, sources in study_runs(config, study):
             body = to_json({k: v for k, v in run.items() if k != "variant"})
             same.setdefault((run["dataset"], run["model"], run["seed"], body), []).append((run, sources))
-        found: dict[tuple, list] = {}
+        seeds: dict[tuple, list[int]] = {}  # (dataset, model, variants) -> seeds
+        groups: dict[tuple, list] = {}      # ... -> one seed's runs, to explain
         for (dataset, model, seed, _), group in same.items():
             if len(group) > 1:
-                names = tuple(run["variant"] for run, _ in group)
-                found.setdefault((dataset, model, names), [seed, group])
-                if seed not in found[(dataset, model, names)][:-1]:
-                    found[(dataset, model, names)].insert(-1, seed)
-        for (dataset, model, names), (*seeds, group) in found.items():
+                key = (dataset, model, tuple(run["variant"] for run, _ in group))
+                seeds.setdefault(key, []).append(seed)
+                groups.setdefault(key, group)
+        for (dataset, model, names), group in groups.items():
             problems.append(f"studies.{study}.variants: {', '.join(names)} resolve to the same run on "
-                            f"{dataset}/{model} (seeds {', '.join(map(str, seeds))}): "
+                            f"{dataset}/{model} (seeds {', '.join(map(str, seeds[(dataset, model, names)]))}): "
                             + explain_duplicate(config, study, dataset, model, group))
     return problems
 
@@ -251,6 +243,10 @@ class LocalInput:
     key: str                      # the config key that names it
     where: str                    # how to get it
     checksum: str | None = None   # what it should hash to, where known
+    alternatives: tuple = ()      # other paths that would do instead (an archive, an unpacked file)
+
+    def present(self, root: str | os.PathLike = ".") -> bool:
+        return any(os.path.exists(os.path.join(root, p)) for p in (self.path, *self.alternatives))
 
 
 # Files and folders the paper config names, by base name: where to get them, their checksum.
@@ -297,28 +293,28 @@ def produced_by_workflow(config: dict, path: str) -> bool:
             and match["variant"] in spec["variants"])
 
 
-def _local(path: str, key: str, default_where: str) -> LocalInput:
+def _local(path: str, key: str, default_where: str, alternatives: tuple = ()) -> LocalInput:
     where, checksum = KNOWN_INPUTS.get(os.path.basename(os.path.normpath(path)), (default_where, None))
-    return LocalInput(path, key, where, checksum)
+    return LocalInput(path, key, where, checksum, alternatives)
 
 
 def local_inputs(config: dict) -> list[LocalInput]:
     """Every file or folder the config reads that no rule makes, once each, in config order."""
     found: dict[str, LocalInput] = {}
 
-    def add(path: str | None, key: str, where: str) -> None:
+    def add(path: str | None, key: str, where: str, alternatives: tuple = ()) -> None:
         if path and path != coreset_plan.PRETRAINED_FROM_PROXY and not produced_by_workflow(config, path):
-            found.setdefault(os.path.normpath(path), _local(path, key, where))
+            found.setdefault(os.path.normpath(path), _local(path, key, where, alternatives))
 
     for name, spec in config["datasets"].items():
         if spec["source"] == "imagenet100":
             add(spec["path"], f"datasets.{name}.path", IMAGEFOLDER_HINT)
         elif spec["source"] in RAW_FILES and spec.get("download") is False:
             root = spec.get("data_root") or f"resources/raw/{spec['source']}"
-            for choices in RAW_FILES[spec["source"]]:
-                if not any(os.path.exists(os.path.join(root, c)) for c in choices):
-                    add(os.path.join(root, choices[0]), f"datasets.{name}.data_root",
-                        f"torchvision's {spec['source']} raw files (set download: true to fetch them)")
+            for first, *others in RAW_FILES[spec["source"]]:
+                add(os.path.join(root, first), f"datasets.{name}.data_root",
+                    f"torchvision's {spec['source']} raw files (or set download: true to fetch them)",
+                    tuple(os.path.join(root, other) for other in others))
     weights = "a local state-dict file (torch.save); nothing is downloaded"
     for study, spec in config["studies"].items():
         if study == coreset_plan.STUDY:
@@ -348,7 +344,7 @@ def local_inputs(config: dict) -> list[LocalInput]:
 
 
 def missing_local_inputs(config: dict, root: str | os.PathLike = ".") -> list[LocalInput]:
-    return [item for item in local_inputs(config) if not os.path.exists(os.path.join(root, item.path))]
+    return [item for item in local_inputs(config) if not item.present(root)]
 
 
 def check_local_inputs(config: dict, root: str | os.PathLike = ".") -> None:
@@ -362,6 +358,8 @@ def check_local_inputs(config: dict, root: str | os.PathLike = ".") -> None:
 
 def describe_input(item: LocalInput) -> str:
     text = f"  - {item.path}  ({item.key})\n      get: {item.where}"
+    if item.alternatives:
+        text += f"\n      or: {', '.join(item.alternatives)}"
     if item.checksum:
         text += f"\n      checksum: {item.checksum}"
     return text
