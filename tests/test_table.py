@@ -1,13 +1,16 @@
 import json
+import os
+import shutil
 
 import pandas as pd
 import pytest
 
-from curriculum_bench.report.table import write_table
+from curriculum_bench.errors import InputFileError
+from curriculum_bench.report.table import rebuild_marker, table_is_stale, write_table
 
 
 def fake_metrics(tmp_path, variant, seed, final, best):
-    path = tmp_path / variant / f"seed{seed}" / "metrics.json"
+    path = tmp_path / "results/techniques/toy/m" / variant / f"seed{seed}" / "metrics.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({
         "study": "techniques", "dataset": "toy", "model": "m", "variant": variant, "seed": seed,
@@ -90,6 +93,11 @@ def test_unknown_report_option_is_named(tmp_path):
                     tmp_path / "t.csv", options={"per_klass": [0]})
 
 
+def expected(*variants, seeds=(0, 1)):
+    """The workflow's `expected_runs` option for fake_metrics' runs."""
+    return [["toy", "m", v, s] for v in variants for s in seeds]
+
+
 def test_a_missing_seed_and_a_diverged_run_are_flagged_not_dropped(tmp_path):
     paths = [fake_metrics(tmp_path, "ok", s, 0.8, 0.9) for s in (0, 1, 2)]
     paths += [fake_metrics(tmp_path, "short", s, 0.7, 0.7) for s in (0, 2)]      # seed 1 never finished
@@ -98,10 +106,12 @@ def test_a_missing_seed_and_a_diverged_run_are_flagged_not_dropped(tmp_path):
         json.dumps({"epoch": 1, "eval_acc": 0.3, "train_loss": 2.0}) + "\n"
         + json.dumps({"epoch": 2, "eval_acc": 0.1, "train_loss": float("nan")}) + "\n")
     summary = write_table(paths + [nan_run], "techniques", tmp_path / "t.md", tmp_path / "t.csv",
-                          options={"expected_seeds": [0, 1, 2]}, out_html=tmp_path / "t.html")
+                          options={"expected_runs": expected("ok", "short", "nan", "gone", seeds=(0, 1, 2))},
+                          out_html=tmp_path / "t.html")
     assert summary.set_index("variant")["diverged_runs"].to_dict() == {"ok": 0, "short": 0, "nan": 1}
     md = (tmp_path / "t.md").read_text()
-    assert "Fewer seeds than configured (3)" in md and "Some runs diverged" in md
+    assert "Fewer seeds than configured in some rows" in md and "Some runs diverged" in md
+    assert "No finished run for 1 configured row(s)**, not in the table: toy/m/gone." in md
     short = next(line for line in md.splitlines() if "| short " in line)
     assert "2 of 3 seeds (missing 1)" in short and "70.00 ± 0.00" in short
     nan_row = next(line for line in md.splitlines() if "| nan " in line)
@@ -110,3 +120,96 @@ def test_a_missing_seed_and_a_diverged_run_are_flagged_not_dropped(tmp_path):
     assert ok_row.rstrip(" |").endswith("cpu")  # nothing to note
     html = (tmp_path / "t.html").read_text()
     assert html.count("<tr>") == 3 and "missing 1" in html and "No reported numbers" in html
+
+
+def test_a_metrics_file_copied_into_another_seeds_folder_is_refused_naming_it(tmp_path):
+    seed0 = fake_metrics(tmp_path, "baseline", 0, 0.8, 0.9)
+    seed1 = seed0.parent.parent / "seed1" / "metrics.json"
+    seed1.parent.mkdir()
+    shutil.copy(seed0, seed1)  # today: the row reads "2 (0 0)", ± 0.00, no note
+    with pytest.raises(InputFileError, match=r"seed1/metrics\.json: holds another run than its path names: "
+                       r"seed 0 \(its path says .*seed 1\)"):
+        write_table([seed0, seed1], "techniques", tmp_path / "t.md", tmp_path / "t.csv",
+                    options={"expected_runs": expected("baseline")})
+    assert not (tmp_path / "t.md").exists()
+
+
+def test_a_run_given_twice_or_of_another_study_or_outside_the_results_layout_is_refused(tmp_path):
+    run = fake_metrics(tmp_path, "baseline", 0, 0.8, 0.9)
+    with pytest.raises(InputFileError, match="the same run as"):
+        write_table([run, run], "techniques", tmp_path / "t.md", tmp_path / "t.csv")
+    with pytest.raises(InputFileError, match="a run of study 'techniques', not of 'hybrid'"):
+        write_table([run], "hybrid", tmp_path / "t.md", tmp_path / "t.csv")
+    loose = tmp_path / "elsewhere/metrics.json"
+    loose.parent.mkdir()
+    shutil.copy(run, loose)
+    with pytest.raises(InputFileError, match=r"elsewhere/metrics\.json: not where a run's scores are"):
+        write_table([loose], "techniques", tmp_path / "t.md", tmp_path / "t.csv")
+
+
+def test_a_seed_set_other_than_the_configs_is_an_error_not_a_count_match(tmp_path):
+    paths = [fake_metrics(tmp_path, "baseline", s, 0.8, 0.9) for s in (0, 2)]   # two seeds, as configured
+    with pytest.raises(InputFileError, match=r"seed2/metrics\.json: seed 2 is not one of the config's seeds "
+                       r"\[0, 1\] for toy/m/baseline"):
+        write_table(paths, "techniques", tmp_path / "t.md", tmp_path / "t.csv",
+                    options={"expected_runs": expected("baseline")})
+    other = fake_metrics(tmp_path, "other", 0, 0.8, 0.9)
+    with pytest.raises(InputFileError, match="toy/m/other is not a row the config asks for"):
+        write_table([other], "techniques", tmp_path / "t.md", tmp_path / "t.csv",
+                    options={"expected_runs": expected("baseline")})
+
+
+@pytest.mark.parametrize("key, value, where", [
+    ("final_acc", 97.5, "final_acc = 97.5"),
+    ("best_acc", -0.1, "best_acc = -0.1"),
+    ("final_acc_per_class", [0.5, 12.0], r"final_acc_per_class\[1\] = 12.0"),
+    ("test_at_best_val_acc", float("inf"), "test_at_best_val_acc = inf"),
+    ("probe", {"weight_decay": 5.0, "test_acc": 0.5, "val_acc_per_weight_decay": {"1e-06": 80.0}},
+     r"probe\.val_acc_per_weight_decay\.1e-06 = 80.0"),
+    ("probe_per_epoch", {"1": 0.4, "2": 55.0}, r"probe_per_epoch\.2 = 55.0"),
+    ("final_acc", "0.9", "final_acc is '0.9', not a number"),
+])
+def test_an_accuracy_outside_0_1_is_refused_naming_file_and_key(tmp_path, key, value, where):
+    path = fake_metrics(tmp_path, "baseline", 0, 0.8, 0.9)
+    m = json.loads(path.read_text())
+    path.write_text(json.dumps({**m, key: value}))   # today: 97.5 renders as 4912.78 ± 6840.87
+    with pytest.raises(InputFileError, match=rf"baseline/seed0/metrics\.json: {where}"):
+        write_table([path], "techniques", tmp_path / "t.md", tmp_path / "t.csv")
+
+
+def test_an_accuracy_in_the_history_outside_0_1_is_refused_naming_file_epoch_and_key(tmp_path):
+    path = fake_metrics(tmp_path, "baseline", 0, 0.8, 0.9)
+    (path.parent / "history.jsonl").write_text(
+        json.dumps({"epoch": 1, "eval_acc": 0.5, "self_labeling/pseudo_label_acc": None}) + "\n"
+        + json.dumps({"epoch": 2, "eval_acc": 80.0}) + "\n")
+    with pytest.raises(InputFileError, match=r"seed0/history\.jsonl: epoch 2: eval_acc = 80.0 is outside \[0, 1\]"):
+        write_table([path], "techniques", tmp_path / "t.md", tmp_path / "t.csv", options={"at_epochs": [2]})
+
+
+def test_nan_accuracies_of_a_diverged_run_and_settings_named_like_accuracies_pass(tmp_path):
+    path = fake_metrics(tmp_path, "baseline", 0, 0.8, 0.9)
+    m = json.loads(path.read_text())
+    path.write_text(json.dumps({**m, "final_acc_per_class": [0.9, float("nan")],
+                                "run": {"methods": {"x": {"min_acc": 50}}}}))
+    summary = write_table([path], "techniques", tmp_path / "t.md", tmp_path / "t.csv")
+    assert summary.final_acc_mean.tolist() == [0.8]
+
+
+def test_a_table_is_stale_when_its_runs_differ_from_the_configs_or_one_was_deleted(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)   # the workflow's paths are relative to its working directory
+    paths = [fake_metrics(tmp_path, v, s, 0.8, 0.9).relative_to(tmp_path) for v in ("a", "b") for s in (0, 1)]
+    csv = tmp_path / "t.csv"
+    write_table(paths, "techniques", tmp_path / "t.md", csv)
+    assert not table_is_stale(csv, [str(p) for p in paths])
+    assert table_is_stale(csv, [str(p) for p in paths[:3]])   # a seed or a variant less in the config
+    assert table_is_stale(csv, [str(p) for p in paths] + ["results/techniques/toy/m/c/seed0/metrics.json"])
+    assert not table_is_stale(tmp_path / "never_written.csv", [str(p) for p in paths])
+    marker = tmp_path / "logs/table/techniques.rebuild"
+    assert rebuild_marker(csv, [str(p) for p in paths], marker) == str(marker)
+    assert marker.stat().st_mtime_ns == 0                           # never newer than the table
+    shutil.rmtree(paths[1].parent)                                  # a deleted run folder
+    rebuild_marker(csv, [str(p) for p in paths], marker)
+    assert marker.stat().st_mtime_ns > csv.stat().st_mtime_ns      # newer: Snakemake reruns the table
+    os.utime(marker, (0, 0))
+    csv.write_text("dataset,model\ntoy,m\n")                       # no seed_list: not a table we can trust
+    assert table_is_stale(csv, [str(p) for p in paths if p.exists()])

@@ -185,10 +185,14 @@ def get_all_tables_and_figures(wildcards):
 
 
 def get_report_options(wildcards):
+    # The study's report section, and every run its table must hold (each coreset stage has its own seeds).
     spec = config["studies"][wildcards.study]
-    return to_json(
-        {**(spec.get("report") or {}), "expected_seeds": spec.get("seeds", [])}
-    )
+    runs = [
+        [run["dataset"], run["model"], run["variant"], run["seed"]]
+        for run in RUNS
+        if run["study"] == wildcards.study
+    ]
+    return to_json({**(spec.get("report") or {}), "expected_runs": runs})
 
 
 def train_resources(wildcards):

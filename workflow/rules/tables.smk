@@ -1,7 +1,20 @@
+# A table is rebuilt whenever the runs it should hold change, judged from its own CSV (which
+# lists them) rather than from .snakemake/metadata, which a fresh checkout or a DVC restore
+# lacks: a seed or variant added or removed, another config, or a run folder deleted (Snakemake
+# alone keeps a table newer than every run file still there). Its input `rebuild` is a marker
+# file that report.table.rebuild_marker dates newer than the table exactly then.
+from curriculum_bench.report.table import rebuild_marker  # noqa: E402
+
+
 rule study_table:
     input:
         metrics=get_study_metrics,
         reported=REPORTED,
+        rebuild=lambda w: rebuild_marker(
+            f"paper_tables/{w.study}.csv",
+            get_study_metrics(w),
+            f"logs/table/{w.study}.rebuild",
+        ),
     output:
         md="paper_tables/{study}.md",
         csv="paper_tables/{study}.csv",
@@ -29,7 +42,9 @@ rule study_table:
 rule study_figure:
     input:
         # metrics.json marks a finished run; its folder holds history.jsonl and artifacts.
-        get_study_metrics,
+        metrics=get_study_metrics,
+        # Drawn after the table has checked the runs, and again whenever it is rebuilt.
+        table="paper_tables/{study}.csv",
     output:
         png=report(
             "paper_tables/figures/{study}/{figure}.png",
@@ -46,7 +61,7 @@ rule study_figure:
     threads: 1
     shell:
         "python -m curriculum_bench figure --study {wildcards.study} --name {wildcards.figure}"
-        " --out {output.png} {input} > {log} 2>&1"
+        " --out {output.png} {input.metrics} > {log} 2>&1"
 
 
 rule paper_index:

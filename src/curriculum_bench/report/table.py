@@ -1,19 +1,60 @@
 """Study tables from finished runs: mean ± std over seeds, with the split and the cost.
 
-Reads only `metrics.json` files, which the engine writes last, so a killed or half-written
-run never reaches a table. Markdown (tabulate) and CSV come from the same summary frame.
+Reads only `metrics.json` files (or a contrastive run's `probe_metrics.json`), which are
+written last, so a killed or half-written run never reaches a table. Markdown (tabulate) and
+CSV come from the same summary frame.
+
+Each file is checked before it counts (an error names the file): the run it holds is the one
+its path names (results/{study}/{dataset}/{model}/{variant}/seed{seed}/), of this study, given
+once, and one the config asks for (`expected_runs`, set by the workflow); every accuracy it or
+its history.jsonl holds is a fraction in [0, 1]. The CSV's dataset, model, variant and
+seed_list columns are the runs the table holds: `rebuild_marker` compares them, and the run
+files' existence, with what the config asks for, so the workflow rebuilds a table whenever
+that set changes, without relying on Snakemake's .snakemake/metadata.
 """
 from __future__ import annotations
 
-import json
+import csv
 import math
+import os
+import re
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
+from ..config import METRICS, PROBE_METRICS, RUN_DIR
+from ..errors import InputFileError, read_json_file, read_json_lines
+
 KEYS = ["dataset", "model", "variant"]
+RUN_FIELDS = ("study", "dataset", "model", "variant", "seed")
+RUN_FILES = (Path(METRICS).name, Path(PROBE_METRICS).name)
+# The keys a row is made of; a run file without one of them is refused, naming the key.
+METRICS_KEYS = (*RUN_FIELDS, "final_acc", "best_acc", "best_epoch", "final_epoch", "eval_split", "num_train",
+                "num_eval", "wall_s", "train_images_per_s", "peak_mem_mb", "device_name", "dataset_source")
+RERUN = "delete the run's folder and rerun snakemake, which retrains it and rebuilds the table"
+
+
+def _run_path_pattern() -> re.Pattern:
+    """RUN_DIR + "/<file>" as a regex with one group per field, matched at the end of a path."""
+    pieces = re.split(r"\{(\w+)\}", RUN_DIR)
+    body = "".join(re.escape(piece) if i % 2 == 0 else (r"(?P<seed>\d+)" if piece == "seed" else f"(?P<{piece}>[^/]+)")
+                   for i, piece in enumerate(pieces))
+    return re.compile(f"(?:^|/){body}/(?P<file>[^/]+)$")
+
+
+RUN_PATH = _run_path_pattern()
+
+
+def run_of_path(path: Path | str) -> dict | None:
+    """study, dataset, model, variant, seed (int) and file name that a run file's path names; None if none."""
+    match = RUN_PATH.search(Path(path).as_posix())
+    if match is None:
+        return None
+    return {**match.groupdict(), "seed": int(match["seed"])}
 REPORTED_FIELDS = {"dataset", "model", "variant", "acc", "source", "note"}
 
 
@@ -73,13 +114,97 @@ class TableOptions:
     per_class: tuple[int, ...] = ()   # final accuracy of these classes (weighted sampling: 0)
     at_epochs: tuple[int, ...] = ()   # test accuracy at these epochs (DP reports epoch 84)
     baseline: str = "baseline"        # the variant the Δ column compares against
-    expected_seeds: tuple[int, ...] = ()  # the config's seeds (set by the workflow): fewer is flagged
+    # Every run the config asks for, as [dataset, model, variant, seed] (set by the workflow):
+    # a run outside it is an error, one missing from the runs given is flagged in `notes`.
+    expected_runs: tuple[tuple[str, str, str, int], ...] = ()
+
+    def __post_init__(self):
+        runs = tuple(tuple(run) for run in self.expected_runs)
+        bad = [run for run in runs if len(run) != 4 or not isinstance(run[3], int) or isinstance(run[3], bool)]
+        if bad:
+            raise ValueError(f"expected_runs: {list(bad[0])} is not [dataset, model, variant, seed]")
+        object.__setattr__(self, "expected_runs", runs)
+
+    def expected_seeds(self) -> dict[tuple[str, str, str], list[int]]:
+        """Per (dataset, model, variant) row, the seeds the config asks for, in config order."""
+        rows: dict[tuple[str, str, str], list[int]] = {}
+        for dataset, model, variant, seed in self.expected_runs:
+            rows.setdefault((dataset, model, variant), []).append(seed)
+        return rows
+
+
+# An accuracy's key: `acc` a word of it (final_acc, eval_acc_per_class, probe.val_acc_per_weight_decay,
+# self_labeling/pseudo_label_acc), or a map of epoch -> accuracy.
+ACCURACY_KEY = re.compile(r"(?:^|[_/])acc(?:_|$)")
+ACCURACY_MAPS = {"probe_per_epoch"}
+# Settings and provenance a run file carries: not measurements.
+NOT_MEASURED = {"run", "train_config", "probe_config", "dataset_source", "versions", "speed", "inputs"}
+
+
+def accuracies(record: dict) -> Iterator[tuple[str, object]]:
+    """(key, value) of every accuracy in a metrics record or history line; nested keys dotted, list items [i]."""
+    def walk(name: str, value, is_accuracy: bool):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                yield from walk(f"{name}.{key}", item, is_accuracy or bool(ACCURACY_KEY.search(str(key))))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                yield from walk(f"{name}[{i}]", item, is_accuracy)
+        elif is_accuracy:
+            yield name, value
+
+    for key, value in record.items():
+        if key not in NOT_MEASURED:
+            yield from walk(key, value, bool(ACCURACY_KEY.search(key)) or key in ACCURACY_MAPS)
+
+
+def check_accuracies(path: Path, record: dict, where: str = "") -> None:
+    """Every accuracy a fraction in [0, 1] (NaN: a diverged run, flagged; None: not measured), else an error
+    naming the file and key. final_acc and best_acc must be numbers."""
+    for key, value in accuracies(record):
+        if value is None and key not in ("final_acc", "best_acc"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputFileError(path, f"{where}{key} is {value!r}, not a number (an accuracy in [0, 1])", RERUN)
+        if not math.isnan(value) and not 0 <= value <= 1:
+            raise InputFileError(path, f"{where}{key} = {value!r} is outside [0, 1]: accuracies are fractions "
+                                 "(0.975, not 97.5)", RERUN)
+
+
+def check_identity(path: Path, m: dict, study: str | None) -> None:
+    """The run in the file is the one its path names, of this study."""
+    named = run_of_path(path)
+    if named is None or named["file"] not in RUN_FILES:
+        raise InputFileError(path, f"not where a run's scores are: tables read {RUN_DIR}/{RUN_FILES[0]} "
+                             f"(or {RUN_FILES[1]})", "pass the run files the workflow writes")
+    differ = [f"{key} {m[key]!r}" for key in RUN_FIELDS
+              if m[key] != named[key] or (key == "seed" and isinstance(m[key], bool))]
+    if differ:
+        raise InputFileError(path, f"holds another run than its path names: {', '.join(differ)} (its path says "
+                             f"{', '.join(f'{k} {named[k]!r}' for k in RUN_FIELDS)})", RERUN)
+    if study is not None and m["study"] != study:
+        raise InputFileError(path, f"a run of study {m['study']!r}, not of {study!r}",
+                             "pass only the study's own runs")
 
 
 def read_history(run_dir: Path) -> list[dict]:
     """The run's per-epoch records; [] when it has none (a probe's score, hand-made metrics)."""
     path = run_dir / "history.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    if not path.exists():
+        return []
+    history = read_json_lines(path, "the run's per-epoch history")
+    for record in history:
+        check_accuracies(path, record, f"epoch {record.get('epoch', '?')}: ")
+    return history
+
+
+def read_run(path: Path, study: str | None = None) -> tuple[dict, list[dict]]:
+    """A run file's metrics and its folder's history, checked: identity against the path, accuracies in [0, 1]."""
+    path = Path(path)
+    m = read_json_file(path, "a run's metrics", METRICS_KEYS)
+    check_identity(path, m, study)
+    check_accuracies(path, m)
+    return m, read_history(path.parent)
 
 
 def extra_accuracies(m: dict, history: list[dict], options: TableOptions) -> dict:
@@ -101,11 +226,30 @@ def diverged(m: dict, history: list[dict]) -> bool:
     return any(loss is None or not math.isfinite(loss) for loss in losses)
 
 
-def load_runs(metrics_paths: list[Path], options: TableOptions = TableOptions()) -> pd.DataFrame:
-    rows = []
+def check_expected(path: Path, m: dict, options: TableOptions) -> None:
+    """A run the config asks for (when the options say which): a seed set {0, 2} is not {0, 1}."""
+    if not options.expected_runs:
+        return
+    row = (m["dataset"], m["model"], m["variant"])
+    if (*row, m["seed"]) in options.expected_runs:
+        return
+    seeds = options.expected_seeds().get(row)
+    raise InputFileError(path, f"seed {m['seed']} is not one of the config's seeds {seeds} for {'/'.join(row)}"
+                         if seeds else f"{'/'.join(row)} is not a row the config asks for",
+                         "tabulate only the runs the config asks for")
+
+
+def load_runs(metrics_paths: list[Path], options: TableOptions = TableOptions(),
+              study: str | None = None) -> pd.DataFrame:
+    rows, seen = [], {}
     for path in metrics_paths:
-        m = json.loads(Path(path).read_text())
-        history = read_history(Path(path).parent)
+        m, history = read_run(path, study)
+        run = tuple(m[k] for k in (*KEYS, "seed"))
+        if run in seen:
+            raise InputFileError(path, f"the same run as {seen[run]} (each run is tabulated once)",
+                                 "pass each run file once")
+        seen[run] = path
+        check_expected(path, m, options)
         rows.append({**{k: m[k] for k in ("study", *KEYS, "seed", "final_acc", "best_acc",
                                           "best_epoch", "final_epoch", "eval_split", "num_train",
                                           "num_eval", "wall_s", "train_images_per_s",
@@ -165,15 +309,26 @@ def extra_columns(summary: pd.DataFrame) -> dict[str, list[str]]:
             for col in summary.columns if col.startswith("acc_") and col.endswith("_mean")}
 
 
+def missing_seeds(summary: pd.DataFrame, options: TableOptions) -> list[list[int]]:
+    """Per summary row, the seeds the config asks for that have no run here."""
+    expected = options.expected_seeds()
+    return [[s for s in expected.get((d, m, v), []) if s not in {int(x) for x in str(seed_list).split()}]
+            for d, m, v, seed_list in zip(summary.dataset, summary.model, summary.variant, summary.seed_list)]
+
+
+def missing_rows(summary: pd.DataFrame, options: TableOptions) -> list[str]:
+    """The config's rows with no run at all (they would otherwise just be absent)."""
+    have = set(zip(summary.dataset, summary.model, summary.variant))
+    return ["/".join(row) for row in options.expected_seeds() if row not in have]
+
+
 def row_notes(summary: pd.DataFrame, options: TableOptions) -> list[str]:
     """What a reader must know about a row: missing seeds, diverged runs."""
     notes = []
-    for seeds, seed_list, diverged_runs in zip(summary.seeds, summary.seed_list, summary.diverged_runs):
+    for seeds, missing, diverged_runs in zip(summary.seeds, missing_seeds(summary, options), summary.diverged_runs):
         note = []
-        if options.expected_seeds and seeds < len(options.expected_seeds):
-            have = {int(s) for s in seed_list.split()}
-            missing = [s for s in options.expected_seeds if s not in have]
-            note.append(f"{seeds} of {len(options.expected_seeds)} seeds (missing {' '.join(map(str, missing))})")
+        if missing:
+            note.append(f"{seeds} of {seeds + len(missing)} seeds (missing {' '.join(map(str, missing))})")
         if diverged_runs:
             note.append(f"{int(diverged_runs)} run(s) diverged (non-finite loss)")
         notes.append("; ".join(note))
@@ -182,7 +337,7 @@ def row_notes(summary: pd.DataFrame, options: TableOptions) -> list[str]:
 
 def display_frame(summary: pd.DataFrame, reported: list[dict], options: TableOptions) -> pd.DataFrame:
     """The table as a reader sees it: formatted strings, one column per fact."""
-    deltas = summary["delta_to_baseline_pp"] if "delta_to_baseline_pp" in summary else None
+    deltas = summary.get("delta_to_baseline_pp")
     notes = row_notes(summary, options)
     return pd.DataFrame({
         "dataset": summary["dataset"],
@@ -221,9 +376,12 @@ INTRO = ("Measured here. Accuracy in % on the named split, mean ± sample std ov
 
 def caveats(summary: pd.DataFrame, options: TableOptions) -> list[str]:
     lines = []
-    if options.expected_seeds and (summary.seeds < len(options.expected_seeds)).any():
-        lines.append(f"**Fewer seeds than configured ({len(options.expected_seeds)}) in some rows**: "
+    if any(missing_seeds(summary, options)):
+        lines.append("**Fewer seeds than configured in some rows**: "
                      "their mean and std are over the finished runs only (see `notes`).")
+    absent = missing_rows(summary, options)
+    if absent:
+        lines.append(f"**No finished run for {len(absent)} configured row(s)**, not in the table: {', '.join(absent)}.")
     if summary.diverged_runs.any():
         lines.append("**Some runs diverged** (non-finite training loss); they are included in the "
                      "means with the accuracy they reached, and flagged in `notes`.")
@@ -266,7 +424,7 @@ def write_table(metrics_paths: list[Path], study: str, out_md: Path, out_csv: Pa
     table_options = config_from_dict(TableOptions, {k: tuple(v) if isinstance(v, list) else v
                                                     for k, v in (options or {}).items()},
                                      where=f"studies.{study}.report")
-    runs = load_runs(metrics_paths, table_options)
+    runs = load_runs(metrics_paths, table_options, study)
     summary = summarize(runs)
     summary["delta_to_baseline_pp"] = delta_to_baseline(summary, table_options.baseline)
     reported = load_reported(reported_path, study)
@@ -278,3 +436,47 @@ def write_table(metrics_paths: list[Path], study: str, out_md: Path, out_csv: Pa
     summary.to_csv(out_csv, index=False)
     print(f"{study}: {len(runs)} runs -> {len(summary)} rows in {out_md}, {out_csv}", flush=True)
     return summary
+
+
+def tabulated_runs(csv_path: Path) -> set[tuple[str, str, str, int]] | None:
+    """The runs a written table holds, from its CSV's dataset, model, variant and seed_list; None if unreadable."""
+    try:
+        with open(csv_path, newline="") as f:
+            return {(row["dataset"], row["model"], row["variant"], int(seed))
+                    for row in csv.DictReader(f) for seed in row["seed_list"].split()}
+    except (OSError, KeyError, ValueError, AttributeError):  # AttributeError: a row shorter than the header
+        return None
+
+
+def table_is_stale(csv_path: Path, run_files: list[str]) -> bool:
+    """A written table whose runs are not exactly `run_files` (the config's), or one of those files is gone.
+
+    Snakemake alone misses both: a table newer than every run file that exists counts as up to date, and
+    the list of its inputs is compared only through .snakemake/metadata (absent after a fresh checkout
+    or a DVC restore). A table not written yet is not stale: it is built anyway.
+    """
+    if not Path(csv_path).exists():
+        return False
+    if not all(Path(f).exists() for f in run_files):
+        return True
+    named = [run_of_path(f) for f in run_files]
+    expected = {(r["dataset"], r["model"], r["variant"], r["seed"]) for r in named if r is not None}
+    return tabulated_runs(csv_path) != expected
+
+
+def rebuild_marker(csv_path: Path, run_files: list[str], marker: Path) -> str:
+    """The workflow's table input that forces a rebuild: `marker`, made newer than the table's CSV when the
+    table is stale, else dated 1970 (so it never triggers one, whatever touched it before); returned as a str.
+
+    Snakemake reruns a job for an input newer than its outputs, and only so (it does not remake a missing
+    intermediate file for an up-to-date table), so the marker must exist and be dated now. It is always an
+    input, so the list of inputs Snakemake records does not change from one invocation to the next.
+    """
+    marker = Path(marker)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    stamp = 0
+    if table_is_stale(csv_path, run_files):
+        stamp = max(time.time_ns(), Path(csv_path).stat().st_mtime_ns + 1_000_000_000)
+    os.utime(marker, ns=(stamp, stamp))
+    return str(marker)
