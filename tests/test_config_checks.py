@@ -185,6 +185,16 @@ def test_report_baseline_that_is_no_variant_is_refused(tiny):
     check_config_values(tiny)
 
 
+def test_report_controls_must_name_variants_on_both_sides(tiny):
+    tiny["studies"]["techniques"]["report"] = {"controls": {"weighted_sampling": "uniform"}}
+    refused(tiny, "studies.techniques.report.controls.weighted_sampling: 'uniform' is not a variant of study "
+                  "techniques")
+    tiny["studies"]["techniques"]["report"] = {"controls": {"weighted": "baseline"}}
+    refused(tiny, "studies.techniques.report.controls: 'weighted' is not a variant of study techniques")
+    tiny["studies"]["techniques"]["report"] = {"controls": {"weighted_sampling": "baseline"}}
+    check_config_values(tiny)
+
+
 # 5. report.per_class names classes the datasets have -------------------------------------------
 
 def test_report_per_class_beyond_the_datasets_classes_is_refused(tiny):

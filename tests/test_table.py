@@ -78,11 +78,33 @@ def test_report_options_add_per_class_epoch_and_delta_columns(tmp_path):
     assert summary["acc_class 0_mean"].tolist() == [0.9, 0.4]
     assert summary["acc_epoch 1_mean"].tolist() == [0.5, 0.6]
     assert summary["acc_epoch 5_mean"].isna().all()  # runs shorter than epoch 5: marked, not dropped
-    assert summary["delta_to_baseline_pp"].tolist()[1] == pytest.approx(5.0)
+    assert summary["delta_baseline_pp"].tolist()[1] == pytest.approx(5.0)
     md = (tmp_path / "t.md").read_text()
-    assert "class 0 acc (%)" in md and "epoch 1 acc (%)" in md and "Δ final vs baseline (pp)" in md
+    assert "class 0 acc (%)" in md and "epoch 1 acc (%)" in md and "Δ final acc vs baseline (pp, 95 % CI)" in md
     ws_row = next(line for line in md.splitlines() if "| ws " in line)
-    assert "+5.00" in ws_row and "40.00" in ws_row and "60.00" in ws_row
+    assert "+5.00 (1 seed: no interval)" in ws_row and "40.00" in ws_row and "60.00" in ws_row
+
+
+def test_delta_is_paired_by_seed_with_a_student_t_interval_and_a_marker(tmp_path):
+    # baseline 0.70 0.71 0.75, curriculum 0.80 0.82 0.84: differences 10, 11, 9 pp
+    paths = [fake_metrics(tmp_path, v, s, acc, acc) for v, accs in
+             (("baseline", [0.70, 0.71, 0.75]), ("curriculum", [0.80, 0.82, 0.84]),
+              ("noise", [0.75, 0.66, 0.76]), ("control", [0.70, 0.71]))
+             for s, acc in enumerate(accs)]
+    summary = write_table(paths, "techniques", tmp_path / "t.md", tmp_path / "t.csv",
+                          options={"controls": {"curriculum": "control"}})
+    row = summary.set_index("variant").loc["curriculum"]
+    half = 4.302653 * 1.0 / 3 ** 0.5  # t(0.975, 2) * sd 1 pp / sqrt(3)
+    assert (row.delta_baseline_pp, row.delta_baseline_low_pp, row.delta_baseline_high_pp) == \
+        pytest.approx((10.0, 10.0 - half, 10.0 + half), abs=1e-4)
+    md = (tmp_path / "t.md").read_text()
+    line = next(line for line in md.splitlines() if "| curriculum " in line)
+    assert f"+10.00 [{10 - half:+.2f}, {10 + half:+.2f}] *" in line
+    noise = next(line for line in md.splitlines() if "| noise " in line)
+    assert "*" not in noise.split("|")[5]  # differences +5, -5, +1: the interval holds zero
+    # the control ran seeds 0 and 1 only: paired over those two, and said so
+    assert row.delta_control_n == 2 and row.delta_control_pp == pytest.approx(10.5)
+    assert "(n=2)" in line and "| control " in md and "Student-t" in md
 
 
 def test_unknown_report_option_is_named(tmp_path):

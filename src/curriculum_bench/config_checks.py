@@ -293,11 +293,14 @@ def study_variants(config: dict, study: str, spec: dict) -> list[str]:
 def check_report(config: dict, study: str, spec: dict) -> None:
     report = spec.get("report") or {}
     path = f"studies.{study}.report"
-    if "baseline" in report:
-        variants = study_variants(config, study, spec)
-        if report["baseline"] not in variants:
-            raise ConfigError(f"{path}.baseline: {report['baseline']!r} is not a variant of study {study}; "
-                              f"expected one of {variants}")
+    variants = study_variants(config, study, spec)
+    if "baseline" in report and report["baseline"] not in variants:
+        raise ConfigError(f"{path}.baseline: {report['baseline']!r} is not a variant of study {study}; "
+                          f"expected one of {variants}")
+    for curriculum, control in (report.get("controls") or {}).items():
+        for key, name in ((f"{path}.controls", curriculum), (f"{path}.controls.{curriculum}", control)):
+            if name not in variants:
+                raise ConfigError(f"{key}: {name!r} is not a variant of study {study}; expected one of {variants}")
     for dataset in spec["datasets"]:
         classes = dataset_facts(config, dataset).classes
         if classes is None:

@@ -20,7 +20,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -28,6 +28,7 @@ import yaml
 
 from ..config import METRICS, PROBE_METRICS, RUN_DIR
 from ..errors import InputFileError, read_json_file, read_json_lines
+from .stats import PairedDifference, paired_difference
 
 KEYS = ["dataset", "model", "variant"]
 RUN_FIELDS = ("study", "dataset", "model", "variant", "seed")
@@ -114,6 +115,8 @@ class TableOptions:
     per_class: tuple[int, ...] = ()   # final accuracy of these classes (weighted sampling: 0)
     at_epochs: tuple[int, ...] = ()   # test accuracy at these epochs (DP reports epoch 84)
     baseline: str = "baseline"        # the variant the Δ column compares against
+    # curriculum variant -> its random control (random order, random subset): a second Δ column
+    controls: dict = field(default_factory=dict)
     # Every run the config asks for, as [dataset, model, variant, seed] (set by the workflow):
     # a run outside it is an error, one missing from the runs given is flagged in `notes`.
     expected_runs: tuple[tuple[str, str, str, int], ...] = ()
@@ -290,12 +293,62 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     return summary
 
 
-def delta_to_baseline(summary: pd.DataFrame, baseline: str) -> list[float]:
-    """Final accuracy minus the baseline variant's, same dataset and model (percentage points)."""
-    base = {(d, m): acc for d, m, v, acc in zip(summary.dataset, summary.model, summary.variant,
-                                                summary.final_acc_mean) if v == baseline}
-    return [100 * (acc - base[(d, m)]) if (d, m) in base and v != baseline else float("nan")
-            for d, m, v, acc in zip(summary.dataset, summary.model, summary.variant, summary.final_acc_mean)]
+def headline_accuracy(runs: pd.DataFrame) -> tuple[pd.Series, str]:
+    """The accuracy a row is compared on: at the best-val epoch where every run holds out a
+    validation split (the protocol of those studies), else the final one."""
+    if runs["test_at_best_val_acc"].notna().all():
+        return runs["test_at_best_val_acc"], "acc at best-val epoch"
+    return runs["final_acc"], "final acc"
+
+
+def paired_deltas(runs: pd.DataFrame, summary: pd.DataFrame, reference_of) -> list[PairedDifference | None]:
+    """Per summary row, its paired difference from the row `reference_of(variant)` names (same
+    dataset and model), over the seeds both ran; None where there is no such row."""
+    accuracy, _ = headline_accuracy(runs)
+    per_seed: dict[tuple[str, str, str], dict[int, float]] = {}
+    for key, seed, acc in zip(zip(runs.dataset, runs.model, runs.variant), runs.seed, accuracy):
+        per_seed.setdefault(key, {})[int(seed)] = float(acc)
+    deltas = []
+    for dataset, model, variant in zip(summary.dataset, summary.model, summary.variant):
+        reference = reference_of(variant)
+        if reference is None or reference == variant or (dataset, model, reference) not in per_seed:
+            deltas.append(None)
+            continue
+        deltas.append(paired_difference(per_seed[(dataset, model, variant)], per_seed[(dataset, model, reference)]))
+    return deltas
+
+
+def add_deltas(summary: pd.DataFrame, name: str, deltas: list[PairedDifference | None]) -> None:
+    """Columns `<name>_pp`, `_low_pp`, `_high_pp`, `_n` (percentage points) for the CSV and the display."""
+    summary[f"{name}_pp"] = [100 * d.mean if d else math.nan for d in deltas]
+    summary[f"{name}_low_pp"] = [100 * d.low if d else math.nan for d in deltas]
+    summary[f"{name}_high_pp"] = [100 * d.high if d else math.nan for d in deltas]
+    summary[f"{name}_n"] = [d.n if d else 0 for d in deltas]
+
+
+def delta_cell(mean: float, low: float, high: float, n: int, seeds: int) -> str:
+    """"+3.20 [+1.10, +5.30] *": the mean paired difference, its 95 % interval, * where it excludes 0."""
+    if math.isnan(mean):
+        return "—"
+    if math.isnan(low):
+        text = f"{mean:+.2f} (1 seed: no interval)"
+    else:
+        text = f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]" + (" *" if low > 0 or high < 0 else "")
+    return text + (f" (n={n})" if n < seeds and not math.isnan(low) else "")
+
+
+def delta_columns(summary: pd.DataFrame, options: TableOptions, metric: str) -> dict[str, list[str]]:
+    columns = {}
+    for name, title in (("delta_baseline", f"Δ {metric} vs {options.baseline} (pp, 95 % CI)"),
+                        ("delta_control", f"Δ {metric} vs random control (pp, 95 % CI)")):
+        if f"{name}_pp" not in summary or not summary[f"{name}_pp"].notna().any():
+            continue
+        columns[title] = [delta_cell(m, lo, hi, n, seeds) for m, lo, hi, n, seeds in zip(
+            summary[f"{name}_pp"], summary[f"{name}_low_pp"], summary[f"{name}_high_pp"], summary[f"{name}_n"],
+            summary["seeds"])]
+        if name == "delta_control":
+            columns["random control"] = [options.controls.get(v, "") for v in summary["variant"]]
+    return columns
 
 
 def mean_std_percent(mean: float, std: float) -> str:
@@ -337,7 +390,6 @@ def row_notes(summary: pd.DataFrame, options: TableOptions) -> list[str]:
 
 def display_frame(summary: pd.DataFrame, reported: list[dict], options: TableOptions) -> pd.DataFrame:
     """The table as a reader sees it: formatted strings, one column per fact."""
-    deltas = summary.get("delta_to_baseline_pp")
     notes = row_notes(summary, options)
     return pd.DataFrame({
         "dataset": summary["dataset"],
@@ -351,8 +403,7 @@ def display_frame(summary: pd.DataFrame, reported: list[dict], options: TableOpt
             "—" if pd.isna(m) else mean_std_percent(m, s)
             for m, s in zip(summary.test_at_best_val_mean, summary.test_at_best_val_std)]}
            if summary.test_at_best_val_mean.notna().any() else {}),
-        **({f"Δ final vs {options.baseline} (pp)": ["—" if pd.isna(d) else f"{d:+.2f}" for d in deltas]}
-           if deltas is not None and deltas.notna().any() else {}),
+        **delta_columns(summary, options, summary.attrs.get("delta_metric", "final acc")),
         **extra_columns(summary),
         **({"reported acc (%)": reported_for(summary, reported)} if reported else {}),
         "split": [f"{s} (n={n})" for s, n in zip(summary.split, summary.num_eval)],
@@ -371,7 +422,12 @@ INTRO = ("Measured here. Accuracy in % on the named split, mean ± sample std ov
          "original repositories report it; omitted where every row's equals its final one, as "
          "for a linear-probe score); `at best-val epoch`, where a run holds out a "
          "validation split, is the accuracy at the epoch chosen on that split. Cost columns "
-         "are means per run (peak MB: max).")
+         "are means per run (peak MB: max). Δ columns: the paired difference from the baseline "
+         "(or from the row's random control) over the seeds both rows ran (a seed shares the "
+         "initialisation and, where the method allows, the data order), in percentage points: "
+         "mean [95 % Student-t interval over seeds]; * marks an interval that excludes zero, "
+         "(n=k) a row paired over fewer seeds than it has. Without * the table does not "
+         "support a difference.")
 
 
 def caveats(summary: pd.DataFrame, options: TableOptions) -> list[str]:
@@ -426,7 +482,9 @@ def write_table(metrics_paths: list[Path], study: str, out_md: Path, out_csv: Pa
                                      where=f"studies.{study}.report")
     runs = load_runs(metrics_paths, table_options, study)
     summary = summarize(runs)
-    summary["delta_to_baseline_pp"] = delta_to_baseline(summary, table_options.baseline)
+    summary.attrs["delta_metric"] = headline_accuracy(runs)[1]
+    add_deltas(summary, "delta_baseline", paired_deltas(runs, summary, lambda v: table_options.baseline))
+    add_deltas(summary, "delta_control", paired_deltas(runs, summary, table_options.controls.get))
     reported = load_reported(reported_path, study)
     summary["reported_acc"] = [float("nan") if c == "—" else float(c) for c in reported_for(summary, reported)]
     Path(out_md).parent.mkdir(parents=True, exist_ok=True)
