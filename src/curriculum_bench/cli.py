@@ -12,13 +12,66 @@ import sys
 from pathlib import Path
 
 from .config import ConfigError
+from .errors import MissingInputFile, UserError, read_json_file, read_json_lines
+
+# The keys of a resolved run config (config.resolve_run) that training reads.
+RUN_KEYS = ("study", "dataset", "model", "model_args", "variant", "methods", "seed", "train")
+# The keys of a run's metrics.json that the linear probe reads (contrastive.linear_probe.probe_run).
+PROBE_KEYS = ("run", "study", "dataset", "model", "variant", "seed", "num_train", "num_eval", "train_images_per_s",
+              "peak_mem_mb", "device_name", "dataset_source", "final_epoch", "eval_split", "final_acc", "wall_s")
+
+
+class UsageError(UserError):
+    """A command-line argument that is wrong, found once the command runs: refused as argparse refuses one."""
 
 
 def parse_json(text: str) -> dict:
+    """An argument's type: a JSON object, inline or as @file.json; anything else is refused (usage, exit 2)."""
+    where = "the argument"
     try:
-        return json.loads(Path(text[1:]).read_text() if text.startswith("@") else text)
-    except (json.JSONDecodeError, OSError) as err:
-        raise argparse.ArgumentTypeError(f"not JSON or @file.json: {err}") from None
+        if text.startswith("@"):
+            where = text[1:]
+            text = Path(where).read_text()
+        value = json.loads(text)
+    except OSError as err:
+        raise argparse.ArgumentTypeError(f"{where}: cannot read it ({err.strerror or err}); give the JSON "
+                                         "inline or @ an existing file") from None
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError
+        raise argparse.ArgumentTypeError(f"{where} is not JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"{where} is JSON but not an object {{...}}: a {type(value).__name__}")
+    return value
+
+
+def parse_run_config(text: str) -> dict:
+    run = parse_json(text)
+    missing = [key for key in RUN_KEYS if key not in run]
+    if missing:
+        raise argparse.ArgumentTypeError(f"the run config has no key {missing[0]!r} (a resolved run config, "
+                                         f"as config.resolve_run writes it, has {', '.join(RUN_KEYS)})")
+    return run
+
+
+def device_name(text: str) -> str:
+    """An argument's type: a torch device this machine has (checked before any data is loaded)."""
+    import torch
+
+    available = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count() if torch.cuda.is_available() else 0)]
+    if torch.backends.mps.is_available():
+        available.append("mps")
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device name; available here: "
+                                         f"{', '.join(available)}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text}: CUDA is not available on this machine; available: "
+                                         f"{', '.join(available)}")
+    if device.type not in ("cpu", "cuda", "mps") or (device.type == "mps" and "mps" not in available) or (
+            device.type == "cuda" and device.index is not None and f"cuda:{device.index}" not in available):
+        raise argparse.ArgumentTypeError(f"{text}: no such device on this machine; available: "
+                                         f"{', '.join(available)}")
+    return text
 
 
 def cmd_prepare(args) -> None:
@@ -52,6 +105,10 @@ def cmd_train(args) -> None:
 def cmd_probe(args) -> None:
     from .contrastive.linear_probe import probe_run
 
+    read_json_file(args.run_dir / "metrics.json", "the pretraining run's metrics", keys=PROBE_KEYS)
+    if not (args.run_dir / "final_model.pt").is_file():
+        raise MissingInputFile(args.run_dir / "final_model.pt", "no final model of the pretraining run",
+                               "rerun its training (snakemake does when its metrics.json is deleted)")
     probe_run(args.run_dir, args.data, args.out, args.probe, device=args.device)
 
 
@@ -63,8 +120,14 @@ def cmd_table(args) -> None:
 
 
 def cmd_figure(args) -> None:
-    from .report.figures import write_figure
+    from .report.figures import figure_names, write_figure
 
+    if args.name not in figure_names(args.study):
+        raise UsageError(f"argument --name: no figure {args.name!r} for study {args.study!r}; "
+                         f"have {', '.join(figure_names(args.study))}")
+    for path in args.metrics:
+        read_json_file(path, "run metrics")
+        read_json_lines(path.parent / "history.jsonl", "the run's per-epoch history")
     write_figure(args.study, args.name, args.metrics, args.out)
 
 
@@ -145,13 +208,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_derive)
 
     p = sub.add_parser("train", help="train one run; resumes from its checkpoint")
-    p.add_argument("--run-config", required=True, type=parse_json,
+    p.add_argument("--run-config", required=True, type=parse_run_config,
                    help="resolved run config as JSON or @file.json (see config.resolve_run)")
     p.add_argument("--data", required=True, type=Path, help="dataset store directory")
     p.add_argument("--out", required=True, type=Path, help="run directory (metrics.json, history.jsonl)")
     p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint file, kept outside --out")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--device", default=None, type=device_name,
+                   help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--data-placement", choices=["auto", "memory", "mmap"], default="auto",
                    help="keep splits in (GPU) memory, memory-map them, or decide by size")
     p.add_argument("--loader-workers", type=int, default=4, help="reader processes for mmap placement")
@@ -168,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="metrics file to write (the table reads it)")
     p.add_argument("--probe", type=parse_json, default=None,
                    help="JSON: weight_decays, epochs, lr, batch_size, val_fraction, seed (ETH defaults)")
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, type=device_name,
+                   help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser("table", help="tabulate a study's finished runs")
@@ -240,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(none: config/config.yaml)")
     p.add_argument("studies", nargs="*", help="only these studies (default: every study)")
     p.set_defaults(func=cmd_plan)
+
+    for command in sub.choices.values():  # a UsageError is refused with the command's usage line
+        command.set_defaults(refuse=command.error)
     return parser
 
 
@@ -247,6 +315,10 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ConfigError, KeyError, FileNotFoundError, ValueError) as err:
-        print(f"error: {err.args[0] if err.args else err}", file=sys.stderr)
+    except UsageError as err:
+        args.refuse(str(err))  # exits 2
+    except (ConfigError, UserError) as err:
+        # Only errors in what the user gave (a config value, an input file); any other exception is
+        # a bug and keeps its traceback.
+        print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

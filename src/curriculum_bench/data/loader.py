@@ -14,7 +14,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .store import load_split
+from ..errors import InputFileError
+from .store import load_split, rebuild_hint
 
 PLACEMENTS = ("auto", "memory", "mmap")
 
@@ -31,6 +32,15 @@ class ResidentSplit:
             yield idx, self.images[idx], self.labels[idx]
 
 
+def open_mapped(path: Path) -> np.ndarray:
+    """The images memory map, which load_split checked when the run started; now read again by a worker."""
+    try:
+        return np.load(path, mmap_mode="r")
+    except (OSError, ValueError, EOFError) as err:
+        raise InputFileError(path, f"cannot read the images ({err}): the file was removed, truncated or "
+                             f"replaced while training", rebuild_hint(Path(path).parent)) from None
+
+
 class _MappedBatches(torch.utils.data.Dataset):
     """Item i is the i-th batch of a fixed order, gathered from the memory map."""
 
@@ -43,7 +53,7 @@ class _MappedBatches(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self.images is None:
-            self.images = np.load(self.path, mmap_mode="r")
+            self.images = open_mapped(self.path)
         idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
         # Reading rows in sorted order is kinder to the disk; put them back in batch order.
         rows = np.argsort(idx, kind="stable")
@@ -59,6 +69,7 @@ class MappedSplit:
         self.device, self.workers = device, workers
 
     def batches(self, order: torch.Tensor, batch_size: int) -> Iterator[tuple[torch.Tensor, ...]]:
+        open_mapped(self.images_path)  # a file gone or cut short is named here, not in a worker's traceback
         dataset = _MappedBatches(self.images_path, order.cpu().numpy(), batch_size)
         loader = torch.utils.data.DataLoader(
             dataset, batch_size=None, shuffle=False, num_workers=self.workers,

@@ -21,7 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputFileError, MissingInputFile
+
 MANIFEST = "manifest.json"
+# What every manifest holds (StoreWriter.commit writes it); read_manifest refuses one without.
+MANIFEST_KEYS = {"classes": list, "splits": dict, "image_shape": list, "source": dict, "arrays": dict}
 HASH_CHUNK_BYTES = 64 * 2**20
 
 
@@ -42,12 +46,17 @@ def sha256(array: np.ndarray) -> str:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `path` whole or not at all: a failure (a full disk) removes the `.tmp` and re-raises."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class StoreWriter:
@@ -132,28 +141,59 @@ def write_store(out_dir: Path, splits: dict[str, Split], classes: list[str], sou
         return writer.commit(classes, source)
 
 
+def rebuild_hint(store_dir: Path) -> str:
+    return (f"delete the store folder {store_dir} and prepare it again (rerun snakemake, or "
+            "`python -m curriculum_bench prepare` / `derive`)")
+
+
 def read_manifest(store_dir: Path) -> dict:
-    path = Path(store_dir) / MANIFEST
+    store_dir = Path(store_dir)
+    path = store_dir / MANIFEST
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no dataset manifest; run `python -m curriculum_bench prepare` first")
-    return json.loads(path.read_text())
+        raise MissingInputFile(path, "no dataset manifest",
+                               "run `python -m curriculum_bench prepare` first (snakemake does)")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as err:  # ValueError: JSONDecodeError and UnicodeDecodeError
+        raise InputFileError(path, f"unreadable dataset manifest ({err})", rebuild_hint(store_dir)) from None
+    if not isinstance(manifest, dict):
+        raise InputFileError(path, "the dataset manifest is not a JSON object", rebuild_hint(store_dir))
+    for key, kind in MANIFEST_KEYS.items():
+        if not isinstance(manifest.get(key), kind):
+            raise InputFileError(path, f"the dataset manifest has no {kind.__name__} {key!r}",
+                                 rebuild_hint(store_dir))
+    return manifest
 
 
 def load_array(store_dir: Path, name: str, verify: bool = True, mmap: bool = False) -> np.ndarray:
     store_dir = Path(store_dir)
     entry = read_manifest(store_dir)["arrays"].get(name)
     if entry is None:
-        raise KeyError(f"{store_dir}: no array {name!r} in {MANIFEST}")
-    array = np.load(store_dir / entry["file"], mmap_mode="r" if mmap else None)
+        raise InputFileError(store_dir / MANIFEST, f"no array {name!r} in the store")
+    if not (isinstance(entry, dict) and {"file", "shape", "dtype", "sha256"} <= set(entry)):
+        raise InputFileError(store_dir / MANIFEST, f"array {name!r}: the entry lacks file, shape, dtype or sha256",
+                             rebuild_hint(store_dir))
+    path = store_dir / entry["file"]
+    if not path.exists():
+        raise MissingInputFile(path, f"array {name!r} of the store is missing", rebuild_hint(store_dir))
+    try:
+        array = np.load(path, mmap_mode="r" if mmap else None)
+    except (OSError, ValueError, EOFError) as err:  # truncated: "mmap length is greater than file size", ...
+        raise InputFileError(path, f"cannot read array {name!r} ({err}): the file is truncated or damaged",
+                             rebuild_hint(store_dir)) from None
+    if list(array.shape) != list(entry["shape"]) or str(array.dtype) != entry["dtype"]:
+        raise InputFileError(path, f"{array.dtype} {list(array.shape)}, the manifest says {entry['dtype']} "
+                             f"{entry['shape']}", rebuild_hint(store_dir))
     if verify and sha256(array) != entry["sha256"]:
-        raise ValueError(f"{store_dir / entry['file']}: sha256 differs from {MANIFEST}; prepare it again")
+        raise InputFileError(path, f"sha256 differs from {MANIFEST}: the file is damaged", rebuild_hint(store_dir))
     return array
 
 
 def load_split(store_dir: Path, split: str, verify: bool = True, mmap: bool = False) -> Split:
     manifest = read_manifest(store_dir)
     if split not in manifest["splits"]:
-        raise KeyError(f"{store_dir}: no split {split!r}; the store has {sorted(manifest['splits'])}")
+        raise InputFileError(Path(store_dir) / MANIFEST,
+                             f"no split {split!r}; the store has {sorted(manifest['splits'])}")
     return Split(load_array(store_dir, f"{split}_images", verify, mmap),
                  load_array(store_dir, f"{split}_labels", verify))
 
