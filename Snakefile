@@ -29,6 +29,7 @@ localrules:
     all,
     study_table,
     study_figure,
+    claims,
     paper_index,
 
 

@@ -35,7 +35,7 @@ def test_report_has_every_study_table_and_figure_with_captions(report):
     html = report.read_text()
     categories = embedded_json(html, "categories")
     results = embedded_json(html, "results")
-    assert set(categories) == set(config["studies"])
+    assert set(categories) == {*config["studies"], "claims"}
     for study, spec in config["studies"].items():
         table = f"paper_tables/{study}.html"
         figures = {f"paper_tables/figures/{study}/{name}.png" for name in figure_names(study)}
@@ -51,6 +51,18 @@ def test_report_has_every_study_table_and_figure_with_captions(report):
         for figure in figures:
             assert "seeds" in results[figure]["caption"]
     assert "reproduces five curriculum-learning studies" in html  # the workflow description
+
+
+def test_report_has_the_claims_section_with_a_verdict_per_claim(report, tiny_workflow):
+    html = report.read_text()
+    assert embedded_json(html, "categories")["claims"] == {"Other": ["paper_tables/claims.html"]}
+    assert "Student-t" in embedded_json(html, "results")["paper_tables/claims.html"]["caption"]
+    claims = (tiny_workflow / "paper_tables/claims.md").read_text()
+    # the tiny config trains both rows of the techniques claim over 2 seeds: a verdict with its interval
+    row = next(line for line in claims.splitlines() if "weighted_sampling − baseline" in line)
+    assert "| 2 " in row and re.search(r"[+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\]", row)
+    assert re.search(r"(reproduced|contradicted|inconclusive)", row)
+    assert "not run" in claims  # the hybrid claims name rows the tiny config lacks
 
 
 def test_report_opens_in_a_browser_without_script_errors(report):

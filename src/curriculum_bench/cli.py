@@ -135,6 +135,14 @@ def cmd_index(args) -> None:
     from .report.index import write_index
 
     write_index(args.studies, args.config_files, args.out)
+
+
+def cmd_claims(args) -> None:
+    from .report.claims import write_claims
+
+    write_claims(args.planned["claims"], args.metrics, args.out_md, args.out_csv, args.out_html)
+
+
 def cmd_forgetting_stats(args) -> None:
     from .coreset.forgetting_stats import write_forgetting_stats
 
@@ -255,9 +263,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("metrics", nargs="+", type=Path, help="metrics.json of each run (its folder holds history.jsonl)")
     p.set_defaults(func=cmd_figure)
 
+    p = sub.add_parser("claims", help="decide each source study's claims from the finished runs (paper_tables/claims.md)")
+    p.add_argument("--planned", required=True, type=parse_json,
+                   help='JSON {"claims": [...]}: report.claims.plan_claims, each claim with its configurations')
+    p.add_argument("--out-md", required=True, type=Path)
+    p.add_argument("--out-csv", required=True, type=Path)
+    p.add_argument("--out-html", type=Path, default=None)
+    p.add_argument("metrics", nargs="*", type=Path, help="metrics.json (or probe_metrics.json) of each run")
+    p.set_defaults(func=cmd_claims)
+
     p = sub.add_parser("index", help="write paper_tables/README.md: every table and figure, one line each")
     p.add_argument("--studies", required=True, type=parse_json,
-                   help="JSON: study -> {datasets, models, variants, seeds, epochs}")
+                   help="JSON: study -> {datasets, models, variants, runs, groups} (report.run_summary)")
     p.add_argument("--config-files", nargs="+", required=True, help="the config files the workflow ran with")
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(func=cmd_index)

@@ -9,6 +9,9 @@ from snakemake.utils import validate
 SRC = os.path.join(workflow.basedir, "src")
 # Reported numbers ship with the workflow, wherever --directory points.
 REPORTED = os.path.join(workflow.basedir, "config", "reported.yaml")
+# The source studies' claims, and the config whose rows they are written against.
+CLAIMS = os.path.join(workflow.basedir, "config", "claims.yaml")
+PAPER_CONFIG = os.path.join(workflow.basedir, "config", "paper.yaml")
 sys.path.insert(0, SRC)
 
 from curriculum_bench.config import (  # noqa: E402
@@ -16,7 +19,6 @@ from curriculum_bench.config import (  # noqa: E402
     METRICS,
     PROBE_METRICS,
     check_references,
-    iter_runs,
     job_resources,
     resolve_run,
     scheduler_resources,
@@ -27,6 +29,12 @@ from curriculum_bench.config_checks import check_config_values  # noqa: E402
 from curriculum_bench.plan import check_local_inputs, check_rows  # noqa: E402
 from curriculum_bench.report.figures import figure_names  # noqa: E402
 from curriculum_bench.report.run_summary import summarize_runs  # noqa: E402
+from curriculum_bench.report.claims import (  # noqa: E402
+    config_runs,
+    load_claims,
+    plan_claims,
+    reference_runs,
+)
 from curriculum_bench.coreset import plan as coreset_plan  # noqa: E402
 from curriculum_bench.run_inputs import run_inputs  # noqa: E402
 
@@ -52,7 +60,11 @@ check_config_values(config)
 # Every local input the config reads (weights, ImageNet folders) that is missing, in one message.
 check_local_inputs(config)
 
-RUNS = list(iter_runs(config)) + list(coreset_plan.iter_coreset_runs(config))
+RUNS = config_runs(config)
+# Per claim, the configurations (dataset x model) of this config that train both its rows.
+PLANNED_CLAIMS = plan_claims(
+    load_claims(CLAIMS), config, RUNS, reference_runs(PAPER_CONFIG)
+)
 DERIVED = [
     name for name, spec in config["datasets"].items() if spec["source"] == "derived"
 ]
@@ -88,7 +100,7 @@ def get_final_output():
         + tables
         + figures
         + coreset_plan.final_outputs(config)
-        + ["paper_tables/README.md"]
+        + ["paper_tables/claims.md", "paper_tables/README.md"]
     )
 
 
@@ -145,12 +157,14 @@ def get_checkpoint(wildcards):
     return CHECKPOINT.format(**wildcards)
 
 
-def get_study_metrics(wildcards):
+def study_metrics(study):
     # What a study's table and figures read: a run's metrics, or its linear evaluation.
-    scores = (
-        PROBE_METRICS if scored_by_linear_probe(config, wildcards.study) else METRICS
-    )
-    return [scores.format(**run) for run in RUNS if run["study"] == wildcards.study]
+    scores = PROBE_METRICS if scored_by_linear_probe(config, study) else METRICS
+    return [scores.format(**run) for run in RUNS if run["study"] == study]
+
+
+def get_study_metrics(wildcards):
+    return study_metrics(wildcards.study)
 
 
 def get_probe_config(wildcards):
@@ -176,12 +190,31 @@ def get_index_studies():
     return to_json(summarize_runs(RUNS, resolved_epochs))
 
 
+def get_claims_studies():
+    return sorted(
+        {claim["study"] for claim in PLANNED_CLAIMS if claim["configurations"]}
+    )
+
+
+def get_claims_metrics(wildcards):
+    return [path for study in get_claims_studies() for path in study_metrics(study)]
+
+
+def get_claims_tables(wildcards):
+    # Decided after each study's table has checked its runs.
+    return [f"paper_tables/{study}.csv" for study in get_claims_studies()]
+
+
 def get_all_tables_and_figures(wildcards):
-    return [f"paper_tables/{study}.md" for study in config["studies"]] + [
-        f"paper_tables/figures/{study}/{name}.png"
-        for study in config["studies"]
-        for name in figure_names(study)
-    ]
+    return (
+        ["paper_tables/claims.md"]
+        + [f"paper_tables/{study}.md" for study in config["studies"]]
+        + [
+            f"paper_tables/figures/{study}/{name}.png"
+            for study in config["studies"]
+            for name in figure_names(study)
+        ]
+    )
 
 
 def get_report_options(wildcards):

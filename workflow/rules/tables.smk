@@ -80,3 +80,31 @@ rule paper_index:
     shell:
         "python -m curriculum_bench index --studies {params.studies:q}"
         " --config-files {params.config_files:q} --out {output} > {log} 2>&1"
+
+
+rule claims:
+    input:
+        # Decided from the runs each study's table has checked (config/claims.yaml).
+        metrics=get_claims_metrics,
+        tables=get_claims_tables,
+        claims=CLAIMS,
+    output:
+        md="paper_tables/claims.md",
+        csv="paper_tables/claims.csv",
+        html=report(
+            "paper_tables/claims.html",
+            caption="../report/claims.rst",
+            category="claims",
+            labels={"item": "claims"},
+        ),
+    log:
+        "logs/table/claims.log",
+    conda:
+        "../../envs/report.yaml"
+    threads: 1
+    params:
+        planned=to_json({"claims": PLANNED_CLAIMS}),
+    shell:
+        "python -m curriculum_bench claims --planned {params.planned:q}"
+        " --out-md {output.md} --out-csv {output.csv} --out-html {output.html}"
+        " {input.metrics} > {log} 2>&1"

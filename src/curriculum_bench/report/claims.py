@@ -73,6 +73,21 @@ def load_claims(path: Path) -> list[Claim]:
     return claims
 
 
+def config_runs(config: dict) -> list[dict]:
+    """Every training run of a validated config: {study, dataset, model, variant, seed}."""
+    from ..config import iter_runs
+    from ..coreset.plan import iter_coreset_runs
+
+    return list(iter_runs(config)) + list(iter_coreset_runs(config))
+
+
+def reference_runs(path: str | Path) -> list[dict]:
+    """The runs of the config the claims are written against (config/paper.yaml)."""
+    from ..plan import load_config
+
+    return config_runs(load_config([path]))
+
+
 def label_noise_of(config: dict, dataset: str) -> float:
     return float(((config["datasets"][dataset].get("label_noise") or {}).get("fraction")) or 0.0)
 
