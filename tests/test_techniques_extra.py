@@ -87,7 +87,7 @@ def test_distilled_student_trains_from_the_teacher_weights(digits_store, tmp_pat
     metrics = fit(run, digits_store, results / "distill/seed0", tmp_path / "s.pt", device="cpu")
     assert 0 < metrics["final_acc"] <= 1
     missing = tiny_run({"distill": {"teacher_variant": "absent"}}, epochs=1)
-    with pytest.raises(FileNotFoundError, match="teacher weights .*absent/seed0/final_model.pt"):
+    with pytest.raises(FileNotFoundError, match="absent/seed0/final_model.pt: the distillation teacher's weights"):
         fit(missing, digits_store, results / "distill2/seed0", tmp_path / "m.pt", device="cpu")
 
 

@@ -11,12 +11,12 @@ the engine's per-epoch generator, so a resumed run draws the same order.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from ..errors import InputFileError, read_json_file
 from ..train.hooks import Hook, TrainState, register_method
 
 MODES = ("keep", "drop")
@@ -35,10 +35,7 @@ class CoresetSubsetConfig:
 
 
 def read_selection(path: str | Path) -> dict:
-    selection = json.loads(Path(path).read_text())
-    if "indices" not in selection or "num_train" not in selection:
-        raise ValueError(f"{path}: not a selection file (needs `indices` and `num_train`)")
-    return selection
+    return read_json_file(path, "a coreset selection (coreset/select.py)", keys=("indices", "num_train"))
 
 
 def kept_indices(selected: torch.Tensor, num_train: int, mode: str) -> torch.Tensor:
@@ -63,21 +60,21 @@ class CoresetSubset(Hook):
         selection = read_selection(self.cfg.selection)
         num_train = len(state.train_labels)
         if selection["num_train"] != num_train:
-            raise ValueError(f"methods.coreset_subset.selection: {self.cfg.selection} indexes a train split "
-                             f"of {selection['num_train']} examples, this run's has {num_train}; "
-                             "the proxy and this run must train on the same store")
+            raise InputFileError(self.cfg.selection, f"indexes a train split of {selection['num_train']} "
+                                 f"examples, this run's has {num_train}",
+                                 "the proxy and this run must train on the same store; rerun the selection")
         from ..coreset.select import labels_digest
 
         if selection.get("train_labels_sha256") not in (None, labels_digest(state.train_labels.cpu().numpy())):
-            raise ValueError(f"methods.coreset_subset.selection: {self.cfg.selection} was scored on a train "
-                             "split with other labels than this run's; the proxy and this run must train "
-                             "on the same store")
+            raise InputFileError(self.cfg.selection, "was scored on a train split with other labels than "
+                                 "this run's", "the proxy and this run must train on the same store; rerun the selection")
         selected = torch.tensor(selection["indices"], dtype=torch.long)
         if len(selected) and (int(selected.min()) < 0 or int(selected.max()) >= num_train):
-            raise ValueError(f"{self.cfg.selection}: indices outside [0, {num_train})")
+            raise InputFileError(self.cfg.selection, f"indices outside [0, {num_train})", "rerun the selection")
         self.indices = kept_indices(selected, num_train, self.cfg.mode)
         if len(self.indices) == 0:
-            raise ValueError(f"{self.cfg.selection}: mode {self.cfg.mode!r} leaves no training example")
+            raise InputFileError(self.cfg.selection, f"mode {self.cfg.mode!r} leaves no training example",
+                                 "select fewer examples or use mode 'keep'")
 
     def sample_order(self, state: TrainState, generator: torch.Generator) -> torch.Tensor:
         return self.indices[torch.randperm(len(self.indices), generator=generator)]

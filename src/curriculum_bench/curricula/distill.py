@@ -20,11 +20,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..errors import MissingInputFile
 from ..models import create_model
-from .transfer import load_weights
 from ..train.hooks import Hook, TrainState, register_method
 from ..train.identity import model_files
 from ..train.speed import Speed, prepare_model, run_model
+from .transfer import load_weights
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,8 @@ class Distill(Hook):
     def on_fit_start(self, state: TrainState) -> None:
         path = teacher_path(state.out_dir, self.cfg)
         if not path.exists():
-            raise FileNotFoundError(f"methods.distill: teacher weights {path} do not exist (train the "
-                                    f"teacher run first; the workflow does so)")
+            raise MissingInputFile(path, "the distillation teacher's weights do not exist (methods.distill)",
+                                   "train the teacher run first; the workflow does so")
         if self.cfg.teacher_model:
             teacher = create_model(self.cfg.teacher_model, tuple(state.data.in_shape), state.num_classes,
                                    **self.cfg.teacher_model_args)

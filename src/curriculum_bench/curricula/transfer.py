@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import InputFileError, MissingInputFile
 from ..train.hooks import Hook, TrainState, register_method
 
 
@@ -71,12 +72,13 @@ class Pretrained(Hook):
     def on_fit_start(self, state: TrainState) -> None:
         path = Path(self.cfg.checkpoint)
         if not path.exists():
-            raise FileNotFoundError(f"methods.pretrained.checkpoint: {path} does not exist")
+            raise MissingInputFile(path, "no such file (methods.pretrained.checkpoint)",
+                                   "train the run it names first, or point checkpoint at a weights file")
         target = state.model.state_dict()
         try:
             chosen = transferable(load_weights(path), target, self.cfg.exclude, self.cfg.strict)
         except ValueError as err:
-            raise ValueError(f"methods.pretrained.checkpoint {path}: {err}") from None
+            raise InputFileError(path, f"does not fit this model (methods.pretrained.checkpoint): {err}") from None
         state.model.load_state_dict(chosen, strict=False)
         self.loaded = len(chosen)
         for name, param in state.model.named_parameters():
