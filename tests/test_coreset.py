@@ -163,8 +163,7 @@ def test_dag_runs_proxy_then_stats_then_select_then_core(tmp_path):
     names = {k.strip("\t "): v.split('"')[0] for k, v in nodes.items()}
     edges = {tuple(names[n] for n in line.strip().split(" -> ")) for line in result.stdout.splitlines() if "->" in line}
     assert {("coreset_proxy", "coreset_stats"), ("coreset_stats", "coreset_select"),
-            ("coreset_select", "coreset_core"), ("coreset_proxy", "coreset_core"),
-            ("coreset_select", "coreset_removal")} <= edges
+            ("coreset_select", "coreset_train"), ("coreset_proxy", "coreset_train")} <= edges
 
 
 @pytest.mark.workflow
@@ -176,7 +175,7 @@ def test_unknown_selection_method_stops_the_workflow_naming_the_key(tmp_path):
     result = snakemake(tmp_path, "--configfile", str(bad), "-n")
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert "'hardest' is not one of" in output and "['coreset']['selection']['methods']" in output, output[-2000:]
+    assert "studies.coreset.selection.methods.0: 'hardest' is not one of" in output, output[-2000:]
     assert not (tmp_path / "results").exists()
 
 

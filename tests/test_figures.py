@@ -65,3 +65,12 @@ def test_write_figure_writes_png_and_svg_and_rejects_unknown_names(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.with_suffix(".svg").exists()
     with pytest.raises(KeyError, match="unknown figure 'nope'"):
         write_figure("techniques", "nope", paths, tmp_path / "x.png")
+
+
+def test_every_declared_figure_name_has_its_function():
+    """report/figure_names.py (read by the Snakefile without pandas) and the registered functions agree."""
+    from curriculum_bench.report.figure_names import FIGURE_NAMES
+    from curriculum_bench.report.figures import FIGURES, _load_figure_modules
+
+    _load_figure_modules()
+    assert {study: tuple(fns) for study, fns in FIGURES.items()} == FIGURE_NAMES

@@ -1,7 +1,7 @@
 """Workflow config -> one resolved run config per (study, dataset, model, variant, seed).
 
 Pure Python with no torch import, so the Snakefile can use it to plan jobs. The workflow
-config is validated against config/schema.yaml first; this module assumes that shape.
+config is validated against workflow/schemas/config.schema.yaml first; this module assumes that shape.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Config values checked when the Snakefile is parsed, so that `snakemake -n` refuses them
 instead of a job failing hours in.
 
-Cross-checks that config/schema.yaml cannot express because they need facts about datasets
+Cross-checks that workflow/schemas/config.schema.yaml cannot express because they need facts about datasets
 and models: normalisation statistics against each dataset's number of channels, model
 arguments against each model's constructor, coreset and removal sizes against the train
 split, and the `report` keys against the study's variants and the datasets' classes. Every

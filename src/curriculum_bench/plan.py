@@ -4,7 +4,8 @@ Pure Python with no torch import: the Snakefile calls the checks at parse time (
 `python -m curriculum_bench plan` prints the plan.
 
 * `load_config` reads --configfile files as Snakemake does (later files deep-merged over
-  earlier ones) and validates them against config/schema.yaml, filling its defaults.
+  earlier ones) and validates them against workflow/schemas/config.schema.yaml, filling its
+  defaults; an unknown key is named with the closest valid one (`validate_config`).
 * `check_rows` refuses a config whose rows are not what their labels say, naming study,
   variants and the setting responsible: an `overrides` or `resources` key that names no
   dataset, model or dataset/model of the study (or a variant / method it does not have); an
@@ -20,6 +21,7 @@ Pure Python with no torch import: the Snakefile calls the checks at parse time (
 """
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -40,7 +42,8 @@ from .config import (
 )
 from .coreset import plan as coreset_plan
 
-SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+# In a checkout (or an editable install); the workflow passes its own copy's path.
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "config.yaml"
 
 
@@ -50,8 +53,7 @@ def load_config(configfiles: Iterable[str | os.PathLike], schema: str | os.PathL
     """The config the workflow runs with for these --configfile files (none: the embedded
     default): merged as Snakemake merges them, validated with the schema's defaults filled."""
     import yaml
-    from snakemake.exceptions import WorkflowError
-    from snakemake.utils import update_config, validate
+    from snakemake.utils import update_config
 
     files = [Path(f) for f in configfiles] or [DEFAULT_CONFIG]
     config: dict = {}
@@ -60,16 +62,49 @@ def load_config(configfiles: Iterable[str | os.PathLike], schema: str | os.PathL
             update_config(config, yaml.safe_load(file.read_text()) or {})
         except (OSError, yaml.YAMLError) as err:
             raise ConfigError(f"--configfile {file}: not a readable YAML file ({err})") from None
+    validate_config(config, schema)
+    check_references(config)
+    return config
+
+
+def validate_config(config: dict, schema: str | os.PathLike = SCHEMA) -> None:
+    """Snakemake's validation against the schema (filling its defaults), its error as one line
+    that starts with the offending key and value: an unknown key with the closest valid one."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
     try:
         validate(config, schema=str(Path(schema).resolve()))
     except WorkflowError as err:
         cause = err.__cause__ or err.__context__  # snakemake raises it while handling jsonschema's error
         if not hasattr(cause, "absolute_path"):
-            raise ConfigError(str(err)) from None
-        where = ".".join(map(str, cause.absolute_path)) or "<config>"
-        raise ConfigError(f"{where}: {cause.message} (config/schema.yaml)") from None
-    check_references(config)
-    return config
+            raise ConfigError(str(err).strip().splitlines()[0]) from None
+        raise ConfigError(schema_error_line(cause)) from None
+
+
+def short(value: Any, width: int = 80) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def schema_error_line(error) -> str:
+    """One line for a jsonschema ValidationError: key path, value, what is wrong (config's schema)."""
+    where = ".".join(map(str, error.absolute_path))
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = list(error.schema.get("properties") or {})
+        unknown = [key for key in error.instance if key not in allowed
+                   and not any(re.search(p, key) for p in error.schema.get("patternProperties") or {})]
+        if unknown:
+            key = unknown[0]
+            path = f"{where}.{key}" if where else key
+            close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            return (f"{path} = {short(error.instance[key])}: unknown key; {hint}"
+                    f"valid keys here: {', '.join(allowed) or '(none)'} (workflow/schemas/config.schema.yaml)")
+    message = error.message.splitlines()[0]
+    if len(message) > 200:
+        message = message[:197] + "..."
+    return f"{where or '<config>'}: {message} (workflow/schemas/config.schema.yaml)"
 
 
 # --- the runs of a study -------------------------------------------------------------------

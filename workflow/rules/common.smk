@@ -1,20 +1,20 @@
 # Helpers for the rules: config validation first, then input functions and the run list.
 # All planning logic lives in the package (curriculum_bench.config); rules stay wiring.
 import os
+import re
 import shlex
-import sys
 
-from snakemake.utils import validate
+from snakemake.exceptions import WorkflowError
 
-SRC = os.path.join(workflow.basedir, "src")
-# Reported numbers ship with the workflow, wherever --directory points.
-REPORTED = os.path.join(workflow.basedir, "config", "reported.yaml")
-# The source studies' claims, and the config whose rows they are written against.
-CLAIMS = os.path.join(workflow.basedir, "config", "claims.yaml")
-PAPER_CONFIG = os.path.join(workflow.basedir, "config", "paper.yaml")
-sys.path.insert(0, SRC)
+try:
+    import curriculum_bench  # noqa: F401
+except ImportError:
+    raise WorkflowError(
+        "the Python that runs Snakemake cannot import curriculum_bench: install it "
+        "(`pip install -e .` in a clone, or `pip install git+<repository URL>`; config/README.md)"
+    ) from None
 
-from curriculum_bench.config import (  # noqa: E402
+from curriculum_bench.config import (
     CHECKPOINT,
     METRICS,
     PROBE_METRICS,
@@ -25,30 +25,39 @@ from curriculum_bench.config import (  # noqa: E402
     scored_by_linear_probe,
     to_json,
 )
-from curriculum_bench.config_checks import check_config_values  # noqa: E402
-from curriculum_bench.plan import check_local_inputs, check_rows  # noqa: E402
-from curriculum_bench.report.figures import figure_names  # noqa: E402
-from curriculum_bench.report.run_summary import summarize_runs  # noqa: E402
-from curriculum_bench.report.claims import (  # noqa: E402
+from curriculum_bench.config_checks import check_config_values
+from curriculum_bench.coreset import plan as coreset_plan
+from curriculum_bench.job_env import job_pythonpath
+from curriculum_bench.plan import check_local_inputs, check_rows, validate_config
+from curriculum_bench.report.claims import (
     config_runs,
     load_claims,
     plan_claims,
     reference_runs,
 )
-from curriculum_bench.coreset import plan as coreset_plan  # noqa: E402
-from curriculum_bench.run_inputs import run_inputs  # noqa: E402
+from curriculum_bench.report.figure_names import figure_names
+from curriculum_bench.report.run_summary import summarize_runs
+from curriculum_bench.run_inputs import run_inputs
 
-# Every job imports the package from this checkout, whether or not it is installed in the
-# job's environment (a conda env from envs/ holds only the third-party dependencies).
-validate(config, schema="../../config/schema.yaml")
+# Reference data ships with the workflow (also when it is deployed as a module): the
+# authors' reported numbers, the source studies' claims, and the config they are written for.
+REPORTED = workflow.source_path("../../config/reported.yaml")
+CLAIMS = workflow.source_path("../../config/claims.yaml")
+PAPER_CONFIG = workflow.source_path("../../config/paper.yaml")
+SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
+
+# Snakemake's validation (defaults filled in), its error as one line naming the key first.
+validate_config(config, SCHEMA)
 
 # torch.compile's kernels (GPU runs) are kept here and reused by every later training job
 # (the schema's default fills it: resources/torch_compile_cache).
 COMPILE_CACHE = os.path.abspath(config["compile_cache"])
 
 shell.prefix(
+    # Every job imports the package the Snakemake process planned with, also in a conda env
+    # from envs/ (third-party dependencies only): curriculum_bench.job_env.
     # Snakemake formats the prefix too: "{{{{" reaches bash as "{".
-    f"set -euo pipefail; export PYTHONPATH={shlex.quote(SRC)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+    f"set -euo pipefail; export PYTHONPATH={shlex.quote(job_pythonpath())}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
     f"export CURRICULUM_BENCH_COMPILE_CACHE={shlex.quote(COMPILE_CACHE)}; "
 )
 check_references(config)
@@ -63,7 +72,7 @@ check_local_inputs(config)
 RUNS = config_runs(config)
 # Per claim, the configurations (dataset x model) of this config that train both its rows.
 PLANNED_CLAIMS = plan_claims(
-    load_claims(CLAIMS), config, RUNS, reference_runs(PAPER_CONFIG)
+    load_claims(CLAIMS), config, RUNS, reference_runs(PAPER_CONFIG, SCHEMA)
 )
 DERIVED = [
     name for name, spec in config["datasets"].items() if spec["source"] == "derived"
@@ -71,13 +80,27 @@ DERIVED = [
 # Regexes for the two ways a store is made; "(?!)" matches nothing when a list is empty.
 DERIVED_DATASETS = "|".join(DERIVED) or "(?!)"
 BASE_DATASETS = "|".join(set(config["datasets"]) - set(DERIVED)) or "(?!)"
+
+
+def one_of(names):
+    """A wildcard constraint matching exactly these names ("(?!)", nothing, when empty)."""
+    return (
+        "|".join(re.escape(n) for n in sorted(set(names), key=len, reverse=True))
+        or "(?!)"
+    )
+
+
 # Studies whose runs the generic `train` rule plans; coreset.smk plans the coreset study's.
-TRAIN_STUDIES = "|".join(s for s in config["studies"] if s != "coreset") or "(?!)"
+TRAIN_STUDIES = one_of(s for s in config["studies"] if s != "coreset")
 
 
+# Built from the config: a target naming a model or variant the config does not run
+# (a typo in results/.../lerak/seed0/metrics.json) has no rule, rather than a KeyError.
 wildcard_constraints:
-    study="|".join(config["studies"]),
-    dataset="|".join(config["datasets"]),
+    study=one_of(config["studies"]),
+    dataset=one_of(config["datasets"]),
+    model=one_of(run["model"] for run in RUNS),
+    variant=one_of(run["variant"] for run in RUNS),
     seed=r"\d+",
 
 
@@ -173,9 +196,7 @@ def get_probe_config(wildcards):
 
 def get_config_files():
     # The files this invocation read: --configfile ones, else the Snakefile's default.
-    return [os.path.relpath(f) for f in workflow.overwrite_configfiles] or [
-        "config/config.yaml"
-    ]
+    return [os.path.relpath(f) for f in CLI_CONFIG_FILES] or ["config/config.yaml"]
 
 
 def resolved_epochs(run):
@@ -228,30 +249,40 @@ def get_report_options(wildcards):
     return to_json({**(spec.get("report") or {}), "expected_runs": runs})
 
 
-def train_resources(wildcards):
+# The training jobs' scheduler requests (train, linear_probe and the coreset study's
+# training stages): studies.<study>.resources, shared GPUs as gres + gpu_slot.
+def run_resources(wildcards):
     return job_resources(config, wildcards.study, wildcards.dataset, wildcards.model)
 
 
-def get_train_gpu(wildcards):
-    return scheduler_resources(train_resources(wildcards))["gpu"]
+def get_gpu(wildcards):
+    return scheduler_resources(run_resources(wildcards))["gpu"]
 
 
-def get_train_gres(wildcards):
-    return scheduler_resources(train_resources(wildcards))["gres"]
+def get_gres(wildcards):
+    return scheduler_resources(run_resources(wildcards))["gres"]
 
 
-def get_train_gpu_slot(wildcards):
-    return scheduler_resources(train_resources(wildcards))["gpu_slot"]
+def get_gpu_slot(wildcards):
+    return scheduler_resources(run_resources(wildcards))["gpu_slot"]
 
 
-def get_train_cpus_per_gpu(wildcards):
-    return train_resources(wildcards)["cpus_per_gpu"]
+def get_cpus_per_gpu(wildcards):
+    return run_resources(wildcards)["cpus_per_gpu"]
 
 
-def get_train_mem_mb(wildcards, attempt):
+def get_mem_mb(wildcards, attempt):
     # A retry after an out-of-memory kill or a time limit asks for more.
-    return train_resources(wildcards)["mem_mb"] * attempt
+    return run_resources(wildcards)["mem_mb"] * attempt
 
 
-def get_train_runtime(wildcards, attempt):
-    return train_resources(wildcards)["runtime"] * attempt
+def get_runtime(wildcards, attempt):
+    return run_resources(wildcards)["runtime"] * attempt
+
+
+# The one command of every training job (rules train, coreset_proxy, coreset_train).
+TRAIN_COMMAND = (
+    "python -m curriculum_bench train --run-config {params.run_config:q}"
+    " --data {params.data} --out $(dirname {output.metrics})"
+    " --checkpoint {params.checkpoint} --threads {threads} > {log} 2>&1"
+)

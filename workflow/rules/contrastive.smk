@@ -11,11 +11,11 @@ rule linear_probe:
         "../../envs/train.yaml"
     threads: 1
     resources:
-        gpu=get_train_gpu,
-        gres=get_train_gres,
-        gpu_slot=get_train_gpu_slot,
-        cpus_per_gpu=get_train_cpus_per_gpu,
-        mem_mb=get_train_mem_mb,
+        gpu=get_gpu,
+        gres=get_gres,
+        gpu_slot=get_gpu_slot,
+        cpus_per_gpu=get_cpus_per_gpu,
+        mem_mb=get_mem_mb,
     params:
         probe=get_probe_config,
         data=get_dataset_dir,

@@ -1,6 +1,7 @@
-# The coreset study (spec/methods.md §5) as five kinds of job, so the DAG shows its stages:
-# proxy runs -> forgetting statistics -> selections -> core runs on each coreset, and the
-# removal curve. Planning lives in curriculum_bench.coreset.plan; rules only wire it.
+# The coreset study (spec/methods.md §5) as four kinds of job, so the DAG shows its stages:
+# proxy runs -> forgetting statistics -> selections -> training on each selection (the core
+# runs and the removal curve's, one rule). Planning lives in curriculum_bench.coreset.plan;
+# rules only wire it.
 include: "coreset_common.smk"
 
 
@@ -19,25 +20,26 @@ rule coreset_proxy:
         forgetting=f"{CORESET_RUN}/forgetting.npz",
         model=f"{CORESET_RUN}/final_model.pt",
     log:
-        "logs/train/coreset/{dataset}/{model}/{variant}/seed{seed}.log",
+        "logs/train/{study}/{dataset}/{model}/{variant}/seed{seed}.log",
     wildcard_constraints:
+        study=coreset_plan.STUDY,
         variant="proxy",
     conda:
         "../../envs/train.yaml"
     threads: 1
     resources:
-        gpu=get_coreset_gpu,
-        cpus_per_gpu=get_coreset_cpus_per_gpu,
-        mem_mb=get_coreset_mem_mb,
-        runtime=get_coreset_runtime,
+        gpu=get_gpu,
+        gres=get_gres,
+        gpu_slot=get_gpu_slot,
+        cpus_per_gpu=get_cpus_per_gpu,
+        mem_mb=get_mem_mb,
+        runtime=get_runtime,
     params:
         run_config=get_coreset_run_config,
         data=get_dataset_dir,
-        checkpoint=get_coreset_checkpoint,
+        checkpoint=get_checkpoint,
     shell:
-        "python -m curriculum_bench train --run-config {params.run_config:q}"
-        " --data {params.data} --out $(dirname {output.metrics})"
-        " --checkpoint {params.checkpoint} --threads {threads} > {log} 2>&1"
+        TRAIN_COMMAND
 
 
 rule coreset_stats:
@@ -75,7 +77,9 @@ rule coreset_select:
         " --dataset {wildcards.dataset} --out {output} > {log} 2>&1"
 
 
-rule coreset_core:
+# Core runs (method x backbone on each selection) and the removal curve's runs: the same
+# job on another subset of the training set.
+rule coreset_train:
     input:
         manifest="resources/datasets/{dataset}/manifest.json",
         needs=get_coreset_run_inputs,
@@ -83,51 +87,23 @@ rule coreset_core:
         metrics=f"{CORESET_RUN}/metrics.json",
         history=f"{CORESET_RUN}/history.jsonl",
     log:
-        "logs/train/coreset/{dataset}/{model}/{variant}/seed{seed}.log",
+        "logs/train/{study}/{dataset}/{model}/{variant}/seed{seed}.log",
     wildcard_constraints:
-        variant=r"(forgetting|reverse|random)_(finetune|frozen)",
+        study=coreset_plan.STUDY,
+        variant=CORESET_TRAIN_VARIANTS,
     conda:
         "../../envs/train.yaml"
     threads: 1
     resources:
-        gpu=get_coreset_gpu,
-        cpus_per_gpu=get_coreset_cpus_per_gpu,
-        mem_mb=get_coreset_mem_mb,
-        runtime=get_coreset_runtime,
+        gpu=get_gpu,
+        gres=get_gres,
+        gpu_slot=get_gpu_slot,
+        cpus_per_gpu=get_cpus_per_gpu,
+        mem_mb=get_mem_mb,
+        runtime=get_runtime,
     params:
         run_config=get_coreset_run_config,
         data=get_dataset_dir,
-        checkpoint=get_coreset_checkpoint,
+        checkpoint=get_checkpoint,
     shell:
-        "python -m curriculum_bench train --run-config {params.run_config:q}"
-        " --data {params.data} --out $(dirname {output.metrics})"
-        " --checkpoint {params.checkpoint} --threads {threads} > {log} 2>&1"
-
-
-rule coreset_removal:
-    input:
-        manifest="resources/datasets/{dataset}/manifest.json",
-        needs=get_coreset_run_inputs,
-    output:
-        metrics=f"{CORESET_RUN}/metrics.json",
-        history=f"{CORESET_RUN}/history.jsonl",
-    log:
-        "logs/train/coreset/{dataset}/{model}/{variant}/seed{seed}.log",
-    wildcard_constraints:
-        variant=r"remove_(0|(forgetting|random)_\d+)",
-    conda:
-        "../../envs/train.yaml"
-    threads: 1
-    resources:
-        gpu=get_coreset_gpu,
-        cpus_per_gpu=get_coreset_cpus_per_gpu,
-        mem_mb=get_coreset_mem_mb,
-        runtime=get_coreset_runtime,
-    params:
-        run_config=get_coreset_run_config,
-        data=get_dataset_dir,
-        checkpoint=get_coreset_checkpoint,
-    shell:
-        "python -m curriculum_bench train --run-config {params.run_config:q}"
-        " --data {params.data} --out $(dirname {output.metrics})"
-        " --checkpoint {params.checkpoint} --threads {threads} > {log} 2>&1"
+        TRAIN_COMMAND

@@ -1,6 +1,14 @@
 # Input and param functions of the coreset study's rules (workflow/rules/coreset.smk);
 # the planning itself is curriculum_bench.coreset.plan, imported in common.smk.
-CORESET_RUN = "results/coreset/{dataset}/{model}/{variant}/seed{seed}"
+# The coreset study's run folders: the train rule's pattern, with the study fixed by the rules'
+# wildcard constraint, so the common getters (checkpoint, resources) serve them too.
+CORESET_RUN = "results/{study}/{dataset}/{model}/{variant}/seed{seed}"
+# Core runs on each selection (method_backbone) and the removal curve (remove_<order>_<k>).
+CORESET_TRAIN_VARIANTS = one_of(
+    run["variant"]
+    for run in RUNS
+    if run["study"] == coreset_plan.STUDY and run["variant"] != "proxy"
+)
 
 
 def get_coreset_run_config(wildcards):
@@ -34,27 +42,3 @@ def get_coreset_never_learned(wildcards):
 
 def get_coreset_selection_spec(wildcards):
     return to_json(coreset_plan.selection_settings(config, wildcards.selection))
-
-
-def get_coreset_checkpoint(wildcards):
-    return CHECKPOINT.format(study="coreset", **wildcards)
-
-
-def coreset_resources(wildcards):
-    return job_resources(config, "coreset", wildcards.dataset, wildcards.model)
-
-
-def get_coreset_gpu(wildcards):
-    return coreset_resources(wildcards)["gpu"]
-
-
-def get_coreset_cpus_per_gpu(wildcards):
-    return coreset_resources(wildcards)["cpus_per_gpu"]
-
-
-def get_coreset_mem_mb(wildcards, attempt):
-    return coreset_resources(wildcards)["mem_mb"] * attempt
-
-
-def get_coreset_runtime(wildcards, attempt):
-    return coreset_resources(wildcards)["runtime"] * attempt

@@ -2,8 +2,8 @@
 # lists them) rather than from .snakemake/metadata, which a fresh checkout or a DVC restore
 # lacks: a seed or variant added or removed, another config, or a run folder deleted (Snakemake
 # alone keeps a table newer than every run file still there). Its input `rebuild` is a marker
-# file that report.table.rebuild_marker dates newer than the table exactly then.
-from curriculum_bench.report.table import rebuild_marker  # noqa: E402
+# file that report.table_rebuild.rebuild_marker (pandas-free) dates newer than the table exactly then.
+from curriculum_bench.report.table_rebuild import rebuild_marker
 
 
 rule study_table:

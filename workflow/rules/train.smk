@@ -14,17 +14,15 @@ rule train:
         "../../envs/train.yaml"
     threads: 1
     resources:
-        gpu=get_train_gpu,
-        gres=get_train_gres,
-        gpu_slot=get_train_gpu_slot,
-        cpus_per_gpu=get_train_cpus_per_gpu,
-        mem_mb=get_train_mem_mb,
-        runtime=get_train_runtime,
+        gpu=get_gpu,
+        gres=get_gres,
+        gpu_slot=get_gpu_slot,
+        cpus_per_gpu=get_cpus_per_gpu,
+        mem_mb=get_mem_mb,
+        runtime=get_runtime,
     params:
         run_config=get_run_config,
         data=get_dataset_dir,
         checkpoint=get_checkpoint,
     shell:
-        "python -m curriculum_bench train --run-config {params.run_config:q}"
-        " --data {params.data} --out $(dirname {output.metrics})"
-        " --checkpoint {params.checkpoint} --threads {threads} > {log} 2>&1"
+        TRAIN_COMMAND

@@ -14,7 +14,7 @@ sees (after earlier methods' transforms), normalised as evaluation does.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from ..errors import MissingInputFile
 from ..models import create_model
+from ..run_inputs import teacher_file_of_run_dir
 from ..train.hooks import Hook, TrainState, register_method
 from ..train.identity import model_files
 from ..train.speed import Speed, prepare_model, run_model
@@ -50,15 +51,9 @@ class DistillConfig:
 
 
 def teacher_path(student_dir: Path, cfg: DistillConfig) -> Path:
-    """results/{study}/{dataset}/{model}/{variant}/seed{s} -> the teacher run's final_model.pt."""
-    if cfg.teacher_checkpoint:
-        return Path(cfg.teacher_checkpoint)
-    student_dir = Path(student_dir)
-    seed_dir = f"seed{cfg.teacher_seed}" if cfg.teacher_seed is not None else student_dir.name
-    model_dir = student_dir.parents[1]
-    if cfg.teacher_model:
-        model_dir = model_dir.parent / cfg.teacher_model
-    return model_dir / cfg.teacher_variant / seed_dir / "final_model.pt"
+    """results/{study}/{dataset}/{model}/{variant}/seed{s} -> the teacher's weights, by the same
+    function that wires the workflow's edge (run_inputs.teacher_file)."""
+    return Path(teacher_file_of_run_dir(student_dir, asdict(cfg)))
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, hard_loss: torch.Tensor,

@@ -81,11 +81,11 @@ def config_runs(config: dict) -> list[dict]:
     return list(iter_runs(config)) + list(iter_coreset_runs(config))
 
 
-def reference_runs(path: str | Path) -> list[dict]:
+def reference_runs(path: str | Path, schema: str | Path | None = None) -> list[dict]:
     """The runs of the config the claims are written against (config/paper.yaml)."""
-    from ..plan import load_config
+    from ..plan import SCHEMA, load_config
 
-    return config_runs(load_config([path]))
+    return config_runs(load_config([path], schema or SCHEMA))
 
 
 def label_noise_of(config: dict, dataset: str) -> float:

@@ -6,22 +6,25 @@ such as `data_parameters.npz`) and returns a matplotlib Figure. Every study gets
 `accuracy` (evaluation accuracy per epoch, one line per variant, seeds as a band);
 study-specific figures live in `report/figures_<study>.py`, found automatically.
 
-Figure modules import matplotlib inside their functions only: the Snakefile asks
-`figure_names()` while planning, and planning should not pay for a plotting library.
+The names are declared in `report/figure_names.py`, which the Snakefile reads while it
+plans without importing pandas or matplotlib; figure modules import matplotlib inside their
+functions only.
 """
 from __future__ import annotations
 
 import importlib
 import json
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
+from .figure_names import ALL_STUDIES, FIGURE_NAMES
+from .figure_names import figure_names as declared_figure_names
+
 FIGURES: dict[str, dict[str, Callable]] = {}
-ALL_STUDIES = "*"
 
 
 @dataclass
@@ -39,6 +42,8 @@ def register_figure(study: str, name: str):
     """File a figure function for `study` ("*" for every study) under `name`."""
 
     def add(fn):
+        if name not in FIGURE_NAMES.get(study, ()):
+            raise ValueError(f"figure {study}/{name} is not declared in report/figure_names.py")
         figures = FIGURES.setdefault(study, {})
         if name in figures:
             raise ValueError(f"figure {study}/{name} is registered twice")
@@ -56,9 +61,10 @@ def _load_figure_modules() -> None:
 
 
 def figure_names(study: str) -> list[str]:
-    """The figures the workflow draws for `study`, common ones first."""
+    """The figures the workflow draws for `study`, common ones first (report/figure_names.py),
+    each with its registered function."""
     _load_figure_modules()
-    return list(FIGURES.get(ALL_STUDIES, {})) + list(FIGURES.get(study, {}))
+    return declared_figure_names(study)
 
 
 def load_runs(metrics_paths: list[Path]) -> list[Run]:
