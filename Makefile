@@ -1,5 +1,5 @@
 # Two entry points, each sets up .venv first (once, and again when pyproject.toml changes):
-#   make run    the default workflow: snakemake --cores all
+#   make run    the default workflow: snakemake --cores all, with run-level progress every minute
 #   make test   the test suite
 PYTHON ?= python3
 VENV := .venv
@@ -8,8 +8,13 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
 .PHONY: run test setup clean
+# While snakemake runs, every PROGRESS_EVERY seconds: runs finished and running (with the last
+# line of their log), and the time left (python -m curriculum_bench progress; README.md).
+PROGRESS_EVERY ?= 60
 run: setup
-	snakemake --cores all
+	@( while sleep $(PROGRESS_EVERY); do python -m curriculum_bench progress || true; done ) & loop=$$!; \
+	snakemake --cores all; status=$$?; kill $$loop 2>/dev/null; \
+	python -m curriculum_bench progress || true; exit $$status
 
 test: setup
 	python -m pytest

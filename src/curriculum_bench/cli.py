@@ -175,6 +175,12 @@ def cmd_plan(args) -> None:
     plan_main(files, [f for f in args.configfile if f not in files] + args.studies)
 
 
+def cmd_progress(args) -> None:
+    from .progress import main as progress_main
+
+    progress_main(args.configfile, Path.cwd())
+
+
 def cmd_dvc_record(args) -> None:
     from .versioning import VersioningError, record
 
@@ -322,6 +328,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(none: config/config.yaml)")
     p.add_argument("studies", nargs="*", help="only these studies (default: every study)")
     p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("progress", help="runs finished, running (with their log's last line) and the time left "
+                       "for the whole workflow, from the finished runs' wall time (make run prints it every minute)")
+    p.add_argument("--configfile", nargs="+", action="extend", default=[],
+                   help="config file(s) as given to snakemake (none: config/config.yaml)")
+    p.set_defaults(func=cmd_progress)
 
     for command in sub.choices.values():  # a UsageError is refused with the command's usage line
         command.set_defaults(refuse=command.error)
