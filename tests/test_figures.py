@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from curriculum_bench.report.figures import figure_names, load_runs, plot_seed_band, new_figure, write_figure
+from curriculum_bench.report.figures import figure_names, load_runs, new_figure, plot_seed_band, write_figure
 
 
 def fake_run(tmp_path, variant, seed, accs):
@@ -24,7 +24,7 @@ def test_every_study_has_the_accuracy_figure_first():
 
 def test_seed_line_is_the_mean_over_seeds(tmp_path):
     paths = [fake_run(tmp_path, "a", 0, [0.2, 0.4]), fake_run(tmp_path, "a", 1, [0.4, 0.8])]
-    fig, (ax,) = new_figure()
+    _fig, (ax,) = new_figure()
     assert plot_seed_band(ax, load_runs(paths), "eval_acc", "a", 100)
     line = ax.get_lines()[0]
     assert list(line.get_ydata()) == pytest.approx([30.0, 60.0])

@@ -1,7 +1,6 @@
 """The catalogue's planned techniques: distillation, transfer, layer-wise LR/WD, initialisation,
 augmentation as a variant, LR schedules. Each against hand-computed or PyTorch values."""
 import copy
-import math
 import re
 
 import pytest
@@ -9,7 +8,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from curriculum_bench.config import ConfigError
+from curriculum_bench.config import ConfigError, resolve_run
 from curriculum_bench.curricula.distill import DistillConfig, distillation_loss, teacher_path
 from curriculum_bench.curricula.layerwise_lr import LayerwiseLRConfig, layer_scales, layerwise_groups
 from curriculum_bench.curricula.lr_schedule import LRScheduleConfig, schedule_factor
@@ -23,7 +22,6 @@ from curriculum_bench.train.hooks import TrainState, build_hooks
 from curriculum_bench.train.schedule import lr_factor
 
 from .conftest import REPO, snakemake, tiny_run
-
 
 # --- distillation ------------------------------------------------------------------------------
 
@@ -66,6 +64,25 @@ def test_student_run_reads_the_teacher_run_final_model(tmp_path):
         run_inputs(config, "techniques", "digits_sklearn", "mlt_convnet", "distill", 0)
 
 
+def test_distillation_edge_follows_a_per_model_override_of_the_teacher(tmp_path):
+    """The edge comes from the resolved run: overrides.<model>.variants.<variant>.distill wins over the variant's."""
+    config = tiny_config({"baseline": {}, "teacher": {"weighted_sampling": {}},
+                          "distill": {"distill": {"teacher_variant": "baseline"}}})
+    config["studies"]["techniques"]["overrides"] = {
+        "mlt_convnet": {"variants": {"distill": {"distill": {"teacher_variant": "teacher", "teacher_seed": 3}}}}}
+    assert run_inputs(config, "techniques", "digits_sklearn", "mlt_convnet", "distill", 0) == [
+        "results/techniques/digits_sklearn/mlt_convnet/teacher/seed3/final_model.pt"]
+    # The trainer reads the same path (curricula/distill.py uses run_inputs.teacher_file too).
+    resolved = resolve_run(config, "techniques", "digits_sklearn", "mlt_convnet", "distill", 0)
+    student = "results/techniques/digits_sklearn/mlt_convnet/distill/seed0"
+    assert str(teacher_path(student, DistillConfig(**resolved["methods"]["distill"]))) == \
+        "results/techniques/digits_sklearn/mlt_convnet/teacher/seed3/final_model.pt"
+    config["studies"]["techniques"]["overrides"]["mlt_convnet"]["variants"]["distill"]["distill"]["teacher_variant"] = \
+        "nope"
+    with pytest.raises(ConfigError, match=r"overrides\.mlt_convnet\.variants\.distill\.distill\.teacher_variant: 'nope'"):
+        run_inputs(config, "techniques", "digits_sklearn", "mlt_convnet", "distill", 0)
+
+
 @pytest.mark.workflow
 def test_distillation_edge_exists_in_the_workflow_dag(tmp_path):
     config = tiny_config({"baseline": {}, "distill": {"distill": {"teacher_variant": "baseline"}}})
@@ -73,8 +90,8 @@ def test_distillation_edge_exists_in_the_workflow_dag(tmp_path):
     path.write_text(yaml.safe_dump(config))
     result = snakemake(tmp_path, "--configfile", str(path), "--dag")
     assert result.returncode == 0, result.stderr[-2000:]
-    nodes = dict(re.findall(r"^\s*(\d+)\[label = \"([^\"]*)\"", result.stdout, re.M))
-    edges = set(re.findall(r"^\s*(\d+) -> (\d+)", result.stdout, re.M))
+    nodes = dict(re.findall(r"^\s*(\d+)\[label = \"([^\"]*)\"", result.stdout, re.MULTILINE))
+    edges = set(re.findall(r"^\s*(\d+) -> (\d+)", result.stdout, re.MULTILINE))
     teacher = next(n for n, label in nodes.items() if label.startswith("train") and "baseline" in label)
     student = next(n for n, label in nodes.items() if label.startswith("train") and "distill" in label)
     assert (teacher, student) in edges and (student, teacher) not in edges

@@ -41,10 +41,20 @@ from curriculum_bench.run_inputs import run_inputs
 
 # Reference data ships with the workflow (also when it is deployed as a module): the
 # authors' reported numbers, the source studies' claims, and the config they are written for.
-REPORTED = workflow.source_path("../../config/reported.yaml")
-CLAIMS = workflow.source_path("../../config/claims.yaml")
-PAPER_CONFIG = workflow.source_path("../../config/paper.yaml")
-SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
+RULES_DIR = str(workflow.current_basedir)
+
+
+def workflow_file(relpath):
+    # Its own path in a local copy of the workflow (a stable job input); a cached copy when the
+    # workflow is read from a remote source (module snakefile: github(...)).
+    path = os.path.normpath(os.path.join(RULES_DIR, relpath))
+    return path if os.path.exists(path) else workflow.source_path(relpath)
+
+
+REPORTED = workflow_file("../../config/reported.yaml")
+CLAIMS = workflow_file("../../config/claims.yaml")
+PAPER_CONFIG = workflow_file("../../config/paper.yaml")
+SCHEMA = workflow_file("../schemas/config.schema.yaml")
 
 # Snakemake's validation (defaults filled in), its error as one line naming the key first.
 validate_config(config, SCHEMA)
