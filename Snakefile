@@ -3,6 +3,9 @@
 include: "workflow/Snakefile"
 
 
-# Snakemake takes the default target from this file only (not from an included one).
-use rule all as all_from_root with:
+# Snakemake takes the default target from this file only (not from an included one): the
+# workflow's own `all`.
+rule default:
     default_target: True
+    input:
+        rules.all.input,
