@@ -2,14 +2,11 @@
 
 MNIST: gzipped IDX files under <root>/MNIST/raw/; CIFAR-10/100: torchvision's python pickle
 batches; ImageNet-100: JPEG class folders in the Kaggle layout (train.X1.., val.X,
-Labels.json), a plain ImageFolder and a .tar.gz of it. Their md5s are not torchvision's
-recorded ones, so the tests put them in torchvision_sources.MD5_OVERRIDES.
+Labels.json), a plain ImageFolder and a .tar.gz of it (written by tests/fabricate.py). Their
+md5s are not torchvision's recorded ones, so the tests put them in
+torchvision_sources.MD5_OVERRIDES.
 """
-import gzip
-import hashlib
 import json
-import pickle
-import struct
 import tarfile
 import zipfile
 
@@ -22,12 +19,19 @@ import curriculum_bench.data.torchvision_sources as tvs
 from curriculum_bench.data.prepare import prepare
 from curriculum_bench.data.store import load_split, read_manifest
 
-MNIST_FILES = {"train-images-idx3-ubyte.gz": 2051, "train-labels-idx1-ubyte.gz": 2049,
-               "t10k-images-idx3-ubyte.gz": 2051, "t10k-labels-idx1-ubyte.gz": 2049}
-
-
-def md5(path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
+from .fabricate import (
+    MNIST_FILES,
+    WNIDS,
+    idx_bytes,
+    imagefolder,
+    jpeg,
+    kaggle_folder,
+    md5,
+    random_mnist,
+    write_cifar10,
+    write_cifar100,
+    write_mnist,
+)
 
 
 def assert_no_store(out):
@@ -36,23 +40,12 @@ def assert_no_store(out):
 
 # ------------------------------------------------------------------------------- MNIST
 
-def idx_bytes(array: np.ndarray, magic: int) -> bytes:
-    return struct.pack(f">{array.ndim + 1}i", magic, *array.shape) + array.astype(np.uint8).tobytes()
-
-
 @pytest.fixture
 def mnist_root(tmp_path, monkeypatch):
     """20 train / 10 test digits as torchvision's four gzipped IDX files, md5s registered."""
-    rng = np.random.default_rng(0)
-    arrays = {"train": (rng.integers(0, 256, (20, 28, 28), dtype=np.uint8), np.arange(20) % 10),
-              "t10k": (rng.integers(0, 256, (10, 28, 28), dtype=np.uint8), np.arange(10)[::-1] % 10)}
-    raw = tmp_path / "raw_mnist" / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    for prefix, (images, labels) in arrays.items():
-        for kind, array, magic in (("images-idx3", images, 2051), ("labels-idx1", labels, 2049)):
-            with gzip.GzipFile(raw / f"{prefix}-{kind}-ubyte.gz", "wb", mtime=0) as f:
-                f.write(idx_bytes(array, magic))
-    monkeypatch.setitem(tvs.MD5_OVERRIDES, "mnist", {name: md5(raw / name) for name in MNIST_FILES})
+    arrays = random_mnist(20, 10)
+    md5s = write_mnist(tmp_path / "raw_mnist", arrays)
+    monkeypatch.setitem(tvs.MD5_OVERRIDES, "mnist", md5s)
     return tmp_path / "raw_mnist", arrays
 
 
@@ -81,7 +74,7 @@ def test_mnist_idx_files_round_trip_into_the_store(mnist_root, tmp_path):
 
 
 def test_mnist_accepts_extracted_idx_files_without_their_gz(mnist_root, tmp_path):
-    root, arrays = mnist_root
+    root, _ = mnist_root
     prepare("mnist", mnist_spec(root), tmp_path / "a")
     for name in MNIST_FILES:
         (root / "MNIST/raw" / name).unlink()
@@ -97,7 +90,7 @@ def test_missing_mnist_files_are_fetched_by_torchvisions_downloader(mnist_root, 
 
     import torchvision.datasets.mnist
 
-    root, arrays = mnist_root
+    root, _ = mnist_root
     stash = tmp_path / "stash"
     shutil.copytree(root / "MNIST/raw", stash)
     shutil.rmtree(root / "MNIST")
@@ -155,31 +148,17 @@ def test_unknown_option_is_rejected_by_name(tmp_path):
 
 # ------------------------------------------------------------------------------- CIFAR
 
-def write_pickle(path, obj):
-    with open(path, "wb") as f:
-        pickle.dump(obj, f, protocol=2)  # str keys, read by torchvision with encoding="latin1"
-
-
 @pytest.fixture
 def cifar10_root(tmp_path, monkeypatch):
     """cifar-10-batches-py with 5 x 4 train and 6 test images; image 0 has G[2, 5] = 200."""
     rng = np.random.default_rng(1)
-    folder = tmp_path / "raw_c10" / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
     rows = rng.integers(0, 200, (26, 3072), dtype=np.uint8)
     rows[0, 1 * 1024 + 2 * 32 + 5] = 200  # channel G, row 2, column 5 (CIFAR rows are R, G, B planes)
     labels = [int(v) for v in rng.integers(0, 10, 26)]
-    for b in range(5):
-        part = slice(4 * b, 4 * b + 4)
-        write_pickle(folder / f"data_batch_{b + 1}", {
-            "batch_label": f"training batch {b + 1} of 5", "labels": labels[part],
-            "data": rows[part], "filenames": [f"img_{i}.png" for i in range(4 * b, 4 * b + 4)]})
-    write_pickle(folder / "test_batch", {"batch_label": "testing batch 1 of 1", "labels": labels[20:],
-                                         "data": rows[20:], "filenames": [f"t{i}.png" for i in range(6)]})
+    md5s = write_cifar10(tmp_path / "raw_c10", rows, labels, train=20)
+    monkeypatch.setitem(tvs.MD5_OVERRIDES, "cifar10", md5s)
     names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-    write_pickle(folder / "batches.meta", {"label_names": names, "num_cases_per_batch": 4, "num_vis": 3072})
-    monkeypatch.setitem(tvs.MD5_OVERRIDES, "cifar10", {p.name: md5(p) for p in folder.iterdir()})
-    return folder.parent, rows, np.array(labels), names
+    return tmp_path / "raw_c10", rows, np.array(labels), names
 
 
 def test_cifar10_batches_become_chw_images(cifar10_root, tmp_path):
@@ -220,19 +199,12 @@ def test_cifar_batch_with_a_wrong_md5_is_rejected_naming_it(cifar10_root, tmp_pa
 
 def test_cifar100_uses_fine_labels_and_fine_label_names(tmp_path, monkeypatch):
     rng = np.random.default_rng(2)
-    folder = tmp_path / "raw" / "cifar-100-python"
-    folder.mkdir(parents=True)
     rows = rng.integers(0, 256, (15, 3072), dtype=np.uint8)
     fine = [int(v) for v in rng.integers(0, 100, 15)]
-    for name, part in (("train", slice(0, 10)), ("test", slice(10, 15))):
-        n = len(fine[part])
-        write_pickle(folder / name, {"filenames": [f"{name}{i}.png" for i in range(n)],
-                                     "batch_label": f"{name} batch", "fine_labels": fine[part],
-                                     "coarse_labels": [f // 5 for f in fine[part]], "data": rows[part]})
     fine_names = [f"class_{i:02d}" for i in range(100)]
-    write_pickle(folder / "meta", {"fine_label_names": fine_names,
-                                   "coarse_label_names": [f"super_{i}" for i in range(20)]})
-    monkeypatch.setitem(tvs.MD5_OVERRIDES, "cifar100", {p.name: md5(p) for p in folder.iterdir()})
+    md5s = write_cifar100(tmp_path / "raw", rows, fine, train=10, fine_names=fine_names)
+    monkeypatch.setitem(tvs.MD5_OVERRIDES, "cifar100", md5s)
+    folder = tmp_path / "raw" / "cifar-100-python"
     manifest = prepare("c100", {"source": "cifar100", "data_root": str(folder.parent), "download": False},
                        tmp_path / "s")
     assert manifest["splits"] == {"train": 10, "test": 5} and manifest["classes"] == fine_names
@@ -242,30 +214,6 @@ def test_cifar100_uses_fine_labels_and_fine_label_names(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------------------- ImageNet-100
-
-WNIDS = {"n01440764": "tench, Tinca tinca", "n01443537": "goldfish, Carassius auratus",
-         "n01484850": "great white shark, white shark"}
-
-
-def jpeg(path, colour, size=(40, 30)):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", size, colour).save(path, "JPEG", quality=95)
-
-
-def kaggle_folder(root):
-    """3 classes x 4 train JPEGs over train.X1/train.X2 (the third class in both), 2 val each.
-    Image k of class c is a flat (80 c, 60 k, 100) so the order can be read from pixels."""
-    wnids = sorted(WNIDS)
-    placement = {wnids[0]: ["train.X1"] * 4, wnids[1]: ["train.X2"] * 4,
-                 wnids[2]: ["train.X2", "train.X1", "train.X2", "train.X1"]}
-    for c, wnid in enumerate(wnids):
-        for k, folder in enumerate(placement[wnid]):
-            jpeg(root / folder / wnid / f"{wnid}_{k}.JPEG", (80 * c, 60 * k, 100), size=(40 + 8 * k, 30))
-        for k in range(2):
-            jpeg(root / "val.X" / wnid / f"ILSVRC2012_val_{c}{k}.JPEG", (80 * c, 60 * k, 100), size=(30, 44))
-    (root / "Labels.json").write_text(json.dumps({**WNIDS, "n99999999": "unused"}))
-    return root
-
 
 def imagenet_spec(path, **extra):
     return {"source": "imagenet100", "path": str(path), "image_size": 16, "workers": 2, **extra}
@@ -288,11 +236,7 @@ def test_imagenet100_kaggle_layout_is_resized_in_class_then_file_order(tmp_path)
 
 
 def test_imagenet100_plain_imagefolder_and_tar_gz_archive_give_the_same_store(tmp_path):
-    root = tmp_path / "folder"
-    for c, name in enumerate(["zebra", "cat", "dog"]):
-        for k in range(3):
-            jpeg(root / "train" / name / f"{k}.jpg", (80 * c, 60 * k, 100))
-        jpeg(root / "val" / name / "v.jpg", (80 * c, 0, 100))
+    root = imagefolder(tmp_path / "folder", ["zebra", "cat", "dog"], train=3, val=1)
     manifest = prepare("plain", imagenet_spec(root), tmp_path / "a")
     assert manifest["classes"] == ["cat", "dog", "zebra"] and manifest["source"]["layout"] == "imagefolder"
     assert load_split(tmp_path / "a", "train").labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]

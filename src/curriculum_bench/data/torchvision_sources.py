@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import shutil
 import struct
@@ -51,6 +52,10 @@ RAW_DIR = "resources/raw"  # data_root: null -> RAW_DIR/<source>, relative to th
 # Expected md5 per raw file name, replacing torchvision's recorded one for that name. Empty
 # by default: torchvision's own lists are the reference. Tests fill it for fabricated files.
 MD5_OVERRIDES: dict[str, dict[str, str]] = {"mnist": {}, "cifar10": {}, "cifar100": {}}
+# The same for `prepare` jobs of a workflow run on fabricated files (the paper smoke run,
+# curriculum_bench.smoke): a JSON file {source: {file name: md5}}. The manifest records each
+# file so checked as "md5 override".
+MD5_OVERRIDES_ENV = "CURRICULUM_BENCH_MD5_OVERRIDES"
 
 # IDX files: (magic number, per-item shape). Magic = 0x08 (unsigned byte) << 8 | ndim.
 MNIST_IDX = {"images": (2051, (28, 28)), "labels": (2049, ())}
@@ -75,14 +80,26 @@ def parse_options(source: str, options: dict) -> tuple[Path, bool]:
     return root, opts.download
 
 
+def md5_overrides(source: str) -> dict[str, str]:
+    """MD5_OVERRIDES[source], over the file named by $CURRICULUM_BENCH_MD5_OVERRIDES if set."""
+    from_env = {}
+    if os.environ.get(MD5_OVERRIDES_ENV):
+        path = Path(os.environ[MD5_OVERRIDES_ENV])
+        try:
+            from_env = json.loads(path.read_text()).get(source) or {}
+        except (OSError, ValueError, AttributeError) as err:
+            raise ValueError(f"{path} (${MD5_OVERRIDES_ENV}): not a JSON object of md5s per source "
+                             f"({err})") from None
+    return {**from_env, **(MD5_OVERRIDES.get(source) or {})}
+
+
 def dataset_class(source: str):
     """torchvision's class for `source`; a same-named subclass when MD5_OVERRIDES is set,
     so that torchvision's own integrity checks use the same md5s as ours."""
     from torchvision.datasets import CIFAR10, CIFAR100, MNIST
 
     base = {"mnist": MNIST, "cifar10": CIFAR10, "cifar100": CIFAR100}[source]
-    overrides = MD5_OVERRIDES.get(source) or {}
-    if not overrides:
+    if not md5_overrides(source):
         return base
     md5 = expected_md5(source)
     if base is MNIST:
@@ -96,7 +113,7 @@ def dataset_class(source: str):
 
 
 def expected_md5(source: str) -> dict[str, str]:
-    """File name -> md5: torchvision's recorded lists, then MD5_OVERRIDES[source]."""
+    """File name -> md5: torchvision's recorded lists, then md5_overrides(source)."""
     from torchvision.datasets import CIFAR10, CIFAR100, MNIST
 
     if source == "mnist":
@@ -106,11 +123,11 @@ def expected_md5(source: str) -> dict[str, str]:
         recorded = {name: md5 for name, md5 in cls.train_list + cls.test_list}
         recorded[cls.meta["filename"]] = cls.meta["md5"]
         recorded[cls.filename] = cls.tgz_md5
-    return {**recorded, **(MD5_OVERRIDES.get(source) or {})}
+    return {**recorded, **md5_overrides(source)}
 
 
 def md5_origin(source: str, name: str) -> str:
-    return "md5 override" if name in (MD5_OVERRIDES.get(source) or {}) else "md5 recorded by torchvision"
+    return "md5 override" if name in md5_overrides(source) else "md5 recorded by torchvision"
 
 
 def file_md5(path: Path) -> str:
