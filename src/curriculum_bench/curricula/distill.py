@@ -53,6 +53,8 @@ class DistillConfig:
 def teacher_path(student_dir: Path, cfg: DistillConfig) -> Path:
     """results/{study}/{dataset}/{model}/{variant}/seed{s} -> the teacher's weights, by the same
     function that wires the workflow's edge (run_inputs.teacher_file)."""
+    if cfg.teacher_checkpoint:  # a local file: the student's folder need not be a results/ path
+        return Path(cfg.teacher_checkpoint)
     return Path(teacher_file_of_run_dir(student_dir, asdict(cfg)))
 
 
