@@ -22,6 +22,7 @@ import yaml
 from curriculum_bench import smoke
 from curriculum_bench.config import METRICS
 from curriculum_bench.data.torchvision_sources import MD5_OVERRIDES_ENV
+from curriculum_bench.report import FABRICATED_WARNING
 from curriculum_bench.report.figure_names import figure_names
 
 from .conftest import REPO
@@ -114,7 +115,9 @@ def test_tables_figures_and_index_say_the_data_are_fabricated(paper_smoke):
     index = (workdir / "paper_tables/README.md").read_text()
     assert smoke.TABLES_CONFIG in index and "FABRICATED" in smoke.TABLES_CONFIG
     assert (workdir / "paper_tables" / smoke.MARKER).read_text().startswith("# FABRICATED DATA")
+    assert FABRICATED_WARNING in index and FABRICATED_WARNING in (workdir / "paper_tables/claims.md").read_text()
     for study in plan.tables_config["studies"]:
+        assert (workdir / f"paper_tables/{study}.md").read_text().split("\n")[2] == FABRICATED_WARNING, study
         assert len(pd.read_csv(workdir / f"paper_tables/{study}.csv")) > 0, study
         assert all((workdir / f"paper_tables/figures/{study}/{name}.png").exists() for name in figure_names(study))
     assert not (REPO / "paper_tables" / smoke.MARKER).exists()

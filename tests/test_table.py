@@ -235,3 +235,15 @@ def test_a_table_is_stale_when_its_runs_differ_from_the_configs_or_one_was_delet
     os.utime(marker, (0, 0))
     csv.write_text("dataset,model\ntoy,m\n")                       # no seed_list: not a table we can trust
     assert table_is_stale(csv, [str(p) for p in paths if p.exists()])
+
+
+def test_a_fabricated_data_config_says_so_above_the_table(tmp_path):
+    from curriculum_bench.report import FABRICATED_WARNING
+
+    path = fake_metrics(tmp_path, "baseline", 0, 0.5, 0.5)
+    write_table([path], "techniques", tmp_path / "t.md", tmp_path / "t.csv", options={"fabricated_data": True},
+                out_html=tmp_path / "t.html")
+    assert (tmp_path / "t.md").read_text().split("\n")[2] == FABRICATED_WARNING
+    assert "FABRICATED DATA" in (tmp_path / "t.html").read_text()
+    write_table([path], "techniques", tmp_path / "u.md", tmp_path / "u.csv")
+    assert "FABRICATED" not in (tmp_path / "u.md").read_text()

@@ -134,13 +134,14 @@ def cmd_figure(args) -> None:
 def cmd_index(args) -> None:
     from .report.index import write_index
 
-    write_index(args.studies, args.config_files, args.out)
+    write_index(args.studies, args.config_files, args.out, fabricated_data=args.fabricated_data)
 
 
 def cmd_claims(args) -> None:
     from .report.claims import write_claims
 
-    write_claims(args.planned["claims"], args.metrics, args.out_md, args.out_csv, args.out_html)
+    write_claims(args.planned["claims"], args.metrics, args.out_md, args.out_csv, args.out_html,
+                 fabricated_data=args.planned.get("fabricated_data", False))
 
 
 def cmd_forgetting_stats(args) -> None:
@@ -283,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JSON: study -> {datasets, models, variants, runs, groups} (report.run_summary)")
     p.add_argument("--config-files", nargs="+", required=True, help="the config files the workflow ran with")
     p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--fabricated-data", action="store_true", help="say above everything that the data are fabricated")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("dvc-record", help="version resources/, results/, paper_tables/ with DVC, "

@@ -256,7 +256,13 @@ def get_report_options(wildcards):
         for run in RUNS
         if run["study"] == wildcards.study
     ]
-    return to_json({**(spec.get("report") or {}), "expected_runs": runs})
+    return to_json(
+        {
+            **(spec.get("report") or {}),
+            "expected_runs": runs,
+            "fabricated_data": config["fabricated_data"],
+        }
+    )
 
 
 # The training jobs' scheduler requests (train, linear_probe and the coreset study's

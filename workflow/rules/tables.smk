@@ -77,8 +77,9 @@ rule paper_index:
     params:
         studies=get_index_studies(),
         config_files=get_config_files(),
+        fabricated="--fabricated-data" if config["fabricated_data"] else "",
     shell:
-        "python -m curriculum_bench index --studies {params.studies:q}"
+        "python -m curriculum_bench index --studies {params.studies:q} {params.fabricated}"
         " --config-files {params.config_files:q} --out {output} > {log} 2>&1"
 
 
@@ -103,7 +104,9 @@ rule claims:
         "../../envs/report.yaml"
     threads: 1
     params:
-        planned=to_json({"claims": PLANNED_CLAIMS}),
+        planned=to_json(
+            {"claims": PLANNED_CLAIMS, "fabricated_data": config["fabricated_data"]}
+        ),
     shell:
         "python -m curriculum_bench claims --planned {params.planned:q}"
         " --out-md {output.md} --out-csv {output.csv} --out-html {output.html}"

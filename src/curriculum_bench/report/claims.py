@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from ..config import ConfigError
+from . import FABRICATED_WARNING
 
 CLAIM_FIELDS = {"id", "claim", "quote", "source", "a", "b", "expect", "metric", "label_noise"}
 REQUIRED = CLAIM_FIELDS - {"metric", "label_noise"}
@@ -192,7 +193,7 @@ def display_rows(rows: list[dict]) -> list[dict]:
 
 
 def write_claims(planned: list[dict], metrics_paths: list[Path], out_md: Path, out_csv: Path,
-                 out_html: Path | None = None) -> list[dict]:
+                 out_html: Path | None = None, fabricated_data: bool = False) -> list[dict]:
     import pandas as pd
 
     from .table import TableOptions, load_runs
@@ -206,7 +207,8 @@ def write_claims(planned: list[dict], metrics_paths: list[Path], out_md: Path, o
     frame = pd.DataFrame(display_rows(rows))
     counts = pd.Series([r["verdict"] for r in rows]).value_counts()
     tally = ", ".join(f"{counts.get(v, 0)} {v}" for v in ("reproduced", "contradicted", "inconclusive", "not run"))
-    lines = ["# Claims", "", INTRO, "", f"Verdicts: {tally}.", "",
+    warning = [FABRICATED_WARNING, ""] if fabricated_data else []
+    lines = ["# Claims", "", *warning, INTRO, "", f"Verdicts: {tally}.", "",
              frame.to_markdown(index=False, disable_numparse=True), ""]
     Path(out_md).parent.mkdir(parents=True, exist_ok=True)
     Path(out_md).write_text("\n".join(lines))
@@ -216,7 +218,8 @@ def write_claims(planned: list[dict], metrics_paths: list[Path], out_md: Path, o
 
         Path(out_html).write_text(
             "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Claims</title></head><body>"
-            f"<h1>Claims</h1><p>{escape(INTRO)}</p><p>Verdicts: {escape(tally)}.</p>"
+            f"<h1>Claims</h1>{''.join(f'<p>{escape(w)}</p>' for w in warning if w)}"
+            f"<p>{escape(INTRO)}</p><p>Verdicts: {escape(tally)}.</p>"
             f"{frame.to_html(index=False, border=0)}</body></html>\n")
     print(f"claims: {len(planned)} claims, {len(rows)} verdicts ({tally}) -> {out_md}", flush=True)
     return rows

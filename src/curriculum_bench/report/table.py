@@ -25,6 +25,7 @@ import yaml
 
 from ..config import METRICS, PROBE_METRICS, RUN_DIR
 from ..errors import InputFileError, read_json_file, read_json_lines
+from . import FABRICATED_WARNING
 from .stats import PairedDifference, paired_difference
 from .table_rebuild import RUN_PATH, rebuild_marker, run_of_path, table_is_stale, tabulated_runs  # noqa: F401
 
@@ -101,6 +102,7 @@ class TableOptions:
     # Every run the config asks for, as [dataset, model, variant, seed] (set by the workflow):
     # a run outside it is an error, one missing from the runs given is flagged in `notes`.
     expected_runs: tuple[tuple[str, str, str, int], ...] = ()
+    fabricated_data: bool = False  # the config's `fabricated_data` (paper smoke run): said above the table
 
     def __post_init__(self):
         runs = tuple(tuple(run) for run in self.expected_runs)
@@ -429,7 +431,8 @@ def to_markdown(summary: pd.DataFrame, study: str, reported: list[dict] | None =
                 options: TableOptions = TableOptions()) -> str:
     reported = reported or []
     table = display_frame(summary, reported, options)
-    lines = [f"# {study}", "", INTRO, "", *[line + "\n" for line in caveats(summary, options)],
+    warning = [FABRICATED_WARNING, ""] if options.fabricated_data else []
+    lines = [f"# {study}", "", *warning, INTRO, "", *[line + "\n" for line in caveats(summary, options)],
              table.to_markdown(index=False, disable_numparse=True),  # keep "75.00", not 75
              "", *reported_markdown(reported)]
     return "\n".join(lines)
@@ -439,7 +442,8 @@ def to_html(summary: pd.DataFrame, study: str, reported: list[dict], options: Ta
     """A standalone page of the same table, for Snakemake's report."""
     from html import escape
 
-    parts = [f"<h1>{escape(study)}</h1>", f"<p>{escape(INTRO)}</p>",
+    parts = [f"<h1>{escape(study)}</h1>", *([f"<p>{escape(FABRICATED_WARNING)}</p>"] if options.fabricated_data else []),
+             f"<p>{escape(INTRO)}</p>",
              *[f"<p>{escape(line)}</p>" for line in caveats(summary, options)],
              display_frame(summary, reported, options).to_html(index=False, border=0)]
     if reported:
