@@ -141,6 +141,7 @@ def claim_value(runs, metric: str):
 def decide(planned: list[dict], runs) -> list[dict]:
     """One row per claim and configuration that ran it (and one per claim that did not run)."""
     from .stats import describe_seeds_to_decide, paired_difference, verdict
+    from .table import values_per_seed
 
     rows = []
     for claim in planned:
@@ -152,13 +153,10 @@ def decide(planned: list[dict], runs) -> list[dict]:
                          "high_pp": math.nan, "verdict": "not run", "seeds_to_decide": "—"})
             continue
         study_runs = runs[runs["study"] == claim["study"]]
+        per_seed = values_per_seed(study_runs, claim_value(study_runs, claim["metric"]))
         for dataset, model in claim["configurations"]:
-            here = study_runs[(study_runs["dataset"] == dataset) & (study_runs["model"] == model)]
-            value = claim_value(here, claim["metric"])
-            per_seed = {side: dict(zip(here.loc[here["variant"] == claim[side], "seed"],
-                                       value[here["variant"] == claim[side]]))
-                        for side in ("a", "b")}
-            diff = paired_difference(per_seed["a"], per_seed["b"])
+            diff = paired_difference(per_seed.get((dataset, model, claim["a"]), {}),
+                                     per_seed.get((dataset, model, claim["b"]), {}))
             rows.append({**base, "configuration": f"{dataset} / {model}", "n": diff.n if diff else 0,
                          "effect_pp": 100 * diff.mean if diff else math.nan,
                          "low_pp": 100 * diff.low if diff else math.nan,

@@ -284,13 +284,18 @@ def headline_accuracy(runs: pd.DataFrame) -> tuple[pd.Series, str]:
     return runs["final_acc"], "final acc"
 
 
+def values_per_seed(runs: pd.DataFrame, values: pd.Series) -> dict[tuple[str, str, str], dict[int, float]]:
+    """(dataset, model, variant) -> {seed: value}: what a paired comparison of two rows reads."""
+    per_seed: dict[tuple[str, str, str], dict[int, float]] = {}
+    for key, seed, value in zip(zip(runs.dataset, runs.model, runs.variant), runs.seed, values):
+        per_seed.setdefault(key, {})[int(seed)] = float(value)
+    return per_seed
+
+
 def paired_deltas(runs: pd.DataFrame, summary: pd.DataFrame, reference_of) -> list[PairedDifference | None]:
     """Per summary row, its paired difference from the row `reference_of(variant)` names (same
     dataset and model), over the seeds both ran; None where there is no such row."""
-    accuracy, _ = headline_accuracy(runs)
-    per_seed: dict[tuple[str, str, str], dict[int, float]] = {}
-    for key, seed, acc in zip(zip(runs.dataset, runs.model, runs.variant), runs.seed, accuracy):
-        per_seed.setdefault(key, {})[int(seed)] = float(acc)
+    per_seed = values_per_seed(runs, headline_accuracy(runs)[0])
     deltas = []
     for dataset, model, variant in zip(summary.dataset, summary.model, summary.variant):
         reference = reference_of(variant)
