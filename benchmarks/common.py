@@ -5,6 +5,7 @@ set up the way `fit` sets it up.
 Clocks are read only after `synchronize`: CUDA kernels run asynchronously, so without it a
 timer measures how fast Python queues work, not how fast the GPU does it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -22,34 +23,47 @@ from torchvision import transforms
 from curriculum_bench.data.store import Split, write_store
 from curriculum_bench.models import create_model
 from curriculum_bench.train.config import TrainConfig
-from curriculum_bench.train.engine import (AUGMENT_STREAM, Data, InputPipeline, build_model, device_name,
-                                           epoch_generator, load_data, train_one_epoch)
+from curriculum_bench.train.engine import (
+    AUGMENT_STREAM,
+    Data,
+    InputPipeline,
+    build_model,
+    device_name,
+    epoch_generator,
+    load_data,
+    train_one_epoch,
+)
 from curriculum_bench.train.hooks import TrainState
 from curriculum_bench.train.speed import Speed, model_input, resolve_speed
 
 CIFAR_MEAN_STD = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 RESIZED_CROP_SCALE = (0.08, 1.0)  # torchvision RandomResizedCrop default, the ImageNet recipe
-CROP_PADDING = 4                  # CIFAR recipe: RandomCrop(32, padding=4)
-TEST_IMAGES = 1000                # a store needs a test split; nothing here evaluates on it
+CROP_PADDING = 4  # CIFAR recipe: RandomCrop(32, padding=4)
+TEST_IMAGES = 1000  # a store needs a test split; nothing here evaluates on it
 
 # Every speed switch off: fp32, eager, the optimiser's default kernels. What the engine's data
 # pipeline alone buys over the plain loop.
-SPEED_OFF = {"precision": "fp32", "channels_last": False, "fused_optimizer": False, "compile": False,
-             "cuda_graphs": False}
+SPEED_OFF = {
+    "precision": "fp32",
+    "channels_last": False,
+    "fused_optimizer": False,
+    "compile": False,
+    "cuda_graphs": False,
+}
 
 
 @dataclass(frozen=True)
 class Case:
     """One study's training setup at its own batch size, trained on synthetic pixels."""
 
-    model: str                     # registry name (curriculum_bench/models), also the case's name
-    shape: tuple[int, int, int]    # stored image (C, H, W)
+    model: str  # registry name (curriculum_bench/models), also the case's name
+    shape: tuple[int, int, int]  # stored image (C, H, W)
     num_classes: int
     batch_size: int
-    images: int                    # synthetic training images per case on a GPU
-    optimizer: dict                # TrainConfig fields: optimizer, lr, weight_decay, momentum
-    crop: str | None = None        # "pad": CIFAR crop + flip | "resized": ImageNet crop + flip | None
+    images: int  # synthetic training images per case on a GPU
+    optimizer: dict  # TrainConfig fields: optimizer, lr, weight_decay, momentum
+    crop: str | None = None  # "pad": CIFAR crop + flip | "resized": ImageNet crop + flip | None
     mean_std: tuple | None = None  # per-channel normalisation; None: pixels / 255, as MLT feeds them
 
     def augment(self) -> list[dict]:
@@ -58,8 +72,10 @@ class Case:
         if self.crop == "pad":
             return [{"op": "random_crop", "size": size, "padding": CROP_PADDING}, {"op": "horizontal_flip"}]
         if self.crop == "resized":
-            return [{"op": "random_resized_crop", "size": size, "scale": list(RESIZED_CROP_SCALE)},
-                    {"op": "horizontal_flip"}]
+            return [
+                {"op": "random_resized_crop", "size": size, "scale": list(RESIZED_CROP_SCALE)},
+                {"op": "horizontal_flip"},
+            ]
         return []
 
     def transform(self) -> transforms.Compose:
@@ -79,9 +95,16 @@ class Case:
         """fast: every speed switch on auto (on for CUDA, off on the CPU); else all off."""
         normalize = None if self.mean_std is None else {"mean": list(self.mean_std[0]), "std": list(self.mean_std[1])}
         # log_every: no progress line but the epoch's last (the engine always prints that one).
-        return TrainConfig(epochs=1, batch_size=self.batch_size, schedule="constant", log_every=10**9,
-                           augment=self.augment(), normalize=normalize, **self.optimizer,
-                           **({} if fast else SPEED_OFF))
+        return TrainConfig(
+            epochs=1,
+            batch_size=self.batch_size,
+            schedule="constant",
+            log_every=10**9,
+            augment=self.augment(),
+            normalize=normalize,
+            **self.optimizer,
+            **({} if fast else SPEED_OFF),
+        )
 
     def create_model(self) -> torch.nn.Module:
         return create_model(self.model, self.shape, self.num_classes)
@@ -89,16 +112,36 @@ class Case:
 
 CASES = {
     # LeRaC / forgetting events / hybrid: ResNet-18 (CIFAR stem) on CIFAR-10.
-    "resnet18_cifar": Case("resnet18_cifar", (3, 32, 32), 10, batch_size=128, images=50_000,
-                           optimizer={"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4},
-                           crop="pad", mean_std=CIFAR_MEAN_STD),
+    "resnet18_cifar": Case(
+        "resnet18_cifar",
+        (3, 32, 32),
+        10,
+        batch_size=128,
+        images=50_000,
+        optimizer={"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4},
+        crop="pad",
+        mean_std=CIFAR_MEAN_STD,
+    ),
     # MNIST training-technique catalogue: the small residual ConvNet, no augmentation.
-    "mlt_convnet": Case("mlt_convnet", (1, 28, 28), 10, batch_size=32, images=60_000,
-                        optimizer={"optimizer": "adamw", "lr": 0.01, "weight_decay": 0.1}),
+    "mlt_convnet": Case(
+        "mlt_convnet",
+        (1, 28, 28),
+        10,
+        batch_size=32,
+        images=60_000,
+        optimizer={"optimizer": "adamw", "lr": 0.01, "weight_decay": 0.1},
+    ),
     # Hybrid study: ConvNeXt-Tiny at 224 px on ImageNet-100.
-    "convnext_tiny": Case("convnext_tiny", (3, 224, 224), 100, batch_size=128, images=10_000,
-                          optimizer={"optimizer": "adamw", "lr": 4e-3, "weight_decay": 0.05},
-                          crop="resized", mean_std=IMAGENET_MEAN_STD),
+    "convnext_tiny": Case(
+        "convnext_tiny",
+        (3, 224, 224),
+        100,
+        batch_size=128,
+        images=10_000,
+        optimizer={"optimizer": "adamw", "lr": 4e-3, "weight_decay": 0.05},
+        crop="resized",
+        mean_std=IMAGENET_MEAN_STD,
+    ),
 }
 
 # --quick: a CPU smoke run of the same code paths in a minute or two, not a measurement. A
@@ -129,6 +172,7 @@ def quiet():
 
 # --- synthetic data ----------------------------------------------------------------------
 
+
 def synthetic_split(n: int, shape: tuple[int, int, int], num_classes: int, seed: int = 0) -> Split:
     """Uniform random uint8 pixels and labels: speed does not depend on what the pixels show."""
     rng = np.random.default_rng(seed)
@@ -138,12 +182,12 @@ def synthetic_split(n: int, shape: tuple[int, int, int], num_classes: int, seed:
 
 def write_synthetic_store(directory: Path, split: Split, num_classes: int) -> Path:
     test = Split(split.images[:TEST_IMAGES], split.labels[:TEST_IMAGES])
-    write_store(directory, {"train": split, "test": test}, [str(c) for c in range(num_classes)],
-                {"name": "synthetic"})
+    write_store(directory, {"train": split, "test": test}, [str(c) for c in range(num_classes)], {"name": "synthetic"})
     return directory
 
 
 # --- the plain loop: a PIL image per sample through torchvision transforms ---------------
+
 
 class PILDataset(torch.utils.data.Dataset):
     """What the original repositories do (torchvision's CIFAR10 / MNIST datasets): hold the
@@ -163,11 +207,18 @@ class PILDataset(torch.utils.data.Dataset):
         return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
 
 
-def plain_loader(dataset: torch.utils.data.Dataset, batch_size: int, workers: int,
-                 device: torch.device) -> torch.utils.data.DataLoader:
+def plain_loader(
+    dataset: torch.utils.data.Dataset, batch_size: int, workers: int, device: torch.device
+) -> torch.utils.data.DataLoader:
     # persistent_workers=False, as torchvision's references: each epoch starts its workers.
-    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers,
-                                       pin_memory=device.type == "cuda", persistent_workers=False)
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
 
 
 def plain_train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader, device: torch.device) -> None:
@@ -183,6 +234,7 @@ def plain_train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader
 
 # --- the engine --------------------------------------------------------------------------
 
+
 @dataclass
 class EngineRun:
     """A model, optimiser and state built as `fit` builds them, ready for `train_one_epoch`."""
@@ -196,8 +248,9 @@ class EngineRun:
     def epoch(self, data: Data, epoch: int, seed: int = 0) -> dict:
         self.state.epoch = epoch
         with quiet():
-            return train_one_epoch(self.state, data, self.pipeline, [], self.cfg, self.cfg.lr, seed,
-                                   speed=self.speed, forward=self.forward)
+            return train_one_epoch(
+                self.state, data, self.pipeline, [], self.cfg, self.cfg.lr, seed, speed=self.speed, forward=self.forward
+            )
 
 
 def engine_run(case: Case, data: Data, device: torch.device, fast: bool, seed: int = 0) -> EngineRun:
@@ -209,8 +262,15 @@ def engine_run(case: Case, data: Data, device: torch.device, fast: bool, seed: i
     return EngineRun(cfg, InputPipeline(cfg, device), speed, forward, state)
 
 
-def data_seconds(data: Data, pipeline: InputPipeline, batch_size: int, device: torch.device,
-                 speed: Speed, seed: int = 0, epoch: int = 0) -> float:
+def data_seconds(
+    data: Data,
+    pipeline: InputPipeline,
+    batch_size: int,
+    device: torch.device,
+    speed: Speed,
+    seed: int = 0,
+    epoch: int = 0,
+) -> float:
     """Seconds of the engine's data handling alone for one epoch: batch gather, augmentation,
     normalisation and the input layout, with the same order and random streams as the epoch."""
     order = torch.randperm(len(data.train.labels), generator=epoch_generator(seed, epoch)).to(device)

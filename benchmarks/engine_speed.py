@@ -22,6 +22,7 @@ the MNIST ConvNet, data share <= 10% at every size.
     python benchmarks/engine_speed.py --compile-cache /tmp/engine_speed_compile --json engine_speed.json
     python benchmarks/engine_speed.py --quick   # CPU smoke run: tiny sizes, not a measurement
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,10 +35,24 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from common import (
+    CASES,
+    QUICK,
+    Case,
+    EngineRun,
+    PILDataset,
+    data_seconds,
+    describe_machine,
+    device_name,
+    engine_run,
+    load_resident,
+    plain_loader,
+    plain_train,
+    synchronize,
+    synthetic_split,
+    write_synthetic_store,
+)
 
-from common import (CASES, QUICK, Case, EngineRun, PILDataset, data_seconds, describe_machine, device_name,
-                    engine_run, load_resident, plain_loader, plain_train, synchronize, synthetic_split,
-                    write_synthetic_store)
 from curriculum_bench.data.store import Split
 from curriculum_bench.train.engine import Data, build_optimizer, to_inputs
 from curriculum_bench.train.speed import autocast, begin_step, model_input, use_compile_cache
@@ -100,40 +115,65 @@ def measure(case: Case, workers: int, steps: int, warmup_steps: int, device: tor
     engine = engine_images_per_s(run, data)
     data_s = data_seconds(data, run.pipeline, case.batch_size, device, run.speed, epoch=TIMED_EPOCH)
     ceiling = ceiling_images_per_s(run, data, steps, warmup_steps)
-    return {"case": case.model, "batch_size": case.batch_size, "images": case.images,
-            "image_shape": list(case.shape), "plain_images_per_s": plain, "engine_fp32_images_per_s": engine_fp32,
-            "engine_images_per_s": engine, "speed": run.speed.as_dict(), "switches": run.speed.describe(),
-            "engine_vs_plain": engine / plain, "data_seconds": data_s, "engine_epoch_seconds": case.images / engine,
-            "data_share": data_s / (case.images / engine), "ceiling_images_per_s": ceiling,
-            "engine_vs_ceiling": engine / ceiling}
+    return {
+        "case": case.model,
+        "batch_size": case.batch_size,
+        "images": case.images,
+        "image_shape": list(case.shape),
+        "plain_images_per_s": plain,
+        "engine_fp32_images_per_s": engine_fp32,
+        "engine_images_per_s": engine,
+        "speed": run.speed.as_dict(),
+        "switches": run.speed.describe(),
+        "engine_vs_plain": engine / plain,
+        "data_seconds": data_s,
+        "engine_epoch_seconds": case.images / engine,
+        "data_share": data_s / (case.images / engine),
+        "ceiling_images_per_s": ceiling,
+        "engine_vs_ceiling": engine / ceiling,
+    }
 
 
 def print_table(rows: list[dict]) -> None:
-    print("| case | batch | plain img/s | engine fp32 img/s | engine img/s | engine switches | engine/plain "
-          "| data share | ceiling img/s | engine/ceiling |")
+    print(
+        "| case | batch | plain img/s | engine fp32 img/s | engine img/s | engine switches | engine/plain "
+        "| data share | ceiling img/s | engine/ceiling |"
+    )
     print("|---|--:|--:|--:|--:|---|--:|--:|--:|--:|")
     for r in rows:
-        print(f"| {r['case']} | {r['batch_size']} | {r['plain_images_per_s']:,.0f} "
-              f"| {r['engine_fp32_images_per_s']:,.0f} | {r['engine_images_per_s']:,.0f} | {r['switches']} "
-              f"| {r['engine_vs_plain']:.2f}x | {100 * r['data_share']:.1f}% "
-              f"| {r['ceiling_images_per_s']:,.0f} | {r['engine_vs_ceiling']:.2f} |")
+        print(
+            f"| {r['case']} | {r['batch_size']} | {r['plain_images_per_s']:,.0f} "
+            f"| {r['engine_fp32_images_per_s']:,.0f} | {r['engine_images_per_s']:,.0f} | {r['switches']} "
+            f"| {r['engine_vs_plain']:.2f}x | {100 * r['data_share']:.1f}% "
+            f"| {r['ceiling_images_per_s']:,.0f} | {r['engine_vs_ceiling']:.2f} |"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
-    parser.add_argument("--images", type=int, default=None,
-                        help="synthetic training images per case (default: 50,000 / 60,000 / 10,000)")
-    parser.add_argument("--workers", type=int, default=min(8, os.cpu_count()),
-                        help="DataLoader workers of the plain loop")
+    parser.add_argument(
+        "--images",
+        type=int,
+        default=None,
+        help="synthetic training images per case (default: 50,000 / 60,000 / 10,000)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=min(8, os.cpu_count()), help="DataLoader workers of the plain loop"
+    )
     parser.add_argument("--steps", type=int, default=None, help="timed ceiling steps (default 100; --quick 3)")
-    parser.add_argument("--warmup-steps", type=int, default=None,
-                        help="untimed ceiling steps first (default 20; --quick 1)")
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes and smaller batches: a CPU smoke run of every path, not a measurement")
+    parser.add_argument(
+        "--warmup-steps", type=int, default=None, help="untimed ceiling steps first (default 20; --quick 1)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes and smaller batches: a CPU smoke run of every path, not a measurement",
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch.set_num_threads of this process (default torch's; --quick 1)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch.set_num_threads of this process (default torch's; --quick 1)"
+    )
     parser.add_argument("--compile-cache", default=None, help="keep torch.compile's kernels here between runs")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers to this file")
     args = parser.parse_args()
@@ -151,8 +191,11 @@ def main() -> None:
     if args.images is not None:
         cases = [dataclasses.replace(case, images=args.images) for case in cases]
     print(describe_machine(device))
-    print("images per case: " + ", ".join(f"{c.model} {c.images:,} x {'x'.join(map(str, c.shape))}" for c in cases)
-          + f"; plain loop: {args.workers} DataLoader workers; ceiling: {steps} steps after {warmup_steps}")
+    print(
+        "images per case: "
+        + ", ".join(f"{c.model} {c.images:,} x {'x'.join(map(str, c.shape))}" for c in cases)
+        + f"; plain loop: {args.workers} DataLoader workers; ceiling: {steps} steps after {warmup_steps}"
+    )
     if args.quick:
         print("--quick: smaller batches and sizes than the studies'; checks the paths, measures nothing")
     rows = []
@@ -163,8 +206,14 @@ def main() -> None:
             print(f"{case.model}: measured in {time.perf_counter() - start:.0f}s", flush=True)
     print_table(rows)
     if args.json is not None:
-        header = {"device": device_name(device), "torch": torch.__version__, "quick": args.quick,
-                  "workers": args.workers, "ceiling_steps": steps, "ceiling_warmup_steps": warmup_steps}
+        header = {
+            "device": device_name(device),
+            "torch": torch.__version__,
+            "quick": args.quick,
+            "workers": args.workers,
+            "ceiling_steps": steps,
+            "ceiling_warmup_steps": warmup_steps,
+        }
         args.json.write_text(json.dumps({**header, "cases": rows}, indent=2) + "\n")
         print(f"-> {args.json}")
 

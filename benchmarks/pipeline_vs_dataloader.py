@@ -6,6 +6,7 @@ train the same model with the same optimiser, crop(32, pad 4) + flip + normalisa
 
     python benchmarks/pipeline_vs_dataloader.py --images 50000 --batch-size 128 --workers 8
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,9 +16,19 @@ import time
 from pathlib import Path
 
 import torch
+from common import (
+    CASES,
+    PILDataset,
+    data_seconds,
+    engine_run,
+    load_resident,
+    plain_loader,
+    plain_train,
+    synchronize,
+    synthetic_split,
+    write_synthetic_store,
+)
 
-from common import (CASES, PILDataset, data_seconds, engine_run, load_resident, plain_loader, plain_train,
-                    synchronize, synthetic_split, write_synthetic_store)
 from curriculum_bench.data.store import Split
 from curriculum_bench.models import create_model
 from curriculum_bench.train.engine import train_one_epoch
@@ -44,8 +55,9 @@ def engine_epoch(store: Path, batch_size: int, device: torch.device) -> tuple[fl
     run = engine_run(dataclasses.replace(CASE, batch_size=batch_size), data, device, fast=False)
     synchronize(device)
     start = time.perf_counter()
-    stats = train_one_epoch(run.state, data, run.pipeline, [], run.cfg, run.cfg.lr, seed=0,
-                            speed=run.speed, forward=run.forward)
+    stats = train_one_epoch(
+        run.state, data, run.pipeline, [], run.cfg, run.cfg.lr, seed=0, speed=run.speed, forward=run.forward
+    )
     synchronize(device)
     train_seconds = time.perf_counter() - start
     data_s = data_seconds(data, run.pipeline, batch_size, device, run.speed)
@@ -73,8 +85,10 @@ def main() -> None:
     print(f"plain DataLoader + PIL ({args.workers} workers): {plain_ips:8.0f} images/s")
     print(f"engine (resident uint8, on-device augment):   {engine_ips:8.0f} images/s")
     print(f"ratio engine / plain: {engine_ips / plain_ips:.2f}x")
-    print(f"engine data handling: {data_s:.2f}s of a {engine_seconds:.2f}s epoch "
-          f"({100 * data_s / engine_seconds:.1f}% of step time)")
+    print(
+        f"engine data handling: {data_s:.2f}s of a {engine_seconds:.2f}s epoch "
+        f"({100 * data_s / engine_seconds:.1f}% of step time)"
+    )
 
 
 if __name__ == "__main__":

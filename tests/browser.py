@@ -1,9 +1,11 @@
 """A headless Chromium driven over the DevTools protocol: open a page, collect script errors,
 run JavaScript, take a screenshot. Debian's `chromium` package is the browser; the test
 setup installs it where it can (root with apt-get) and tests skip with the reason otherwise."""
+
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -44,10 +46,22 @@ class Browser:
         self.port = free_port()
         self.profile = tempfile.mkdtemp(prefix="chromium-")
         self.process = subprocess.Popen(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--disable-extensions", f"--user-data-dir={self.profile}", "--window-size=1400,900",
-             f"--remote-debugging-port={self.port}", "--remote-allow-origins=*", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-extensions",
+                f"--user-data-dir={self.profile}",
+                "--window-size=1400,900",
+                f"--remote-debugging-port={self.port}",
+                "--remote-allow-origins=*",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.time() + 30
         while True:
             try:
@@ -101,10 +115,8 @@ class Browser:
         self.ws.settimeout(0.1)
         try:
             while time.time() < end:
-                try:
+                with contextlib.suppress(Exception):  # the socket's timeout: nothing arrived
                     self.record(json.loads(self.ws.recv()))
-                except Exception:  # the socket's timeout: nothing arrived
-                    pass
         finally:
             self.ws.settimeout(30)
 
@@ -118,10 +130,8 @@ class Browser:
         Path(path).write_bytes(base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"]))
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self.ws.close()
-        except Exception:
-            pass
         self.process.terminate()
         try:
             self.process.wait(timeout=10)

@@ -24,10 +24,14 @@ def digits_store(tmp_path_factory) -> Path:
 def tiny_run(methods: dict | None = None, epochs: int = 3, seed: int = 0, **train) -> dict:
     """A resolved run config for the digits store, small enough to train in a second."""
     return {
-        "study": "techniques", "dataset": "digits_sklearn", "model": "mlt_convnet",
-        "model_args": {}, "variant": "test", "methods": methods or {}, "seed": seed,
-        "train": {"epochs": epochs, "batch_size": 64, "lr": 0.01, "weight_decay": 0.1,
-                  "warmup_epochs": 1, **train},
+        "study": "techniques",
+        "dataset": "digits_sklearn",
+        "model": "mlt_convnet",
+        "model_args": {},
+        "variant": "test",
+        "methods": methods or {},
+        "seed": seed,
+        "train": {"epochs": epochs, "batch_size": 64, "lr": 0.01, "weight_decay": 0.1, "warmup_epochs": 1, **train},
     }
 
 
@@ -38,12 +42,19 @@ def default_config() -> dict:
 
 def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     """The real snakemake command on this repository's workflow, run inside `workdir`."""
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-           "--directory", str(workdir), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        *args,
+    ]
     # Jobs run `python -m curriculum_bench`: the python of this environment, activated or not.
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PATH": path})
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, "PATH": path})
 
 
 @pytest.fixture(scope="session")

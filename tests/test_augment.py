@@ -7,10 +7,29 @@ from torchvision.transforms import RandomResizedCrop
 from torchvision.transforms.v2 import functional as TF
 
 from curriculum_bench.data.augment import (
-    OPS, Augment, ColorJitterConfig, GaussianBlurConfig, HorizontalFlipConfig, NormalizeConfig,
-    RandomCropConfig, RandomResizedCropConfig, adjust_color, color_jitter, cutmix, gaussian_blur,
-    horizontal_flip, hsv_to_rgb, mixup, normalize, random_crop, random_grayscale, random_resized_crop,
-    random_resized_crop_boxes, resized_crop, rgb_to_hsv)
+    OPS,
+    Augment,
+    ColorJitterConfig,
+    GaussianBlurConfig,
+    HorizontalFlipConfig,
+    NormalizeConfig,
+    RandomCropConfig,
+    RandomResizedCropConfig,
+    adjust_color,
+    color_jitter,
+    cutmix,
+    gaussian_blur,
+    horizontal_flip,
+    hsv_to_rgb,
+    mixup,
+    normalize,
+    random_crop,
+    random_grayscale,
+    random_resized_crop,
+    random_resized_crop_boxes,
+    resized_crop,
+    rgb_to_hsv,
+)
 
 ALL_RANDOM_OPS = [
     {"op": "random_resized_crop", "size": 10, "scale": [0.3, 1.0]},
@@ -32,6 +51,7 @@ def gen(seed=0):
 
 
 # --- flip and crop ------------------------------------------------------------------------
+
 
 def test_flip_with_p_one_is_torch_flip_and_p_zero_is_identity():
     x = batch()
@@ -55,7 +75,7 @@ def test_each_crop_is_a_window_of_its_zero_padded_sample():
     out = random_crop(x, 6, 2, gen(3))
     padded = F.pad(x, (2, 2, 2, 2))
     for n in range(len(x)):
-        windows = [padded[n, :, i:i + 6, j:j + 6] for i in range(5) for j in range(5)]
+        windows = [padded[n, :, i : i + 6, j : j + 6] for i in range(5) for j in range(5)]
         assert any(torch.equal(out[n], window) for window in windows)
     assert len({tuple(out[n, 0, 0].tolist()) for n in range(6)}) > 1  # offsets differ per sample
 
@@ -66,11 +86,12 @@ def test_crop_padding_modes_match_torchvision_pad(mode):
     out = random_crop(x, (5, 6), (1, 2, 3, 1), gen(1), padding_mode=mode)  # left, top, right, bottom
     padded = TF.pad(x, [1, 2, 3, 1], padding_mode=mode)
     for n in range(len(x)):
-        windows = [padded[n, :, i:i + 5, j:j + 6] for i in range(4) for j in range(6)]
+        windows = [padded[n, :, i : i + 5, j : j + 6] for i in range(4) for j in range(6)]
         assert any(torch.equal(out[n], window) for window in windows)
 
 
 # --- reproducibility ----------------------------------------------------------------------
+
 
 def test_same_seed_same_batch_other_seed_other_batch():
     augment, x = Augment.from_config(ALL_RANDOM_OPS), batch()
@@ -92,8 +113,11 @@ def test_composer_applies_its_ops_in_order_with_one_generator():
     expected = random_crop(x, 10, 2, g)
     expected = horizontal_flip(expected, 0.5, g)
     expected = normalize(expected, [0.5], [0.25])
-    spec = [{"op": "random_crop", "size": 10, "padding": 2}, {"op": "horizontal_flip"},
-            {"op": "normalize", "mean": [0.5], "std": [0.25]}]
+    spec = [
+        {"op": "random_crop", "size": 10, "padding": 2},
+        {"op": "horizontal_flip"},
+        {"op": "normalize", "mean": [0.5], "std": [0.25]},
+    ]
     assert torch.equal(Augment.from_config(spec)(x, gen(7)), expected)
 
 
@@ -105,6 +129,7 @@ def test_every_op_returns_a_new_tensor_of_the_input_dtype(spec):
 
 
 # --- colour -------------------------------------------------------------------------------
+
 
 def test_grayscale_with_p_one_matches_torchvision():
     x = batch()
@@ -160,6 +185,7 @@ def test_saturation_and_hue_are_no_ops_on_one_channel():
 
 # --- blur ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kernel, sigma", [(5, 1.0), (7, 0.5)])
 def test_blur_matches_torchvision_for_one_sigma(kernel, sigma):
     x = batch()
@@ -190,6 +216,7 @@ def test_blur_sigma_range_gives_each_sample_its_own_sigma():
 
 # --- resized crop -------------------------------------------------------------------------
 
+
 def test_resized_crop_of_the_whole_image_is_identity():
     x = batch()
     out = random_resized_crop(x, 12, scale=(1.0, 1.0), ratio=(1.0, 1.0), generator=gen())
@@ -211,7 +238,7 @@ def test_resized_crop_boxes_follow_torchvision_rule():
     top, left, h, w = boxes.T
     assert (top >= 0).all() and (left >= 0).all() and (top + h <= 20).all() and (left + w <= 30).all()
     area = (h * w).double() / 600
-    assert area.min() > 0.15 and area.max() < 0.7      # rounding widens the scale range a little
+    assert area.min() > 0.15 and area.max() < 0.7  # rounding widens the scale range a little
     assert len(set(map(tuple, boxes.tolist()))) > 500  # a box per sample
     # A scale no box can reach falls back to the centre crop clamped to the ratio range.
     fallback = random_resized_crop_boxes(3, 20, 60, (4.0, 4.0), (0.75, 4 / 3), gen())
@@ -220,6 +247,7 @@ def test_resized_crop_boxes_follow_torchvision_rule():
 
 
 # --- mixup, cutmix, normalize -------------------------------------------------------------
+
 
 def test_mixup_lambda_is_in_unit_interval_and_targets_sum_to_one():
     x, labels = batch(n=6), torch.arange(6)
@@ -250,16 +278,20 @@ def test_normalize_matches_torchvision():
 
 # --- configs and composer -----------------------------------------------------------------
 
-@pytest.mark.parametrize("make, field", [
-    (lambda: HorizontalFlipConfig(p=1.5), "p"),
-    (lambda: RandomCropConfig(padding=-1), "padding"),
-    (lambda: RandomCropConfig(padding_mode="wrap"), "padding_mode"),
-    (lambda: RandomResizedCropConfig(scale=(0.9, 0.1)), "scale"),
-    (lambda: ColorJitterConfig(hue=0.7), "hue"),
-    (lambda: ColorJitterConfig(brightness=-0.1), "brightness"),
-    (lambda: GaussianBlurConfig(kernel_size=4), "kernel_size"),
-    (lambda: NormalizeConfig(std=(0.0, 1.0, 1.0)), "std"),
-])
+
+@pytest.mark.parametrize(
+    "make, field",
+    [
+        (lambda: HorizontalFlipConfig(p=1.5), "p"),
+        (lambda: RandomCropConfig(padding=-1), "padding"),
+        (lambda: RandomCropConfig(padding_mode="wrap"), "padding_mode"),
+        (lambda: RandomResizedCropConfig(scale=(0.9, 0.1)), "scale"),
+        (lambda: ColorJitterConfig(hue=0.7), "hue"),
+        (lambda: ColorJitterConfig(brightness=-0.1), "brightness"),
+        (lambda: GaussianBlurConfig(kernel_size=4), "kernel_size"),
+        (lambda: NormalizeConfig(std=(0.0, 1.0, 1.0)), "std"),
+    ],
+)
 def test_configs_reject_bad_values_by_name(make, field):
     with pytest.raises(ValueError, match=field):
         make()

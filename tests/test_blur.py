@@ -1,12 +1,20 @@
 """Blur curriculum (curricula/blur.py): sigma and probability per epoch by the schedule, the
 share of blurred images, identity at sigma 0, augmentation switched off in blurred epochs."""
+
 import json
 
 import pytest
 import torch
 
 from curriculum_bench.curricula.blur import (
-    Blur, BlurConfig, augmentation_on, batch_generator, blur_batch, blur_probability, blur_sigma)
+    Blur,
+    BlurConfig,
+    augmentation_on,
+    batch_generator,
+    blur_batch,
+    blur_probability,
+    blur_sigma,
+)
 from curriculum_bench.data.augment import gaussian_blur
 from curriculum_bench.train.engine import fit
 from curriculum_bench.train.hooks import TrainState
@@ -59,8 +67,17 @@ def test_full_probability_blurs_every_sample_as_augment_gaussian_blur():
 
 
 def make_state(epoch, step=0, seed=0):
-    return TrainState(torch.nn.Identity(), None, torch.device("cpu"), torch.zeros(1, dtype=torch.long), 10,
-                      10, epoch=epoch, step=step, seed=seed)
+    return TrainState(
+        torch.nn.Identity(),
+        None,
+        torch.device("cpu"),
+        torch.zeros(1, dtype=torch.long),
+        10,
+        10,
+        epoch=epoch,
+        step=step,
+        seed=seed,
+    )
 
 
 def test_blurred_share_of_a_batch_matches_the_epoch_probability():
@@ -90,8 +107,9 @@ def test_on_epoch_start_switches_augmentation_for_the_engine():
     assert state.augment is True
 
 
-@pytest.mark.parametrize("key, value", [
-    ("schedule", "cosine"), ("blur_epochs", 0), ("sigma", -1.0), ("kernel_size", 4), ("min_sigma", -0.1)])
+@pytest.mark.parametrize(
+    "key, value", [("schedule", "cosine"), ("blur_epochs", 0), ("sigma", -1.0), ("kernel_size", 4), ("min_sigma", -0.1)]
+)
 def test_bad_settings_are_rejected_by_name(key, value):
     with pytest.raises(ValueError, match=key):
         BlurConfig(**{key: value})
@@ -118,5 +136,10 @@ def test_engine_skips_augmentation_in_blur_epochs_when_not_kept(digits_store, tm
 
 def test_kernel_larger_than_the_images_is_rejected_at_fit_start(digits_store, tmp_path):
     with pytest.raises(ValueError, match=r"methods\.blur\.kernel_size 17 is too large for 8x8"):
-        fit(tiny_run({"blur": {"kernel_size": 17}}, epochs=1), digits_store, tmp_path / "r", tmp_path / "r.pt",
-            device="cpu")
+        fit(
+            tiny_run({"blur": {"kernel_size": 17}}, epochs=1),
+            digits_store,
+            tmp_path / "r",
+            tmp_path / "r.pt",
+            device="cpu",
+        )

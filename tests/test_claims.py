@@ -1,4 +1,5 @@
 """Claims: a source study's statements as row comparisons, decided by paired intervals."""
+
 import math
 
 import pandas as pd
@@ -14,13 +15,22 @@ def runs_of(study, variants, seeds, dataset="d", model="m"):
     return [dict(study=study, dataset=dataset, model=model, variant=v, seed=s) for v in variants for s in seeds]
 
 
-CONFIG = {"datasets": {"d": {"source": "sklearn_digits"},
-                       "noisy40": {"source": "derived", "label_noise": {"fraction": 0.4}}}}
+CONFIG = {
+    "datasets": {"d": {"source": "sklearn_digits"}, "noisy40": {"source": "derived", "label_noise": {"fraction": 0.4}}}
+}
 
 
 def claim(**kw):
-    fields = dict(study="hybrid", id="lerac_beats_baseline", claim="LeRaC beats the baseline", quote="q",
-                  source="s", a="lerac", b="baseline", expect="higher")
+    fields = dict(
+        study="hybrid",
+        id="lerac_beats_baseline",
+        claim="LeRaC beats the baseline",
+        quote="q",
+        source="s",
+        a="lerac",
+        b="baseline",
+        expect="higher",
+    )
     return Claim(**{**fields, **kw})
 
 
@@ -35,7 +45,8 @@ def test_the_project_claims_file_plans_against_the_paper_and_default_configs():
     paper_runs = list(iter_runs(paper)) + list(iter_coreset_runs(paper))
     planned = {c["id"]: c for c in plan_claims(claims, paper, paper_runs, paper_runs)}
     assert planned["instance_parameters_beat_the_baseline_at_40pct_noise"]["configurations"] == [
-        ["cifar100_noisy40", "wrn28_10"]]
+        ["cifar100_noisy40", "wrn28_10"]
+    ]
     assert len(planned["hybrid_beats_blur"]["configurations"]) == 6  # 2 datasets x 3 models
     default = load_config([REPO / "config/config.yaml"])
     default_runs = list(iter_runs(default)) + list(iter_coreset_runs(default))
@@ -57,20 +68,25 @@ def test_a_claim_whose_rows_this_config_lacks_is_planned_as_not_run():
 
 
 def test_label_noise_restricts_the_configurations():
-    runs = runs_of("data_parameters", ["baseline", "instance"], [0], dataset="d") + \
-        runs_of("data_parameters", ["baseline", "instance"], [0], dataset="noisy40")
+    runs = runs_of("data_parameters", ["baseline", "instance"], [0], dataset="d") + runs_of(
+        "data_parameters", ["baseline", "instance"], [0], dataset="noisy40"
+    )
     planned = plan_claims([claim(study="data_parameters", a="instance", label_noise=0.4)], CONFIG, runs, runs)
     assert planned[0]["configurations"] == [["noisy40", "m"]]
 
 
 def frame(values: dict[str, list[float]], seeds=(0, 1, 2)):
-    return pd.DataFrame([dict(study="hybrid", dataset="d", model="m", variant=v, seed=s, final_acc=acc)
-                         for v, accs in values.items() for s, acc in zip(seeds, accs)])
+    return pd.DataFrame(
+        [
+            dict(study="hybrid", dataset="d", model="m", variant=v, seed=s, final_acc=acc)
+            for v, accs in values.items()
+            for s, acc in zip(seeds, accs, strict=True)
+        ]
+    )
 
 
 def test_verdicts_from_hand_made_metrics():
-    planned = plan_claims([claim()], CONFIG, runs_of("hybrid", ["baseline", "lerac"], [0, 1, 2]),
-                          [])
+    planned = plan_claims([claim()], CONFIG, runs_of("hybrid", ["baseline", "lerac"], [0, 1, 2]), [])
     clear = decide(planned, frame({"lerac": [0.80, 0.82, 0.84], "baseline": [0.70, 0.71, 0.75]}))[0]
     assert clear["verdict"] == "reproduced" and clear["n"] == 3 and clear["effect_pp"] == pytest.approx(10)
     half = 100 * 4.302653 * 0.01 / math.sqrt(3)
@@ -86,7 +102,9 @@ def test_load_claims_names_the_file_and_claim(tmp_path):
     path.write_text("hybrid:\n  - {id: x, claim: c, quote: q, source: s, a: lerac, b: baseline, expect: up}\n")
     with pytest.raises(ConfigError, match=r"claims\.yaml: hybrid\[0\] \(x\)\.expect: expected 'higher' or 'lower'"):
         load_claims(path)
-    path.write_text("hybrid:\n  - {id: x, claim: c, quote: q, source: s, a: lerac, b: baseline, expect: higher,"
-                    " metric: class zero}\n")
+    path.write_text(
+        "hybrid:\n  - {id: x, claim: c, quote: q, source: s, a: lerac, b: baseline, expect: higher,"
+        " metric: class zero}\n"
+    )
     with pytest.raises(ConfigError, match=r"\(x\)\.metric"):
         load_claims(path)

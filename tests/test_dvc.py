@@ -3,6 +3,7 @@
 The fast tests check the config bookkeeping on hand-made files. The `workflow` tests run the
 tiny config in a copy of this repository, record and push to a local remote, clone, restore,
 and check that nothing retrains and that corruption is caught."""
+
 import copy
 import filecmp
 import hashlib
@@ -18,8 +19,14 @@ import pytest
 import yaml
 
 from curriculum_bench.config import METRICS, iter_runs
-from curriculum_bench.versioning import (TRACKED, VersioningError, config_mismatches, record,
-                                         workflow_config, write_dvc_yaml)
+from curriculum_bench.versioning import (
+    TRACKED,
+    VersioningError,
+    config_mismatches,
+    record,
+    workflow_config,
+    write_dvc_yaml,
+)
 
 from .conftest import REPO, tiny_run
 
@@ -28,8 +35,12 @@ TINY = ".test/config.yaml"
 
 def run(cwd: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
     # Jobs and the package import from `cwd`'s src/, with this environment's python first on PATH.
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONPATH": str(cwd / "src"),
-           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    env = {
+        **os.environ,
+        "DVC_NO_ANALYTICS": "1",
+        "PYTHONPATH": str(cwd / "src"),
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    }
     result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
     if check:
         assert result.returncode == 0, f"{cmd}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
@@ -57,11 +68,22 @@ def write_json(path: Path, data: dict) -> None:
 def recorded_artifacts(tmp_path):
     """A repository holding one prepared store and one run of a one-run config, as the workflow writes them."""
     run_config = tiny_run(epochs=2)
-    config = {"datasets": {"digits_sklearn": {"source": "sklearn_digits", "test_fraction": 0.2, "split_seed": 0}},
-              "studies": {"techniques": {"datasets": ["digits_sklearn"], "models": {"mlt_convnet": {}},
-                                         "seeds": [0], "train": run_config["train"], "variants": {"test": {}}}}}
-    write_json(tmp_path / "resources/datasets/digits_sklearn/manifest.json",
-               {"source": {"name": "digits_sklearn", **config["datasets"]["digits_sklearn"], "pool_size": 1797}})
+    config = {
+        "datasets": {"digits_sklearn": {"source": "sklearn_digits", "test_fraction": 0.2, "split_seed": 0}},
+        "studies": {
+            "techniques": {
+                "datasets": ["digits_sklearn"],
+                "models": {"mlt_convnet": {}},
+                "seeds": [0],
+                "train": run_config["train"],
+                "variants": {"test": {}},
+            }
+        },
+    }
+    write_json(
+        tmp_path / "resources/datasets/digits_sklearn/manifest.json",
+        {"source": {"name": "digits_sklearn", **config["datasets"]["digits_sklearn"], "pool_size": 1797}},
+    )
     write_json(tmp_path / METRICS.format(**run_config), {"final_acc": 0.5, "run": run_config})
     return tmp_path, config
 
@@ -92,7 +114,8 @@ def test_a_changed_setting_is_named_in_the_mismatch(recorded_artifacts):
     mismatched, _ = config_mismatches(repo, config)
     assert mismatched == [
         "resources/datasets/digits_sklearn/manifest.json: split_seed differ",
-        "results/techniques/digits_sklearn/mlt_convnet/test/seed0/metrics.json: train.lr differ"]
+        "results/techniques/digits_sklearn/mlt_convnet/test/seed0/metrics.json: train.lr differ",
+    ]
 
 
 def test_record_refuses_artifacts_of_another_config_before_touching_dvc(recorded_artifacts):
@@ -113,26 +136,38 @@ def test_dvc_yaml_lists_each_metrics_file_and_table_and_keeps_other_keys(recorde
     assert yaml.safe_load((repo / "dvc.yaml").read_text()) == {
         "params": ["params.yaml"],
         "metrics": ["results/techniques/digits_sklearn/mlt_convnet/test/seed0/metrics.json"],
-        "plots": [{"paper_tables/techniques.csv": {"x": "final_acc_mean", "y": "variant",
-                                                   "template": "bar_horizontal"}}]}
+        "plots": [
+            {"paper_tables/techniques.csv": {"x": "final_acc_mean", "y": "variant", "template": "bar_horizontal"}}
+        ],
+    }
 
 
 def git_repo_copy(dst: Path) -> None:
     """This repository's tracked and unignored files as a fresh one-commit git repository."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO,
-                           capture_output=True, text=True, check=True).stdout.split("\0")
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split("\0")
     for name in filter(None, files):
         if (REPO / name).is_file():
             (dst / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, dst / name)
-    for cmd in (["init", "-q"], ["config", "user.email", "t@example.org"], ["config", "user.name", "t"],
-                ["add", "-A"], ["commit", "-qm", "code"]):
+    for cmd in (
+        ["init", "-q"],
+        ["config", "user.email", "t@example.org"],
+        ["config", "user.name", "t"],
+        ["add", "-A"],
+        ["commit", "-qm", "code"],
+    ):
         run(dst, "git", *cmd)
 
 
 def artifact_files(repo: Path) -> dict[str, Path]:
-    return {p.relative_to(repo).as_posix(): p for name in TRACKED for p in (repo / name).rglob("*")
-            if p.is_file() and not p.name.endswith(".tmp") and "resources/raw" not in p.as_posix()}
+    return {
+        p.relative_to(repo).as_posix(): p
+        for name in TRACKED
+        for p in (repo / name).rglob("*")
+        if p.is_file() and not p.name.endswith(".tmp") and "resources/raw" not in p.as_posix()
+    }
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ def test_same_seed_gives_the_same_numbers_on_cpu(digits_store, tmp_path):
     b = fit(tiny_run(epochs=2), digits_store, tmp_path / "b", tmp_path / "b.pt", device="cpu")
     assert results_only(tmp_path / "a/history.jsonl") == results_only(tmp_path / "b/history.jsonl")
     assert (a["final_acc"], a["best_acc"]) == (b["final_acc"], b["best_acc"])
-    c = fit(tiny_run(epochs=2, seed=1), digits_store, tmp_path / "c", tmp_path / "c.pt", device="cpu")
+    fit(tiny_run(epochs=2, seed=1), digits_store, tmp_path / "c", tmp_path / "c.pt", device="cpu")
     assert results_only(tmp_path / "c/history.jsonl") != results_only(tmp_path / "a/history.jsonl")
 
 
@@ -48,8 +48,7 @@ def test_metrics_name_the_split_and_cost(digits_store, tmp_path):
 def test_resume_after_stop_matches_uninterrupted_run_on_cpu(digits_store, tmp_path):
     run = tiny_run({"weighted_sampling": {}}, epochs=4)
     full = fit(run, digits_store, tmp_path / "full", tmp_path / "full.pt", device="cpu")
-    assert fit(run, digits_store, tmp_path / "cut", tmp_path / "cut.pt", device="cpu",
-               stop_after_epoch=2) is None
+    assert fit(run, digits_store, tmp_path / "cut", tmp_path / "cut.pt", device="cpu", stop_after_epoch=2) is None
     assert not (tmp_path / "cut/metrics.json").exists()
     resumed = fit(run, digits_store, tmp_path / "cut", tmp_path / "cut.pt", device="cpu")
     assert resumed["resumed_at"] == [[2, 0]]
@@ -60,11 +59,28 @@ def test_resume_after_stop_matches_uninterrupted_run_on_cpu(digits_store, tmp_pa
 def test_resume_after_sigkill_matches_uninterrupted_run_on_cpu(digits_store, tmp_path):
     """A real kill at an arbitrary moment (possibly mid-checkpoint), then the same command again."""
     run = tiny_run(epochs=12, batch_size=32)
-    cmd = [sys.executable, "-m", "curriculum_bench", "train", "--run-config", json.dumps(run),
-           "--data", str(digits_store), "--threads", "1", "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "curriculum_bench",
+        "train",
+        "--run-config",
+        json.dumps(run),
+        "--data",
+        str(digits_store),
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    subprocess.run(cmd + ["--out", str(tmp_path / "full"), "--checkpoint", str(tmp_path / "full.pt")],
-                   check=True, env=env, capture_output=True, timeout=300)
+    subprocess.run(
+        cmd + ["--out", str(tmp_path / "full"), "--checkpoint", str(tmp_path / "full.pt")],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
 
     killed = cmd + ["--out", str(tmp_path / "cut"), "--checkpoint", str(tmp_path / "cut.pt")]
     proc = subprocess.Popen(killed, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -81,15 +97,16 @@ def test_resume_after_sigkill_matches_uninterrupted_run_on_cpu(digits_store, tmp
     full = json.loads((tmp_path / "full/metrics.json").read_text())
     assert len(cut["resumed_at"]) == 1 and 3 <= cut["resumed_at"][0][0] < 12
     assert results_only(tmp_path / "cut/history.jsonl") == results_only(tmp_path / "full/history.jsonl")
-    assert (cut["final_acc"], cut["best_acc"], cut["best_epoch"]) == \
-        (full["final_acc"], full["best_acc"], full["best_epoch"])
+    assert (cut["final_acc"], cut["best_acc"], cut["best_epoch"]) == (
+        full["final_acc"],
+        full["best_acc"],
+        full["best_epoch"],
+    )
 
 
 def test_changed_config_starts_afresh(digits_store, tmp_path, capsys):
-    fit(tiny_run(epochs=3), digits_store, tmp_path / "run", tmp_path / "ckpt.pt", device="cpu",
-        stop_after_epoch=1)
-    m = fit(tiny_run(epochs=3, lr=0.005), digits_store, tmp_path / "run", tmp_path / "ckpt.pt",
-            device="cpu")
+    fit(tiny_run(epochs=3), digits_store, tmp_path / "run", tmp_path / "ckpt.pt", device="cpu", stop_after_epoch=1)
+    m = fit(tiny_run(epochs=3, lr=0.005), digits_store, tmp_path / "run", tmp_path / "ckpt.pt", device="cpu")
     assert m["resumed_at"] == []
     assert "differs at train.lr" in capsys.readouterr().out
     assert m["run"]["train"]["lr"] == 0.005
@@ -197,8 +214,7 @@ def test_memory_mapped_data_gives_the_same_run_as_resident_data(digits_store, tm
     """The fallback for splits too large for memory reads the same batches in the same order."""
     run = tiny_run({"weighted_sampling": {}}, epochs=2)
     fit(run, digits_store, tmp_path / "memory", tmp_path / "m.pt", device="cpu", placement="memory")
-    fit(run, digits_store, tmp_path / "mmap", tmp_path / "p.pt", device="cpu", placement="mmap",
-        loader_workers=2)
+    fit(run, digits_store, tmp_path / "mmap", tmp_path / "p.pt", device="cpu", placement="mmap", loader_workers=2)
     assert results_only(tmp_path / "mmap/history.jsonl") == results_only(tmp_path / "memory/history.jsonl")
 
 
@@ -207,8 +223,20 @@ def test_sigterm_checkpoints_mid_epoch_and_the_rerun_matches_an_uninterrupted_ru
     from curriculum_bench.train.checkpoint import load_checkpoint
 
     run = tiny_run(epochs=6, batch_size=8)
-    cmd = [sys.executable, "-m", "curriculum_bench", "train", "--run-config", json.dumps(run),
-           "--data", str(digits_store), "--threads", "1", "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "curriculum_bench",
+        "train",
+        "--run-config",
+        json.dumps(run),
+        "--data",
+        str(digits_store),
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     full_cmd = cmd + ["--out", str(tmp_path / "full"), "--checkpoint", str(tmp_path / "full.pt")]
     subprocess.run(full_cmd, check=True, env=env, capture_output=True, timeout=300)
@@ -260,8 +288,12 @@ def test_a_val_split_is_evaluated_each_epoch_and_selects_the_reported_test_epoch
     from curriculum_bench.data.derive import derive
 
     store = tmp_path / "digits_val"
-    derive("digits_val", {"source": "derived", "from": "digits_sklearn",
-                          "subset": {"kind": "validation_tail", "n": 200}}, digits_store, store)
+    derive(
+        "digits_val",
+        {"source": "derived", "from": "digits_sklearn", "subset": {"kind": "validation_tail", "n": 200}},
+        digits_store,
+        store,
+    )
     m = fit(tiny_run(epochs=3), store, tmp_path / "run", tmp_path / "c.pt", device="cpu")
     history = [json.loads(line) for line in (tmp_path / "run/history.jsonl").read_text().splitlines()]
     assert all("val_acc" in r for r in history) and m["num_val"] == 200 and m["num_train"] == 1237

@@ -6,6 +6,7 @@ package from there (at any level, with `ast`) gives the third-party packages a j
 import; its env must name each, pinned to an exact version, with an explicit CUDA build of
 PyTorch. Parsing the workflow itself must not import pandas (tables and figures are jobs).
 """
+
 import ast
 import re
 import subprocess
@@ -19,10 +20,21 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "src" / "curriculum_bench"
 # Import name -> conda-forge package name; a third-party import missing here fails the test.
 CONDA_NAMES = {
-    "torch": "pytorch", "torchvision": "torchvision", "numpy": "numpy", "pandas": "pandas",
-    "yaml": "pyyaml", "sklearn": "scikit-learn", "mlxtend": "mlxtend", "PIL": "pillow",
-    "tqdm": "tqdm", "matplotlib": "matplotlib-base", "timm": "timm", "scipy": "scipy",
-    "tabulate": "tabulate", "jsonschema": "jsonschema", "snakemake": "snakemake-minimal",
+    "torch": "pytorch",
+    "torchvision": "torchvision",
+    "numpy": "numpy",
+    "pandas": "pandas",
+    "yaml": "pyyaml",
+    "sklearn": "scikit-learn",
+    "mlxtend": "mlxtend",
+    "PIL": "pillow",
+    "tqdm": "tqdm",
+    "matplotlib": "matplotlib-base",
+    "timm": "timm",
+    "scipy": "scipy",
+    "tabulate": "tabulate",
+    "jsonschema": "jsonschema",
+    "snakemake": "snakemake-minimal",
 }
 # Imported by modules a job reaches but only on paths the workflow's jobs never take:
 # `curriculum_bench plan` / dvc commands (snakemake, the CLI's own commands) are run by the user.
@@ -44,13 +56,13 @@ def imports_of(path: Path, module: str, top_level_only: bool = False) -> tuple[s
     ours, third = set(), set()
     package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
     tree = ast.parse(path.read_text())
-    for node in (tree.body if top_level_only else ast.walk(tree)):
+    for node in tree.body if top_level_only else ast.walk(tree):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
-                base = base[:len(base) - node.level + 1]
+                base = base[: len(base) - node.level + 1]
                 prefix = ".".join(base + ([node.module] if node.module else []))
                 names = [prefix] + [f"{prefix}.{alias.name}" for alias in node.names]
             else:
@@ -103,7 +115,7 @@ def third_party_closure(start: set[str]) -> set[str]:
 def rule_commands() -> dict[str, tuple[str, str]]:
     """rule -> (env file, CLI command) from workflow/rules/*.smk (TRAIN_COMMAND resolved)."""
     common = (REPO / "workflow/rules/common.smk").read_text()
-    train_command = re.search(r"python -m curriculum_bench (\S+)", common[common.index("TRAIN_COMMAND = "):])[1]
+    train_command = re.search(r"python -m curriculum_bench (\S+)", common[common.index("TRAIN_COMMAND = ") :])[1]
     rules = {}
     for smk in (REPO / "workflow/rules").glob("*.smk"):
         for block in re.split(r"^rule ", smk.read_text(), flags=re.MULTILINE)[1:]:
@@ -126,8 +138,18 @@ def env_packages(path: Path) -> dict[str, str]:
 
 def test_every_rule_has_an_env_and_each_env_names_what_its_rules_import():
     rules = rule_commands()
-    assert {"train", "coreset_proxy", "coreset_train", "linear_probe", "study_table", "study_figure",
-            "prepare_dataset", "derive_dataset", "claims", "paper_index"} <= set(rules)
+    assert {
+        "train",
+        "coreset_proxy",
+        "coreset_train",
+        "linear_probe",
+        "study_table",
+        "study_figure",
+        "prepare_dataset",
+        "derive_dataset",
+        "claims",
+        "paper_index",
+    } <= set(rules)
     cli = PACKAGE / "cli.py"
     # What `python -m curriculum_bench` imports before the command runs (its functions import the rest).
     cli_ours, cli_third = imports_of(cli, "curriculum_bench.cli", top_level_only=True)
@@ -136,8 +158,9 @@ def test_every_rule_has_an_env_and_each_env_names_what_its_rules_import():
         ours, third = function_imports(cli, "curriculum_bench.cli", function)
         needed = third | cli_third | third_party_closure(ours | cli_ours)
         if rule == "study_figure":  # figure modules are imported by name (figures._load_figure_modules)
-            needed |= third_party_closure({f"curriculum_bench.report.{p.stem}"
-                                           for p in (PACKAGE / "report").glob("figures_*.py")})
+            needed |= third_party_closure(
+                {f"curriculum_bench.report.{p.stem}" for p in (PACKAGE / "report").glob("figures_*.py")}
+            )
         needed -= NOT_IN_JOBS
         missing_names = needed - set(CONDA_NAMES)
         assert not missing_names, f"add {missing_names} to CONDA_NAMES (its conda-forge package name)"
@@ -162,9 +185,19 @@ def test_env_pins_exact_versions_from_conda_forge(env):
 def test_parsing_the_workflow_imports_no_pandas():
     """What common.smk and the rule files import, in a fresh interpreter: no pandas, no torch."""
     sources = "\n".join(p.read_text() for p in (REPO / "workflow/rules").glob("*.smk"))
-    imports = sorted(set(re.findall(r"^(?:from curriculum_bench[\w.]* import (?:\([^)]*\)|.*)|import curriculum_bench[\w.]*)",
-                                    sources, re.MULTILINE)))
+    imports = sorted(
+        set(
+            re.findall(
+                r"^(?:from curriculum_bench[\w.]* import (?:\([^)]*\)|.*)|import curriculum_bench[\w.]*)",
+                sources,
+                re.MULTILINE,
+            )
+        )
+    )
     assert any("report.claims" in i for i in imports) and any("table_rebuild" in i for i in imports)
-    code = "\n".join(imports) + "\nimport sys\nprint(sorted(m for m in ('pandas', 'torch', 'matplotlib') if m in sys.modules))"
+    code = (
+        "\n".join(imports)
+        + "\nimport sys\nprint(sorted(m for m in ('pandas', 'torch', 'matplotlib') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

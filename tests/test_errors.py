@@ -1,5 +1,6 @@
 """Faults a user meets, as `python -m curriculum_bench` reports them: one line that names the
 file or key and says what to do; a bug (any other exception) keeps its traceback."""
+
 import errno
 import json
 import shutil
@@ -29,8 +30,20 @@ def refused(capsys, *argv: str) -> str:
 
 
 def train_args(data, tmp_path, run: dict | None = None, *extra: str) -> list[str]:
-    return ["train", "--run-config", json.dumps(run or tiny_run(epochs=1)), "--data", str(data),
-            "--out", str(tmp_path / "run"), "--checkpoint", str(tmp_path / "ckpt.pt"), "--device", "cpu", *extra]
+    return [
+        "train",
+        "--run-config",
+        json.dumps(run or tiny_run(epochs=1)),
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "run"),
+        "--checkpoint",
+        str(tmp_path / "ckpt.pt"),
+        "--device",
+        "cpu",
+        *extra,
+    ]
 
 
 @pytest.fixture
@@ -50,6 +63,7 @@ def finished_run(tmp_path, name="run"):
 
 # ------------------------------------------------------------------------------- dataset store
 
+
 def test_a_missing_store_array_is_named_with_what_to_do(store_copy, tmp_path, capsys):
     (store_copy / "train_images.npy").unlink()
     err = refused(capsys, *train_args(store_copy, tmp_path))
@@ -59,7 +73,7 @@ def test_a_missing_store_array_is_named_with_what_to_do(store_copy, tmp_path, ca
 
 def test_a_truncated_store_array_is_named_with_what_to_do(store_copy, tmp_path, capsys):
     array = store_copy / "train_images.npy"
-    array.write_bytes(array.read_bytes()[:array.stat().st_size // 2])
+    array.write_bytes(array.read_bytes()[: array.stat().st_size // 2])
     err = refused(capsys, *train_args(store_copy, tmp_path))
     assert f"error: {array}: cannot read array 'train_images'" in err and "truncated" in err
     assert f"delete the store folder {store_copy}" in err
@@ -92,14 +106,34 @@ def test_a_mapped_array_removed_while_training_is_named(store_copy):
 
 # ------------------------------------------------------------------------- run files, reports
 
+
 def test_a_garbage_metrics_file_is_named_by_figure_and_table(tmp_path, capsys):
     good, bad = finished_run(tmp_path, "good"), finished_run(tmp_path, "bad")
     (bad / "metrics.json").write_text('{"final_acc": 0.')
-    err = refused(capsys, "figure", "--study", "techniques", "--name", "accuracy", "--out", tmp_path / "f.png",
-                  good / "metrics.json", bad / "metrics.json")
+    err = refused(
+        capsys,
+        "figure",
+        "--study",
+        "techniques",
+        "--name",
+        "accuracy",
+        "--out",
+        tmp_path / "f.png",
+        good / "metrics.json",
+        bad / "metrics.json",
+    )
     assert f"error: {bad / 'metrics.json'}: cannot read run metrics" in err and "delete it and rerun" in err
-    err = refused(capsys, "table", "--study", "techniques", "--out-md", tmp_path / "t.md", "--out-csv",
-                  tmp_path / "t.csv", bad / "metrics.json")
+    err = refused(
+        capsys,
+        "table",
+        "--study",
+        "techniques",
+        "--out-md",
+        tmp_path / "t.md",
+        "--out-csv",
+        tmp_path / "t.csv",
+        bad / "metrics.json",
+    )
     assert f"error: {bad / 'metrics.json'}: cannot read" in err  # report/table.py reads it with read_json_file
     assert not (tmp_path / "f.png").exists() and not (tmp_path / "t.md").exists()
 
@@ -107,15 +141,33 @@ def test_a_garbage_metrics_file_is_named_by_figure_and_table(tmp_path, capsys):
 def test_a_garbage_history_is_named_by_figure(tmp_path, capsys):
     run = finished_run(tmp_path)
     (run / "history.jsonl").write_text('{"epoch": 1}\n{"epoch": 2, "test_')
-    err = refused(capsys, "figure", "--study", "techniques", "--name", "accuracy", "--out", tmp_path / "f.png",
-                  run / "metrics.json")
+    err = refused(
+        capsys,
+        "figure",
+        "--study",
+        "techniques",
+        "--name",
+        "accuracy",
+        "--out",
+        tmp_path / "f.png",
+        run / "metrics.json",
+    )
     assert f"error: {run / 'history.jsonl'}: line 2 of the run's per-epoch history is not JSON" in err
 
 
 def test_an_unknown_figure_is_refused_with_the_names_there_are(tmp_path, capsys):
     run = finished_run(tmp_path)
-    err = refused(capsys, "figure", "--study", "techniques", "--name", "acuracy", "--out", tmp_path / "f.png",
-                  run / "metrics.json")
+    err = refused(
+        capsys,
+        "figure",
+        "--study",
+        "techniques",
+        "--name",
+        "acuracy",
+        "--out",
+        tmp_path / "f.png",
+        run / "metrics.json",
+    )
     assert "usage:" in err and "argument --name: no figure 'acuracy'" in err and "accuracy" in err
 
 
@@ -126,7 +178,8 @@ def test_probe_names_a_garbage_or_incomplete_metrics_file(digits_store, tmp_path
     assert f"error: {run / 'metrics.json'}: cannot read the pretraining run's metrics" in refused(capsys, *args)
     (run / "metrics.json").write_text(json.dumps({"run": tiny_run(), "final_epoch": 1}))
     assert f"error: {run / 'metrics.json'}: the pretraining run's metrics without the key 'study'" in refused(
-        capsys, *args)
+        capsys, *args
+    )
 
 
 def test_json_readers_name_the_file(tmp_path):
@@ -144,6 +197,7 @@ def test_json_readers_name_the_file(tmp_path):
 
 # ---------------------------------------------------------------------------- CLI arguments
 
+
 def test_a_missing_run_config_file_is_named(digits_store, tmp_path, capsys):
     run = train_args(digits_store, tmp_path)
     run[run.index("--run-config") + 1] = f"@{tmp_path / 'absent.json'}"
@@ -160,15 +214,27 @@ def test_a_run_config_that_is_not_an_object_is_refused(digits_store, tmp_path, c
     broken = tiny_run()
     del broken["train"]
     assert "argument --run-config: the run config has no key 'train'" in refused(
-        capsys, *train_args(digits_store, tmp_path, broken))
+        capsys, *train_args(digits_store, tmp_path, broken)
+    )
     assert not (tmp_path / "run").exists()
 
 
 def test_an_unavailable_cuda_device_is_refused_before_loading_anything(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    for command in (train_args(tmp_path / "no-store", tmp_path, None, "--device", "cuda"),
-                    ["probe", "--run-dir", tmp_path / "no-run", "--data", tmp_path / "no-store",
-                     "--out", tmp_path / "p.json", "--device", "cuda:1"]):
+    for command in (
+        train_args(tmp_path / "no-store", tmp_path, None, "--device", "cuda"),
+        [
+            "probe",
+            "--run-dir",
+            tmp_path / "no-run",
+            "--data",
+            tmp_path / "no-store",
+            "--out",
+            tmp_path / "p.json",
+            "--device",
+            "cuda:1",
+        ],
+    ):
         err = refused(capsys, *command)
         assert "usage:" in err and "argument --device: " in err
         assert "CUDA is not available on this machine; available: cpu" in err
@@ -176,8 +242,18 @@ def test_an_unavailable_cuda_device_is_refused_before_loading_anything(tmp_path,
 
 
 def test_an_unknown_option_to_prepare_is_refused_by_argparse(tmp_path, capsys):
-    err = refused(capsys, "prepare", "--dataset", "d", "--spec", '{"source": "sklearn_digits"}', "--out",
-                  tmp_path / "s", "--test-fraction", "0.2")
+    err = refused(
+        capsys,
+        "prepare",
+        "--dataset",
+        "d",
+        "--spec",
+        '{"source": "sklearn_digits"}',
+        "--out",
+        tmp_path / "s",
+        "--test-fraction",
+        "0.2",
+    )
     assert "usage: python -m curriculum_bench" in err and "unrecognized arguments: --test-fraction 0.2" in err
     assert not (tmp_path / "s").exists()
 
@@ -196,6 +272,7 @@ def test_a_programming_error_keeps_its_traceback(monkeypatch):
 
 # ------------------------------------------------------------------------------- checkpoints
 
+
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "foreign"])
 def test_an_unreadable_checkpoint_is_set_aside_and_named(tmp_path, capsys, damage):
     path = tmp_path / "seed0.pt"
@@ -204,7 +281,9 @@ def test_an_unreadable_checkpoint_is_set_aside_and_named(tmp_path, capsys, damag
     if damage == "foreign":
         save_checkpoint(path, {"w": torch.zeros(3)})  # a state dict, not a training checkpoint
     else:
-        path.write_bytes({"truncated": data[:len(data) // 2], "garbage": b"\x00not a checkpoint", "empty": b""}[damage])
+        path.write_bytes(
+            {"truncated": data[: len(data) // 2], "garbage": b"\x00not a checkpoint", "empty": b""}[damage]
+        )
     assert load_checkpoint(path) is None
     assert not path.exists() and (tmp_path / "seed0.pt.corrupt").exists()
     out = capsys.readouterr().out
@@ -221,6 +300,7 @@ def test_a_run_with_a_truncated_checkpoint_restarts_from_scratch(digits_store, t
 
 # ------------------------------------------------------------------------------ atomic writes
 
+
 class FullDisk:
     """A file that takes `room` bytes, then fails as a full disk does."""
 
@@ -229,7 +309,7 @@ class FullDisk:
 
     def write(self, data) -> int:
         if len(data) > self.room:
-            self.real.write(bytes(data[:self.room]))
+            self.real.write(bytes(data[: self.room]))
             raise OSError(errno.ENOSPC, "No space left on device")
         self.room -= len(data)
         return self.real.write(data)
@@ -247,6 +327,7 @@ class FullDisk:
 def full_disk_open(room: int):
     def fake_open(path, mode="r", *args, **kwargs):
         return FullDisk(open(path, mode, *args, **kwargs), room)
+
     return fake_open
 
 
@@ -269,8 +350,10 @@ def test_a_checkpoint_save_on_a_full_disk_leaves_no_tmp(tmp_path, monkeypatch, f
         monkeypatch.setattr(checkpoint, "open", full_disk_open(1000), raising=False)
         expected = (OSError, RuntimeError)
     else:
+
         def fsync(fd):
             raise OSError(errno.ENOSPC, "No space left on device")
+
         monkeypatch.setattr(checkpoint.os, "fsync", fsync)
         expected = OSError
     with pytest.raises(expected):

@@ -1,4 +1,5 @@
 """Figures: every study gets the accuracy curve; bands come from the seeds."""
+
 import json
 
 import pytest
@@ -9,11 +10,21 @@ from curriculum_bench.report.figures import figure_names, load_runs, new_figure,
 def fake_run(tmp_path, variant, seed, accs):
     folder = tmp_path / variant / f"seed{seed}"
     folder.mkdir(parents=True)
-    (folder / "metrics.json").write_text(json.dumps({
-        "study": "techniques", "dataset": "toy", "model": "m", "variant": variant, "seed": seed,
-        "eval_split": "test"}))
-    (folder / "history.jsonl").write_text("".join(
-        json.dumps({"epoch": e + 1, "eval_acc": a}) + "\n" for e, a in enumerate(accs)))
+    (folder / "metrics.json").write_text(
+        json.dumps(
+            {
+                "study": "techniques",
+                "dataset": "toy",
+                "model": "m",
+                "variant": variant,
+                "seed": seed,
+                "eval_split": "test",
+            }
+        )
+    )
+    (folder / "history.jsonl").write_text(
+        "".join(json.dumps({"epoch": e + 1, "eval_acc": a}) + "\n" for e, a in enumerate(accs))
+    )
     return folder / "metrics.json"
 
 

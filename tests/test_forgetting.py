@@ -1,5 +1,6 @@
 """Forgetting events (spec §5.1, §8): counts from scripted correctness, both never-learned
 treatments, summing over proxy runs, and the recording hook at its moments and on resume."""
+
 import numpy as np
 import pytest
 import torch
@@ -20,14 +21,17 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # Rows are presentations, columns examples; -1 = not presented at that row.
-SCRIPT = np.array([
-    # ex0 ex1 ex2 ex3 ex4 ex5
-    [0,   1,  0,  1,  0,  1],
-    [1,   1,  0,  0,  0, -1],
-    [0,   1,  0,  0,  0,  0],
-    [1,   1,  0,  1,  0,  1],
-    [0,   1,  0,  1,  1, -1],
-], dtype=np.int8)
+SCRIPT = np.array(
+    [
+        # ex0 ex1 ex2 ex3 ex4 ex5
+        [0, 1, 0, 1, 0, 1],
+        [1, 1, 0, 0, 0, -1],
+        [0, 1, 0, 0, 0, 0],
+        [1, 1, 0, 1, 0, 1],
+        [0, 1, 0, 1, 1, -1],
+    ],
+    dtype=np.int8,
+)
 # ex0: 0 1 0 1 0 -> two 1->0 transitions; ex1: always right; ex2: never learned;
 # ex3: one forgetting, then relearned; ex4: right only at its last presentation
 # (unforgettable, §8); ex5: 1 _ 0 1 _ -> consecutive presentations 1->0 is one event.
@@ -66,8 +70,10 @@ def test_scores_and_events_are_summed_over_proxy_runs():
     epochs = np.tile(np.arange(5, dtype=np.int16)[:, None], (1, 6))
     second = np.ones_like(SCRIPT)
     second[1, 0] = 0  # ex0 forgotten once more; ex2 learned in this run
-    runs = [{"correct": SCRIPT, "epoch": epochs, "labels": labels},
-            {"correct": second, "epoch": epochs, "labels": labels}]
+    runs = [
+        {"correct": SCRIPT, "epoch": epochs, "labels": labels},
+        {"correct": second, "epoch": epochs, "labels": labels},
+    ]
     table = forgetting_table(runs, "presentations")
     assert table["events"].tolist() == [3, 0, 0, 1, 0, 1]
     assert table["score"].tolist() == [3, 0, 5, 1, 0, 1]
@@ -100,8 +106,15 @@ def test_recorder_writes_each_presentation_in_the_next_row_of_its_example():
     right, wrong = torch.tensor([[0.0, 1.0]]), torch.tensor([[1.0, 0.0]])
     # The engine shows the epoch's order before its first batch; the recorder makes room
     # for the rows it needs then, not with a host sync at every step.
-    state = TrainState(torch.nn.Linear(1, 1), None, torch.device("cpu"), torch.zeros(3, dtype=torch.long), 2, 2,
-                       order=torch.tensor([2, 0, 2, 2]))
+    state = TrainState(
+        torch.nn.Linear(1, 1),
+        None,
+        torch.device("cpu"),
+        torch.zeros(3, dtype=torch.long),
+        2,
+        2,
+        order=torch.tensor([2, 0, 2, 2]),
+    )
     hook.on_epoch_start(state)
     hook.on_batch_start(state)
     # Sampling with replacement: example 2 twice in one batch is two presentations.

@@ -1,5 +1,6 @@
 """The hybrid study's models: each builds, runs forward and backward on a tiny input, has the
 published parameter count, and starts from a local weights file when asked."""
+
 import pytest
 import torch
 
@@ -10,17 +11,22 @@ def count(model):
     return sum(p.numel() for p in model.parameters())
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("cvt13", 19_997_480),        # CvT paper Tab. 2: 20 M (microsoft/CvT cvt-13-224x224)
-    ("convnext_tiny", 28_589_128),  # ConvNeXt paper: 28 M; torchvision convnext_tiny 28,589,128
-    ("resnet18", 11_689_512),     # torchvision resnet18
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("cvt13", 19_997_480),  # CvT paper Tab. 2: 20 M (microsoft/CvT cvt-13-224x224)
+        ("convnext_tiny", 28_589_128),  # ConvNeXt paper: 28 M; torchvision convnext_tiny 28,589,128
+        ("resnet18", 11_689_512),  # torchvision resnet18
+    ],
+)
 def test_parameter_count_at_1000_classes_matches_the_published_model(name, expected):
     assert count(create_model(name, (3, 224, 224), 1000)) == expected
 
 
-@pytest.mark.parametrize("name, kwargs", [
-    ("cvt13", {}), ("convnext_tiny", {}), ("convnext_tiny", {"input_size": 48}), ("resnet18_cifar", {})])
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [("cvt13", {}), ("convnext_tiny", {}), ("convnext_tiny", {"input_size": 48}), ("resnet18_cifar", {})],
+)
 def test_model_runs_forward_and_backward_on_a_tiny_batch(name, kwargs):
     torch.manual_seed(0)
     model = create_model(name, (3, 32, 32), 10, **kwargs)
@@ -49,7 +55,9 @@ def test_weights_from_a_local_file_are_loaded(tmp_path):
     torch.save({"model": source.state_dict()}, tmp_path / "ckpt.pt")  # this engine's checkpoint layout
     torch.manual_seed(2)
     loaded = create_model("mlt_convnet", (1, 8, 8), 10, weights=str(tmp_path / "ckpt.pt"))
-    assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), loaded.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(source.state_dict().values(), loaded.state_dict().values(), strict=True)
+    )
 
 
 def test_weights_for_another_class_count_keep_a_fresh_classifier(tmp_path):

@@ -1,5 +1,6 @@
 """LeRaC (curricula/lerac.py): ladders and per-epoch rates by hand, both rules; blocks cover
 the model; the composed schedule never drops back; a resumed run continues the curriculum."""
+
 import json
 import math
 
@@ -8,8 +9,16 @@ import torch
 
 from curriculum_bench.config import ConfigError
 from curriculum_bench.curricula.lerac import (
-    LeRaC, LeRaCConfig, model_blocks, official_lr, official_start_lrs, official_update_points,
-    official_updates_before, paper_scales, paper_start_ratios)
+    LeRaC,
+    LeRaCConfig,
+    model_blocks,
+    official_lr,
+    official_start_lrs,
+    official_update_points,
+    official_updates_before,
+    paper_scales,
+    paper_start_ratios,
+)
 from curriculum_bench.models import create_model
 from curriculum_bench.train.engine import fit
 from curriculum_bench.train.hooks import TrainState
@@ -19,10 +28,11 @@ from .test_engine import results_only
 
 
 def close(a, b):
-    return all(math.isclose(x, y, rel_tol=1e-9) for x, y in zip(a, b)) and len(a) == len(b)
+    return all(math.isclose(x, y, rel_tol=1e-9) for x, y in zip(a, b, strict=True)) and len(a) == len(b)
 
 
 # --- paper rule (Eq. 8) -----------------------------------------------------------------------
+
 
 def test_paper_ladder_is_log_even_from_base_to_eta_min():
     assert close(paper_start_ratios(4, 1e-6), [1.0, 1e-2, 1e-4, 1e-6])
@@ -31,7 +41,7 @@ def test_paper_ladder_is_log_even_from_base_to_eta_min():
 def test_paper_scales_interpolate_in_log_space_and_arrive_together_at_k():
     ratios = [1.0, 1e-2, 1e-4]  # eta_j(t) / eta(0) = r ** (1 - t / k), k = 4
     assert close(paper_scales(0, 4, ratios), [1.0, 1e-2, 1e-4])
-    assert close(paper_scales(1, 4, ratios), [1.0, 10 ** -1.5, 1e-3])
+    assert close(paper_scales(1, 4, ratios), [1.0, 10**-1.5, 1e-3])
     assert close(paper_scales(2, 4, ratios), [1.0, 1e-1, 1e-2])
     assert paper_scales(4, 4, ratios) == [1.0, 1.0, 1.0]
     assert paper_scales(9.5, 4, ratios) == [1.0, 1.0, 1.0]
@@ -56,13 +66,16 @@ def test_official_ladder_goes_one_step_below_min_lr_and_classifier_starts_at_clf
     assert close(official_start_lrs(**LRC_CIFAR10), expected)
 
 
-@pytest.mark.parametrize("epoch, expected", [
-    (1, [0.1, 0.1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-5, 1e-5, 1e-5, 1e-3]),  # spec §1.2 trace, after epoch 1
-    (3, [0.1, 0.1, 0.1, 0.1, 1e-2, 1e-3, 1e-3, 1e-3, 1e-3, 0.1]),    # classifier arrives
-    (4, [0.1, 0.1, 0.1, 0.1, 0.1, 1e-2, 1e-2, 1e-2, 1e-2, 0.1]),
-    (5, [0.1] * 10),                                                  # effective k = 5 epochs
-    (30, [0.1] * 10),
-])
+@pytest.mark.parametrize(
+    "epoch, expected",
+    [
+        (1, [0.1, 0.1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-5, 1e-5, 1e-5, 1e-3]),  # spec §1.2 trace, after epoch 1
+        (3, [0.1, 0.1, 0.1, 0.1, 1e-2, 1e-3, 1e-3, 1e-3, 1e-3, 0.1]),  # classifier arrives
+        (4, [0.1, 0.1, 0.1, 0.1, 0.1, 1e-2, 1e-2, 1e-2, 1e-2, 0.1]),
+        (5, [0.1] * 10),  # effective k = 5 epochs
+        (30, [0.1] * 10),
+    ],
+)
 def test_official_rates_per_epoch_match_the_lrc_cifar10_trace(epoch, expected):
     updates = official_updates_before(epoch, 0, 782, 1, 20)
     rates = [official_lr(lr, updates, 10.0, 0.11) for lr in official_start_lrs(**LRC_CIFAR10)]
@@ -88,13 +101,17 @@ def test_official_growth_stops_below_the_cap():
 
 # --- blocks ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, in_shape, first, count", [
-    ("resnet18_cifar", (3, 32, 32), "stem", 10),
-    ("resnet18", (3, 32, 32), "stem", 10),
-    ("mlt_convnet", (1, 8, 8), "block1", 3),
-    ("cvt13", (3, 32, 32), "stage0.blocks.0", 14),
-    ("convnext_tiny", (3, 32, 32), "stem", 10),
-])
+
+@pytest.mark.parametrize(
+    "name, in_shape, first, count",
+    [
+        ("resnet18_cifar", (3, 32, 32), "stem", 10),
+        ("resnet18", (3, 32, 32), "stem", 10),
+        ("mlt_convnet", (1, 8, 8), "block1", 3),
+        ("cvt13", (3, 32, 32), "stage0.blocks.0", 14),
+        ("convnext_tiny", (3, 32, 32), "stem", 10),
+    ],
+)
 def test_blocks_cover_every_parameter_once_with_the_classifier_last(name, in_shape, first, count):
     model = create_model(name, in_shape, 10)
     blocks = model_blocks(model)
@@ -112,9 +129,20 @@ def test_unsupported_model_is_rejected_by_name():
 
 # --- settings ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("key, value", [
-    ("rule", "fast"), ("lerac_epochs", 0), ("eta_min", 0.0), ("step_unit", "batch"),
-    ("c_factor", 1.0), ("clf_lr", 0.0), ("cap", 1.0), ("updates_per_epoch", 3)])
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("rule", "fast"),
+        ("lerac_epochs", 0),
+        ("eta_min", 0.0),
+        ("step_unit", "batch"),
+        ("c_factor", 1.0),
+        ("clf_lr", 0.0),
+        ("cap", 1.0),
+        ("updates_per_epoch", 3),
+    ],
+)
 def test_bad_settings_are_rejected_by_name(key, value):
     with pytest.raises(ValueError, match=key):
         LeRaCConfig(**{key: value})
@@ -131,6 +159,7 @@ def test_eta_min_above_the_base_lr_stops_the_run_naming_the_key():
 
 # --- through the engine -------------------------------------------------------------------------
 
+
 def history(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -138,30 +167,37 @@ def history(path):
 def test_composed_schedule_never_drops_back_after_lerac_epochs(digits_store, tmp_path):
     """HCL's SequentialLR snapped LeRaC groups back to their start after k; here each group's
     LR is base_schedule(e) x scale, and from epoch k on every scale is 1."""
-    run = tiny_run({"lerac": {"lerac_epochs": 2, "eta_min": 1e-6}}, epochs=5, schedule="cosine",
-                   warmup_epochs=0, min_lr_factor=0.1, optimizer="sgd")
+    run = tiny_run(
+        {"lerac": {"lerac_epochs": 2, "eta_min": 1e-6}},
+        epochs=5,
+        schedule="cosine",
+        warmup_epochs=0,
+        min_lr_factor=0.1,
+        optimizer="sgd",
+    )
     fit(run, digits_store, tmp_path / "run", tmp_path / "run.pt", device="cpu")
     records = history(tmp_path / "run/history.jsonl")
     assert records[0]["lerac/groups"] == ["block1", "block2", "classifier"]
     lrs = [r["lr"] for r in records]
     first = records[0]["lerac/lr_scale_first_step"]
-    assert close(first, [1.0, 10 ** -2.0, 1e-4])  # 1e-6 / 0.01 = 1e-4 for the last block
+    assert close(first, [1.0, 10**-2.0, 1e-4])  # 1e-6 / 0.01 = 1e-4 for the last block
     for record in records[2:]:  # epochs 3-5 (k = 2): all groups at the base schedule
         assert record["lerac/lr_scale_first_step"] == [1.0, 1.0, 1.0]
         assert len(set(record["lr"])) == 1
     base = [0.01 * (0.1 + 0.9 * (1 + math.cos(math.pi * e / 5)) / 2) for e in range(5)]
-    assert all(math.isclose(r[0], b, rel_tol=1e-9) for r, b in zip(lrs, base))
-    deepest = [r[-1] / b for r, b in zip(lrs, base)]
+    assert all(math.isclose(r[0], b, rel_tol=1e-9) for r, b in zip(lrs, base, strict=True))
+    deepest = [r[-1] / b for r, b in zip(lrs, base, strict=True)]
     assert deepest == sorted(deepest) and deepest[-1] == 1.0  # rises, then stays
 
 
 def test_resumed_hybrid_run_continues_the_curriculum_exactly(digits_store, tmp_path):
-    methods = {"lerac": {"lerac_epochs": 3, "eta_min": 1e-6},
-               "blur": {"blur_epochs": 3, "schedule": "linear_probability", "kernel_size": 3}}
+    methods = {
+        "lerac": {"lerac_epochs": 3, "eta_min": 1e-6},
+        "blur": {"blur_epochs": 3, "schedule": "linear_probability", "kernel_size": 3},
+    }
     run = tiny_run(methods, epochs=4, augment=[{"op": "horizontal_flip"}])
     full = fit(run, digits_store, tmp_path / "full", tmp_path / "full.pt", device="cpu")
-    assert fit(run, digits_store, tmp_path / "cut", tmp_path / "cut.pt", device="cpu",
-               stop_after_epoch=2) is None
+    assert fit(run, digits_store, tmp_path / "cut", tmp_path / "cut.pt", device="cpu", stop_after_epoch=2) is None
     resumed = fit(run, digits_store, tmp_path / "cut", tmp_path / "cut.pt", device="cpu")
     assert resumed["resumed_at"] == [[2, 0]]
     assert results_only(tmp_path / "cut/history.jsonl") == results_only(tmp_path / "full/history.jsonl")
@@ -169,8 +205,12 @@ def test_resumed_hybrid_run_continues_the_curriculum_exactly(digits_store, tmp_p
 
 
 def test_official_rule_through_the_engine_multiplies_by_c_per_epoch(digits_store, tmp_path):
-    run = tiny_run({"lerac": {"rule": "official", "lerac_epochs": 20, "eta_min": 1e-4, "clf_lr": 0.01}},
-                   epochs=3, schedule="constant", optimizer="sgd")
+    run = tiny_run(
+        {"lerac": {"rule": "official", "lerac_epochs": 20, "eta_min": 1e-4, "clf_lr": 0.01}},
+        epochs=3,
+        schedule="constant",
+        optimizer="sgd",
+    )
     fit(run, digits_store, tmp_path / "run", tmp_path / "run.pt", device="cpu")
     lrs = [r["lr"] for r in history(tmp_path / "run/history.jsonl")]
     # base 0.01: ladder 1e-2, 1e-3 (the floor 1e-4 is not reached), classifier 1e-4; x10 per epoch

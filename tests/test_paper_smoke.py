@@ -7,6 +7,7 @@ its real input size, every dataset's preparation, every method) with the runs co
 `all` with the tables config, which reuses them and adds the coreset stages, linear probes,
 tables, figures and the index. Run it alone: python -m pytest tests/test_paper_smoke.py
 """
+
 import copy
 import json
 import os
@@ -36,13 +37,26 @@ def paper_plan() -> smoke.SmokePlan:
     return smoke.smoke_plan(yaml.safe_load(PAPER.read_text()))
 
 
-def snakemake(workdir: Path, md5_file: Path, configfile: str, *args: str,
-              timeout: int = 1200) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, md5_file: Path, configfile: str, *args: str, timeout: int = 1200
+) -> subprocess.CompletedProcess:
     """The real snakemake on this repository's workflow in `workdir`, fabricated md5s known to
     the prepare jobs; every failed job is reported (--keep-going) with its log."""
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-           "--directory", str(workdir), "--configfile", str(workdir / configfile),
-           "--cores", "2", "--keep-going", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / configfile),
+        "--cores",
+        "2",
+        "--keep-going",
+        *args,
+    ]
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     env = {**os.environ, "PATH": path, MD5_OVERRIDES_ENV: str(md5_file)}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False)
@@ -52,7 +66,7 @@ def failure(result: subprocess.CompletedProcess) -> str:
     """What snakemake says about failed jobs (each `Error in rule` block and its log)."""
     out = result.stdout + result.stderr
     start = out.find("Error in rule")
-    return out[start - 200:] if start >= 0 else out[-6000:]
+    return out[start - 200 :] if start >= 0 else out[-6000:]
 
 
 @pytest.fixture(scope="session")
@@ -105,9 +119,17 @@ def test_each_model_runs_at_its_paper_input_size(paper_smoke):
         stages = [spec[s] for s in ("proxy", "core", "removal") if s in spec] or [spec]
         models = {m for stage in stages for m in stage["models"]}
         assert models <= {model for model, _ in seen}, study
-    assert {("resnet18_cifar", 32), ("resnet18_cifar", 224), ("resnet18", 224), ("cvt13", 224),
-            ("convnext_tiny", 32), ("convnext_tiny", 224), ("wrn28_10", 32), ("resnet50", 32),
-            ("simclr", 32)} <= seen
+    assert {
+        ("resnet18_cifar", 32),
+        ("resnet18_cifar", 224),
+        ("resnet18", 224),
+        ("cvt13", 224),
+        ("convnext_tiny", 32),
+        ("convnext_tiny", 224),
+        ("wrn28_10", 32),
+        ("resnet50", 32),
+        ("simclr", 32),
+    } <= seen
 
 
 def test_tables_figures_and_index_say_the_data_are_fabricated(paper_smoke):
@@ -137,8 +159,9 @@ def test_the_smoke_set_follows_the_paper_config():
     assert "dropout" in {v for _, _, v in ran} and "blur_sigma2" in plan.not_run["hybrid"]
     for study, spec in plan.runs_config["studies"].items():
         stages = [spec[s] for s in ("proxy", "core", "removal") if s in spec] or [spec]
-        assert all(len(stage["seeds"]) == 1 and stage["train"]["batch_size"] <= smoke.SMOKE_BATCH
-                   for stage in stages), study
+        assert all(
+            len(stage["seeds"]) == 1 and stage["train"]["batch_size"] <= smoke.SMOKE_BATCH for stage in stages
+        ), study
 
 
 def test_prepare_jobs_read_fabricated_md5s_from_the_environment(tmp_path, monkeypatch):

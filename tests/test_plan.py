@@ -1,4 +1,5 @@
 """Every row is what its label says: the resolved plan, its refusals, and the local inputs."""
+
 import copy
 import re
 import subprocess
@@ -39,6 +40,7 @@ def refused(config: dict) -> str:
 
 # --- paper.yaml: the two rows that were something else --------------------------------------
 
+
 def test_paper_rows_resolve_as_labelled(paper):
     check_rows(paper)  # passes
     hybrid = paper["studies"]["hybrid"]
@@ -51,7 +53,11 @@ def test_paper_rows_resolve_as_labelled(paper):
             assert linear["schedule"] == "linear_probability", (dataset, model)
             for blur in (random_blur, linear):  # the random control blurs as the curriculum it controls
                 assert (blur["sigma"], blur["kernel_size"], blur["blur_epochs"], blur["keep_augmentation"]) == (
-                    1.0, kernel[model], 20, False), (dataset, model)
+                    1.0,
+                    kernel[model],
+                    20,
+                    False,
+                ), (dataset, model)
     # ConvNeXt's own blur (HCL: sigma 2 -> 0 over 5 epochs, kernel 21 at 224 px; x 32/224 on CIFAR)
     for dataset, sigma, kernel_size in (("imagenet100", 2.0, 21), ("cifar10", 0.29, 3)):
         for variant in ("blur", "hybrid"):
@@ -63,21 +69,35 @@ def test_the_old_convnext_blur_override_is_refused_naming_study_variant_and_sett
     config = copy.deepcopy(paper)
     overrides = config["studies"]["hybrid"]["overrides"]
     # paper.yaml before: one blur setting for every ConvNeXt variant, the CIFAR kernel for all of them
-    overrides["convnext_tiny"]["methods"] = {"blur": {"schedule": "linear_sigma", "blur_epochs": 5, "sigma": 2.0,
-                                                      "kernel_size": 21, "keep_augmentation": True}}
+    overrides["convnext_tiny"]["methods"] = {
+        "blur": {
+            "schedule": "linear_sigma",
+            "blur_epochs": 5,
+            "sigma": 2.0,
+            "kernel_size": 21,
+            "keep_augmentation": True,
+        }
+    }
     del overrides["convnext_tiny"]["variants"]["random_blur"]
     overrides["cifar10/convnext_tiny"]["methods"] = {"blur": {"sigma": 0.29, "kernel_size": 3, "min_sigma": 0.014}}
     message = refused(config)
-    assert ("studies.hybrid.overrides.convnext_tiny.methods.blur: changes what variant random_blur sets "
-            "(studies.hybrid.variants.random_blur): schedule random_probability -> linear_sigma") in message
+    assert (
+        "studies.hybrid.overrides.convnext_tiny.methods.blur: changes what variant random_blur sets "
+        "(studies.hybrid.variants.random_blur): schedule random_probability -> linear_sigma"
+    ) in message
     assert "name the variant (overrides.convnext_tiny.variants.random_blur)" in message
-    assert ("studies.hybrid.overrides.cifar10/convnext_tiny.methods.blur: changes what variant hybrid_linear_blur "
-            "sets (studies.hybrid.overrides.convnext_tiny.variants.hybrid_linear_blur): kernel_size 5 -> 3") in message
+    assert (
+        "studies.hybrid.overrides.cifar10/convnext_tiny.methods.blur: changes what variant hybrid_linear_blur "
+        "sets (studies.hybrid.overrides.convnext_tiny.variants.hybrid_linear_blur): kernel_size 5 -> 3"
+    ) in message
     # and the outcome, two labels for one run:
-    assert re.search(r"studies\.hybrid\.variants: blur, random_blur resolve to the same run on "
-                     r"imagenet100/convnext_tiny \(seeds 0, 1, 2\): blur\.schedule \(constant in blur, "
-                     r"random_probability in random_blur\) becomes linear_sigma in all of them, set by "
-                     r"studies\.hybrid\.overrides\.convnext_tiny\.methods", message), message
+    assert re.search(
+        r"studies\.hybrid\.variants: blur, random_blur resolve to the same run on "
+        r"imagenet100/convnext_tiny \(seeds 0, 1, 2\): blur\.schedule \(constant in blur, "
+        r"random_probability in random_blur\) becomes linear_sigma in all of them, set by "
+        r"studies\.hybrid\.overrides\.convnext_tiny\.methods",
+        message,
+    ), message
 
 
 def test_paper_progressive_dropout_variants_drive_only_the_conv_dropout(paper):
@@ -97,24 +117,29 @@ def test_paper_progressive_dropout_variants_drive_only_the_conv_dropout(paper):
 
 # --- the refusals, each on a small config ---------------------------------------------------
 
+
 def test_two_variants_resolving_to_the_same_run_are_refused_by_name(tiny):
     variants = tiny["studies"]["hybrid"]["variants"]
     variants["hybrid_again"] = copy.deepcopy(variants["hybrid"])
     assert refused(tiny).endswith(
         "studies.hybrid.variants: hybrid, hybrid_again resolve to the same run on digits_sklearn/mlt_convnet "
-        "(seeds 0): their own settings are equal")
+        "(seeds 0): their own settings are equal"
+    )
 
 
 def test_a_variant_named_override_that_erases_the_difference_is_refused(tiny):
     study = tiny["studies"]["techniques"]
-    study["variants"]["dropout_late"] = {"progressive_dropout": {"schedule": "linear_epoch", "start": 0.0,
-                                                                 "end": 0.5, "end_epoch": 2}}
+    study["variants"]["dropout_late"] = {
+        "progressive_dropout": {"schedule": "linear_epoch", "start": 0.0, "end": 0.5, "end_epoch": 2}
+    }
     study["overrides"] = {"mlt_convnet": {"variants": {"dropout_late": {"progressive_dropout": {"end_epoch": 1}}}}}
     message = refused(tiny)
-    assert ("studies.techniques.variants: progressive_dropout, dropout_late resolve to the same run on "
-            "digits_sklearn/mlt_convnet (seeds 0, 1): progressive_dropout.end_epoch (1 in progressive_dropout, "
-            "2 in dropout_late) becomes 1 in all of them, set by studies.techniques.overrides.mlt_convnet.variants."
-            "dropout_late, studies.techniques.variants.progressive_dropout") in message
+    assert (
+        "studies.techniques.variants: progressive_dropout, dropout_late resolve to the same run on "
+        "digits_sklearn/mlt_convnet (seeds 0, 1): progressive_dropout.end_epoch (1 in progressive_dropout, "
+        "2 in dropout_late) becomes 1 in all of them, set by studies.techniques.overrides.mlt_convnet.variants."
+        "dropout_late, studies.techniques.variants.progressive_dropout"
+    ) in message
 
 
 def test_an_override_for_every_variant_may_not_change_what_a_variant_sets(tiny):
@@ -122,33 +147,66 @@ def test_an_override_for_every_variant_may_not_change_what_a_variant_sets(tiny):
     study["overrides"] = {"digits_sklearn": {"methods": {"blur": {"sigma": 2.0, "keep_augmentation": True}}}}
     message = refused(tiny)
     assert message.startswith("studies: 1 row(s) would not be what they say")
-    assert ("studies.hybrid.overrides.digits_sklearn.methods.blur: changes what variant hybrid sets "
-            "(studies.hybrid.variants.hybrid): sigma 1.0 -> 2.0 on digits_sklearn/mlt_convnet") in message
+    assert (
+        "studies.hybrid.overrides.digits_sklearn.methods.blur: changes what variant hybrid sets "
+        "(studies.hybrid.variants.hybrid): sigma 1.0 -> 2.0 on digits_sklearn/mlt_convnet"
+    ) in message
     # what the variant leaves open may be set for every variant; named, the variant's own may change
-    study["overrides"] = {"digits_sklearn": {"methods": {"blur": {"keep_augmentation": True}},
-                                             "variants": {"hybrid": {"blur": {"sigma": 2.0}}}}}
+    study["overrides"] = {
+        "digits_sklearn": {
+            "methods": {"blur": {"keep_augmentation": True}},
+            "variants": {"hybrid": {"blur": {"sigma": 2.0}}},
+        }
+    }
     check_rows(tiny)
     blur = resolve_run(tiny, "hybrid", "digits_sklearn", "mlt_convnet", "hybrid", 0)["methods"]["blur"]
     assert blur == {"blur_epochs": 1, "sigma": 2.0, "kernel_size": 3, "keep_augmentation": True}
 
 
-@pytest.mark.parametrize("section, entry, expected", [
-    ("overrides", {"mlt_convnett": {"train": {"lr": 0.5}}},
-     ("studies.hybrid.overrides.mlt_convnett: names no dataset, model or dataset/model of study hybrid "
-      "(datasets ['digits_sklearn'], models ['mlt_convnet']), so it would change no run")),
-    ("overrides", {"digits_sklearn/mlt_convnett": {"train": {"lr": 0.5}}},
-     "studies.hybrid.overrides.digits_sklearn/mlt_convnett: names no dataset, model or dataset/model"),
-    ("overrides", {"mlt_convnet": {"variants": {"hybird": {"blur": {"sigma": 2.0}}}}},
-     ("studies.hybrid.overrides.mlt_convnet.variants.hybird: study hybrid has no variant 'hybird' "
-      "(variants ['baseline', 'hybrid'])")),
-    ("overrides", {"mlt_convnet": {"methods": {"weighted_sampling": {"replacement": False}}}},
-     ("studies.hybrid.overrides.mlt_convnet.methods.weighted_sampling: no variant of study hybrid uses "
-      "weighted_sampling")),
-    ("overrides", {"mlt_convnet": {"variants": {"baseline": {"blur": {"sigma": 2.0}}}}},
-     "studies.hybrid.overrides.mlt_convnet.variants.baseline.blur: variant baseline does not use blur"),
-    ("resources", {"mlt_convnett": {"gpu": 2}},
-     "studies.hybrid.resources.mlt_convnett: names no dataset, model or dataset/model of study hybrid"),
-])
+@pytest.mark.parametrize(
+    "section, entry, expected",
+    [
+        (
+            "overrides",
+            {"mlt_convnett": {"train": {"lr": 0.5}}},
+            (
+                "studies.hybrid.overrides.mlt_convnett: names no dataset, model or dataset/model of study hybrid "
+                "(datasets ['digits_sklearn'], models ['mlt_convnet']), so it would change no run"
+            ),
+        ),
+        (
+            "overrides",
+            {"digits_sklearn/mlt_convnett": {"train": {"lr": 0.5}}},
+            "studies.hybrid.overrides.digits_sklearn/mlt_convnett: names no dataset, model or dataset/model",
+        ),
+        (
+            "overrides",
+            {"mlt_convnet": {"variants": {"hybird": {"blur": {"sigma": 2.0}}}}},
+            (
+                "studies.hybrid.overrides.mlt_convnet.variants.hybird: study hybrid has no variant 'hybird' "
+                "(variants ['baseline', 'hybrid'])"
+            ),
+        ),
+        (
+            "overrides",
+            {"mlt_convnet": {"methods": {"weighted_sampling": {"replacement": False}}}},
+            (
+                "studies.hybrid.overrides.mlt_convnet.methods.weighted_sampling: no variant of study hybrid uses "
+                "weighted_sampling"
+            ),
+        ),
+        (
+            "overrides",
+            {"mlt_convnet": {"variants": {"baseline": {"blur": {"sigma": 2.0}}}}},
+            "studies.hybrid.overrides.mlt_convnet.variants.baseline.blur: variant baseline does not use blur",
+        ),
+        (
+            "resources",
+            {"mlt_convnett": {"gpu": 2}},
+            "studies.hybrid.resources.mlt_convnett: names no dataset, model or dataset/model of study hybrid",
+        ),
+    ],
+)
 def test_an_override_or_resources_key_naming_nothing_is_refused(tiny, section, entry, expected):
     tiny["studies"]["hybrid"][section] = entry
     assert expected in refused(tiny)
@@ -170,17 +228,18 @@ def test_default_configs_pass_and_need_no_local_input(tmp_path):
 
 # --- local inputs ---------------------------------------------------------------------------
 
+
 def test_paper_local_inputs_are_all_named_with_source_and_checksum(paper, tmp_path):
     with pytest.raises(ConfigError) as err:
         check_local_inputs(paper, tmp_path)
     message = str(err.value)
     assert message.startswith("4 local input(s) missing")
-    for path, key in (("resources/raw/imagenet", "datasets.imagenet.path"),
-                      ("resources/raw/imagenet100", "datasets.imagenet100.path"),
-                      ("resources/pretrained/resnet18-f37072fd.pth",
-                       "studies.coreset.proxy.models.resnet18_finetune.pretrained"),
-                      ("resources/pretrained/resnet50-0676ba61.pth",
-                       "studies.coreset.core.models.resnet50.pretrained")):
+    for path, key in (
+        ("resources/raw/imagenet", "datasets.imagenet.path"),
+        ("resources/raw/imagenet100", "datasets.imagenet100.path"),
+        ("resources/pretrained/resnet18-f37072fd.pth", "studies.coreset.proxy.models.resnet18_finetune.pretrained"),
+        ("resources/pretrained/resnet50-0676ba61.pth", "studies.coreset.core.models.resnet50.pretrained"),
+    ):
         assert f"  - {path}  ({key})" in message
     assert "https://download.pytorch.org/models/resnet18-f37072fd.pth" in message
     assert "checksum: sha256 starts with 0676ba61" in message
@@ -201,14 +260,20 @@ def with_local_inputs(tiny: dict) -> dict:
     tiny["datasets"]["cifar_offline"] = {"source": "cifar10", "data_root": "raw/cifar", "download": False}
     tiny["studies"]["techniques"]["models"]["mlt_convnet"] = {"weights": "weights/convnet.pt"}
     tiny["studies"]["techniques"]["variants"]["distill"] = {"distill": {"teacher_checkpoint": "weights/teacher.pt"}}
-    tiny["studies"]["techniques"]["variants"]["from_baseline"] = {"pretrained": {
-        "checkpoint": "results/techniques/digits_sklearn/mlt_convnet/baseline/seed0/final_model.pt"}}
+    tiny["studies"]["techniques"]["variants"]["from_baseline"] = {
+        "pretrained": {"checkpoint": "results/techniques/digits_sklearn/mlt_convnet/baseline/seed0/final_model.pt"}
+    }
     tiny["studies"]["coreset"]["core"]["models"]["mlt_convnet_finetune"]["pretrained"] = "weights/core.pt"
     return tiny
 
 
-MISSING = ["raw/imagenet_small", "raw/cifar/cifar-10-batches-py", "weights/convnet.pt", "weights/teacher.pt",
-           "weights/core.pt"]
+MISSING = [
+    "raw/imagenet_small",
+    "raw/cifar/cifar-10-batches-py",
+    "weights/convnet.pt",
+    "weights/teacher.pt",
+    "weights/core.pt",
+]
 
 
 def test_every_kind_of_local_input_is_listed(tiny, tmp_path):
@@ -222,7 +287,8 @@ def test_every_kind_of_local_input_is_listed(tiny, tmp_path):
     with pytest.raises(ConfigError) as err:
         check_local_inputs(tiny, tmp_path)
     assert re.findall(r"^  - (\S+)  \(", str(err.value), flags=re.MULTILINE) == [
-        path for path in MISSING if "cifar" not in path]
+        path for path in MISSING if "cifar" not in path
+    ]
 
 
 @pytest.mark.workflow
@@ -251,19 +317,29 @@ def test_paper_dry_run_lists_its_missing_inputs_in_one_message(tmp_path):
 
 # --- the plan -------------------------------------------------------------------------------
 
+
 def test_plan_counts_match_the_readme(paper):
     counts = {study: study_counts(paper, study) for study in paper["studies"]}
     assert counts["hybrid"][0] == 108 and len(counts["hybrid"][1]) == 6
     assert counts["techniques"][0] == 120 and len(counts["techniques"][1]) == 20
     text = format_plan(paper, ["hybrid"])
     assert "== hybrid: 108 runs (2 dataset(s) x 3 model(s) x 6 variants x 3 seed(s))" in text
-    assert re.search(r"random_blur +blur\.blur_epochs=20  blur\.schedule=random_probability  blur\.sigma=1\.0\s+"
-                     r"blur\.kernel_size 7 -> 5 \[convnext_tiny variants\]", text), text
+    assert re.search(
+        r"random_blur +blur\.blur_epochs=20  blur\.schedule=random_probability  blur\.sigma=1\.0\s+"
+        r"blur\.kernel_size 7 -> 5 \[convnext_tiny variants\]",
+        text,
+    ), text
 
 
 def plan(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "curriculum_bench", "plan", *args], check=False,
-                          capture_output=True, text=True, timeout=120, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "curriculum_bench", "plan", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
 
 
 def test_plan_command_prints_counts_and_each_variants_diff():
@@ -273,19 +349,23 @@ def test_plan_command_prints_counts_and_each_variants_diff():
     assert "runs per study: techniques 8, contrastive 2, data_parameters 2, coreset 10, hybrid 2; total 24" in out
     assert "== hybrid: 2 runs (1 dataset(s) x 1 model(s) x 2 variants x 1 seed(s))" in out
     assert "  runs per variant: baseline 2, weighted_sampling 2, progressive_dropout 2, self_labeling 2" in out
-    assert "  baseline (studies.hybrid.train): epochs=2  batch_size=64  optimizer=sgd  lr=0.05  schedule=constant\n" \
-           "  -- digits_sklearn / mlt_convnet (seeds 0)\n" \
-           "    baseline        (the baseline)\n" \
-           "    hybrid          lerac.lerac_epochs=1  lerac.eta_min=1e-06  blur.blur_epochs=1  blur.sigma=1.0" in out
+    assert (
+        "  baseline (studies.hybrid.train): epochs=2  batch_size=64  optimizer=sgd  lr=0.05  schedule=constant\n"
+        "  -- digits_sklearn / mlt_convnet (seeds 0)\n"
+        "    baseline        (the baseline)\n"
+        "    hybrid          lerac.lerac_epochs=1  lerac.eta_min=1e-06  blur.blur_epochs=1  blur.sigma=1.0" in out
+    )
     # what an override sets for every variant is marked with its key
-    assert re.search(r"    every variant:  model\.encoder=mlt_convnet .*\s+.*simclr\.probe_epochs=\[1\] \[simclr\]\n"
-                     r"    ntxent          \(nothing more\)\n", out), out
+    assert re.search(
+        r"    every variant:  model\.encoder=mlt_convnet .*\s+.*simclr\.probe_epochs=\[1\] \[simclr\]\n"
+        r"    ntxent          \(nothing more\)\n",
+        out,
+    ), out
 
 
 def test_plan_merges_configfiles_as_snakemake_and_takes_a_study(tmp_path):
     overlay = tmp_path / "more_seeds.yaml"
-    overlay.write_text(yaml.safe_dump({"studies": {"hybrid": {"seeds": [0, 1, 2],
-                                                              "train": {"lr": 0.1}}}}))
+    overlay.write_text(yaml.safe_dump({"studies": {"hybrid": {"seeds": [0, 1, 2], "train": {"lr": 0.1}}}}))
     result = plan("--configfile", str(TINY), str(overlay), "hybrid")
     assert result.returncode == 0, result.stderr
     assert "== hybrid: 6 runs" in result.stdout and "== techniques" not in result.stdout

@@ -1,4 +1,5 @@
 """Run-level progress (`python -m curriculum_bench progress`) on fabricated runs."""
+
 import json
 import os
 import time
@@ -23,12 +24,15 @@ def test_eta_is_each_studys_remaining_runs_times_its_mean_wall_time_over_the_run
     planned = runs("a", 4) + runs("b", 3) + runs("c", 2)
     finish(tmp_path, planned[0], 100.0)
     finish(tmp_path, planned[1], 300.0)  # study a: mean 200 s, 2 left
-    finish(tmp_path, planned[4], 60.0)   # study b: mean 60 s, 2 left; study c: none finished
+    finish(tmp_path, planned[4], 60.0)  # study b: mean 60 s, 2 left; study c: none finished
     from curriculum_bench.progress import finished_wall_times
 
     studies = study_progress(planned, finished_wall_times(tmp_path, planned))
     assert [(s.study, s.planned, s.finished, s.mean_wall_s) for s in studies] == [
-        ("a", 4, 2, 200.0), ("b", 3, 1, 60.0), ("c", 2, 0, None)]
+        ("a", 4, 2, 200.0),
+        ("b", 3, 1, 60.0),
+        ("c", 2, 0, None),
+    ]
     overall = (100 + 300 + 60) / 3  # study c is estimated from every finished run
     assert eta_seconds(studies) == pytest.approx(2 * 200 + 2 * 60 + 2 * overall)
     assert eta_seconds(studies, parallel=2) == pytest.approx((2 * 200 + 2 * 60 + 2 * overall) / 2)

@@ -1,4 +1,5 @@
 """Progressive dropout: MLT's per-epoch linear ramp and Curriculum Dropout's per-iteration decay."""
+
 import json
 import math
 
@@ -27,12 +28,15 @@ def test_linear_epoch_with_the_script_values_reaches_p_one():
     assert [linear_epoch_p(e, 0.05, 1.0, 2) for e in range(3)] == pytest.approx([0.05, 0.525, 1.0])
 
 
-@pytest.mark.parametrize("step, target, expected", [
-    (0, 0.75, 1.0),                                   # no dropout at the start
-    (1000, 0.75, 0.25 * math.exp(-1) + 0.75),         # 0.84197...
-    (693, 0.5, 0.5 * math.exp(-0.693) + 0.5),         # about halfway to the target
-    (100_000, 0.9, 0.9),                              # converged to θ̄
-])
+@pytest.mark.parametrize(
+    "step, target, expected",
+    [
+        (0, 0.75, 1.0),  # no dropout at the start
+        (1000, 0.75, 0.25 * math.exp(-1) + 0.75),  # 0.84197...
+        (693, 0.5, 0.5 * math.exp(-0.693) + 0.5),  # about halfway to the target
+        (100_000, 0.9, 0.9),  # converged to θ̄
+    ],
+)
 def test_curriculum_retain_follows_eq7(step, target, expected):
     assert curriculum_retain(step, target, 1e-3) == pytest.approx(expected, abs=1e-12)
 
@@ -43,8 +47,7 @@ def test_annealed_control_starts_at_the_target_and_rises_to_one():
 
 
 def make_state(model, epoch=0, step=0):
-    return TrainState(model, None, torch.device("cpu"), torch.zeros(1, dtype=torch.long), 10, 5,
-                      epoch=epoch, step=step)
+    return TrainState(model, None, torch.device("cpu"), torch.zeros(1, dtype=torch.long), 10, 5, epoch=epoch, step=step)
 
 
 def test_hook_sets_p_per_layer_kind_at_the_step():
@@ -76,8 +79,9 @@ def test_linear_epoch_drives_only_the_conv_dropout_the_catalogue_drives():
     callback sets only the Dropout2d modules in `dropout_mem`. Script values 0.05 -> 1.0 over
     2 epochs, by hand: p = 0.05 + e / 2 * 0.95, so 0.525 at epoch 1 and 1.0 at epoch 2, conv only."""
     model = create_model("mlt_convnet", (1, 8, 8), 10, input_dropout=True, fc_dropout=True)
-    (hook,) = build_hooks({"progressive_dropout": {"schedule": "linear_epoch", "start": 0.05, "end": 1.0,
-                                                   "end_epoch": 2}})
+    (hook,) = build_hooks(
+        {"progressive_dropout": {"schedule": "linear_epoch", "start": 0.05, "end": 1.0, "end_epoch": 2}}
+    )
     for epoch, conv_p in ((1, 0.525), (2, 1.0)):
         state = make_state(model, epoch=epoch, step=100 * epoch)
         hook.on_fit_start(state)
@@ -113,11 +117,19 @@ def test_exp_iter_needs_a_target_for_every_dropout_kind_of_the_model():
         hook.on_fit_start(make_state(model))
 
 
-@pytest.mark.parametrize("args, key", [
-    ({"schedule": "cosine"}, "schedule"), ({"end": 1.5}, "end"), ({"start": 0.6, "end": 0.5}, "start"),
-    ({"end_epoch": 0}, "end_epoch"), ({"gamma": 0}, "gamma"), ({"retain": {"conv": 0}}, "retain.conv"),
-    ({"retain": {"attention": 0.5}}, "retain.attention"), ({"direction": "up"}, "direction"),
-])
+@pytest.mark.parametrize(
+    "args, key",
+    [
+        ({"schedule": "cosine"}, "schedule"),
+        ({"end": 1.5}, "end"),
+        ({"start": 0.6, "end": 0.5}, "start"),
+        ({"end_epoch": 0}, "end_epoch"),
+        ({"gamma": 0}, "gamma"),
+        ({"retain": {"conv": 0}}, "retain.conv"),
+        ({"retain": {"attention": 0.5}}, "retain.attention"),
+        ({"direction": "up"}, "direction"),
+    ],
+)
 def test_bad_settings_are_rejected_by_name(args, key):
     with pytest.raises(ConfigError, match=key):
         build_hooks({"progressive_dropout": args})
@@ -138,13 +150,18 @@ def test_schedules_figure_draws_dropout_p_and_pseudo_label_share(tmp_path):
         folder = tmp_path / variant
         folder.mkdir()
         (folder / "metrics.json").write_text(json.dumps({"study": "techniques", "variant": variant, "seed": 0}))
-        (folder / "history.jsonl").write_text("".join(json.dumps({"epoch": i + 1, **r}) + "\n"
-                                                      for i, r in enumerate(records)))
+        (folder / "history.jsonl").write_text(
+            "".join(json.dumps({"epoch": i + 1, **r}) + "\n" for i, r in enumerate(records))
+        )
         return folder / "metrics.json"
 
-    runs = load_runs([fake("pd", [{"progressive_dropout/p_conv": p} for p in (0.0, 0.25, 0.5)]),
-                      fake("sl", [{"self_labeling/pool_fraction_used": f} for f in (0.0, 0.5)]),
-                      fake("baseline", [{}, {}])])
+    runs = load_runs(
+        [
+            fake("pd", [{"progressive_dropout/p_conv": p} for p in (0.0, 0.25, 0.5)]),
+            fake("sl", [{"self_labeling/pool_fraction_used": f} for f in (0.0, 0.5)]),
+            fake("baseline", [{}, {}]),
+        ]
+    )
     dropout_ax, pool_ax = schedules(runs).axes
     assert list(dropout_ax.get_lines()[0].get_ydata()) == pytest.approx([0.0, 0.25, 0.5])
     assert list(pool_ax.get_lines()[0].get_ydata()) == pytest.approx([0.0, 50.0])

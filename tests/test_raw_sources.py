@@ -6,6 +6,7 @@ Labels.json), a plain ImageFolder and a .tar.gz of it (written by tests/fabricat
 md5s are not torchvision's recorded ones, so the tests put them in
 torchvision_sources.MD5_OVERRIDES.
 """
+
 import json
 import tarfile
 import zipfile
@@ -39,6 +40,7 @@ def assert_no_store(out):
 
 
 # ------------------------------------------------------------------------------- MNIST
+
 
 @pytest.fixture
 def mnist_root(tmp_path, monkeypatch):
@@ -101,8 +103,7 @@ def test_missing_mnist_files_are_fetched_by_torchvisions_downloader(mnist_root, 
         shutil.copy(stash / filename, download_root)
         tvs.gunzip(stash / filename, tvs.Path(download_root) / filename.removesuffix(".gz"))
 
-    monkeypatch.setattr(torchvision.datasets.mnist, "download_and_extract_archive",
-                        fake_download_and_extract_archive)
+    monkeypatch.setattr(torchvision.datasets.mnist, "download_and_extract_archive", fake_download_and_extract_archive)
     manifest = prepare("mnist", mnist_spec(root, download=True), tmp_path / "s")
     assert sorted(url.rsplit("/", 1)[1] for url in fetched) == sorted(MNIST_FILES)
     assert manifest["source"]["downloaded"] is True and manifest["splits"] == {"train": 20, "test": 10}
@@ -136,8 +137,7 @@ def test_missing_files_without_download_name_the_paths_and_the_fix(tmp_path):
         prepare("mnist", mnist_spec(tmp_path / "empty"), tmp_path / "out")
     assert_no_store(tmp_path / "out")
     with pytest.raises(FileNotFoundError, match=r"cifar-10-batches-py/data_batch_1.*cifar-10-python\.tar\.gz"):
-        prepare("c10", {"source": "cifar10", "data_root": str(tmp_path / "empty"), "download": False},
-                tmp_path / "out")
+        prepare("c10", {"source": "cifar10", "data_root": str(tmp_path / "empty"), "download": False}, tmp_path / "out")
     assert_no_store(tmp_path / "out")
 
 
@@ -147,6 +147,7 @@ def test_unknown_option_is_rejected_by_name(tmp_path):
 
 
 # ------------------------------------------------------------------------------- CIFAR
+
 
 @pytest.fixture
 def cifar10_root(tmp_path, monkeypatch):
@@ -182,8 +183,9 @@ def test_cifar10_archive_alone_is_extracted_without_download(cifar10_root, tmp_p
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(root / "cifar-10-batches-py", arcname="cifar-10-batches-py")
     monkeypatch.setitem(tvs.MD5_OVERRIDES["cifar10"], "cifar-10-python.tar.gz", md5(archive))
-    manifest = prepare("c10", {"source": "cifar10", "data_root": str(archive.parent), "download": False},
-                       tmp_path / "s")
+    manifest = prepare(
+        "c10", {"source": "cifar10", "data_root": str(archive.parent), "download": False}, tmp_path / "s"
+    )
     assert manifest["source"]["extracted_archive"] is True
     np.testing.assert_array_equal(load_split(tmp_path / "s", "test").images, rows[20:].reshape(-1, 3, 32, 32))
 
@@ -205,8 +207,9 @@ def test_cifar100_uses_fine_labels_and_fine_label_names(tmp_path, monkeypatch):
     md5s = write_cifar100(tmp_path / "raw", rows, fine, train=10, fine_names=fine_names)
     monkeypatch.setitem(tvs.MD5_OVERRIDES, "cifar100", md5s)
     folder = tmp_path / "raw" / "cifar-100-python"
-    manifest = prepare("c100", {"source": "cifar100", "data_root": str(folder.parent), "download": False},
-                       tmp_path / "s")
+    manifest = prepare(
+        "c100", {"source": "cifar100", "data_root": str(folder.parent), "download": False}, tmp_path / "s"
+    )
     assert manifest["splits"] == {"train": 10, "test": 5} and manifest["classes"] == fine_names
     train = load_split(tmp_path / "s", "train")
     np.testing.assert_array_equal(train.labels, fine[:10])
@@ -214,6 +217,7 @@ def test_cifar100_uses_fine_labels_and_fine_label_names(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------------------- ImageNet-100
+
 
 def imagenet_spec(path, **extra):
     return {"source": "imagenet100", "path": str(path), "image_size": 16, "workers": 2, **extra}
@@ -250,8 +254,14 @@ def test_imagenet100_plain_imagefolder_and_tar_gz_archive_give_the_same_store(tm
         for path in sorted(root.rglob("*.jpg")):
             zf.write(path, path.relative_to(root).as_posix())
     assert prepare("plain", imagenet_spec(zipped), tmp_path / "c")["arrays"] == manifest["arrays"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "c", "folder", "imagenet100.tar.gz",
-                                                          "imagenet100.zip"]  # extractions removed
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "a",
+        "b",
+        "c",
+        "folder",
+        "imagenet100.tar.gz",
+        "imagenet100.zip",
+    ]  # extractions removed
 
 
 def test_imagenet100_truncated_archive_is_rejected_naming_it(tmp_path):
@@ -260,7 +270,7 @@ def test_imagenet100_truncated_archive_is_rejected_naming_it(tmp_path):
     with tarfile.open(archive, "w") as tar:
         tar.add(root, arcname="imagenet100")
     data = archive.read_bytes()
-    archive.write_bytes(data[:len(data) // 2 // 512 * 512])  # cut at a header: tarfile alone stops quietly
+    archive.write_bytes(data[: len(data) // 2 // 512 * 512])  # cut at a header: tarfile alone stops quietly
     with pytest.raises(ValueError, match=rf"{archive}: .*truncated"):
         prepare("in100", imagenet_spec(archive), tmp_path / "out")
     assert_no_store(tmp_path / "out")

@@ -1,5 +1,6 @@
 """`snakemake --report` gathers every study's table and figures; the page works in a browser;
 paper_tables/README.md indexes them. All on the tiny config, through the real snakemake."""
+
 import json
 import re
 from pathlib import Path
@@ -104,11 +105,15 @@ def test_paper_tables_index_lists_every_table_and_figure_with_its_command(tiny_w
 
 def test_index_summary_names_what_each_study_ran_coreset_stages_included(tiny_workflow):
     index = (tiny_workflow / "paper_tables/README.md").read_text()
-    summary = {study: index.split(f"## {study}\n\n", 1)[1].splitlines()[0]
-               for study in yaml.safe_load(TINY.read_text())["studies"]}
-    assert summary["techniques"] == ("Datasets digits_sklearn; models mlt_convnet; variants baseline, "
-                                     "weighted_sampling, progressive_dropout, self_labeling; 8 runs: "
-                                     "2 seeds (0 1), 2 epochs.")
+    summary = {
+        study: index.split(f"## {study}\n\n", 1)[1].splitlines()[0]
+        for study in yaml.safe_load(TINY.read_text())["studies"]
+    }
+    assert summary["techniques"] == (
+        "Datasets digits_sklearn; models mlt_convnet; variants baseline, "
+        "weighted_sampling, progressive_dropout, self_labeling; 8 runs: "
+        "2 seeds (0 1), 2 epochs."
+    )
     coreset = summary["coreset"]
     assert "models mlt_convnet, mlt_convnet_finetune;" in coreset and "10 runs:" in coreset
     assert "proxy (mlt_convnet): 1 seed (0), 3 epochs" in coreset

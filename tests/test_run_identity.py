@@ -4,6 +4,7 @@ Each case changes what a run reads while its resolved config stays the same, the
 Snakemake reruns a job after its inputs changed: the job must give the numbers of a fresh
 run on the new inputs, never the old checkpoint's.
 """
+
 import json
 from pathlib import Path
 
@@ -44,8 +45,8 @@ def test_a_dataset_prepared_again_with_another_split_seed_is_not_resumed(tmp_pat
     old = fit(run, store, tmp_path / "old", tmp_path / "old.pt", device="cpu")
 
     again, fresh = train_twice_across_a_change(
-        run, store, tmp_path, lambda: prepare("digits_sklearn", {**DIGITS, "split_seed": 1}, store),
-        stop_after_epoch)
+        run, store, tmp_path, lambda: prepare("digits_sklearn", {**DIGITS, "split_seed": 1}, store), stop_after_epoch
+    )
     assert_same_numbers(again, fresh, tmp_path)
     assert "the content of its inputs changed (dataset)" in capsys.readouterr().out
     assert again["inputs"]["dataset"]["sha256"] != old["inputs"]["dataset"]["sha256"]
@@ -69,7 +70,8 @@ def test_a_new_coreset_selection_is_not_resumed(digits_store, tmp_path, capsys):
     write_selection(selection, list(range(0, 1437, 3)), 1437)
     run = tiny_run({"coreset_subset": {"selection": str(selection)}}, epochs=2)
     again, fresh = train_twice_across_a_change(
-        run, digits_store, tmp_path, lambda: write_selection(selection, list(range(0, 1437, 7)), 1437))
+        run, digits_store, tmp_path, lambda: write_selection(selection, list(range(0, 1437, 7)), 1437)
+    )
     assert_same_numbers(again, fresh, tmp_path)
     assert again["inputs"]["methods.coreset_subset.selection"]["path"] == str(selection)
     assert "inputs changed (methods.coreset_subset.selection)" in capsys.readouterr().out
@@ -84,8 +86,7 @@ def test_retrained_teacher_restarts_the_student(digits_store, tmp_path, capsys):
     teacher = tmp_path / "teacher.pt"
     save_convnet_weights(teacher, 0)
     run = tiny_run({"distill": {"teacher_checkpoint": str(teacher)}}, epochs=2)
-    again, fresh = train_twice_across_a_change(run, digits_store, tmp_path,
-                                               lambda: save_convnet_weights(teacher, 1))
+    again, fresh = train_twice_across_a_change(run, digits_store, tmp_path, lambda: save_convnet_weights(teacher, 1))
     assert_same_numbers(again, fresh, tmp_path)
     assert "inputs changed (methods.distill.teacher)" in capsys.readouterr().out
 
@@ -94,8 +95,7 @@ def test_changed_pretrained_weights_restart_the_run(digits_store, tmp_path, caps
     weights = tmp_path / "weights.pt"
     save_convnet_weights(weights, 0)
     run = {**tiny_run(epochs=2), "model_args": {"weights": str(weights)}}
-    again, fresh = train_twice_across_a_change(run, digits_store, tmp_path,
-                                               lambda: save_convnet_weights(weights, 1))
+    again, fresh = train_twice_across_a_change(run, digits_store, tmp_path, lambda: save_convnet_weights(weights, 1))
     assert_same_numbers(again, fresh, tmp_path)
     assert "inputs changed (model_args.weights)" in capsys.readouterr().out
 

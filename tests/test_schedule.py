@@ -29,9 +29,9 @@ def test_warmup_cosine_matches_the_pytorch_schedulers_mlt_chains():
 def test_warmup_starts_at_start_factor_and_cosine_oscillates_past_t_max():
     cfg = TrainConfig()
     assert lr_factor(0, cfg) == pytest.approx(1e-3)
-    assert lr_factor(3, cfg) == pytest.approx(1.0)      # warm-up done, cosine at its top
-    assert lr_factor(6, cfg) == pytest.approx(0.1)      # T_max later: eta_min
-    assert lr_factor(9, cfg) == pytest.approx(1.0)      # and back up (period 2 T_max)
+    assert lr_factor(3, cfg) == pytest.approx(1.0)  # warm-up done, cosine at its top
+    assert lr_factor(6, cfg) == pytest.approx(0.1)  # T_max later: eta_min
+    assert lr_factor(9, cfg) == pytest.approx(1.0)  # and back up (period 2 T_max)
 
 
 def test_constant_schedule_is_one_everywhere():
@@ -39,9 +39,18 @@ def test_constant_schedule_is_one_everywhere():
     assert {lr_factor(e, cfg) for e in range(20)} == {1.0}
 
 
-@pytest.mark.parametrize("key, value", [("epochs", 0), ("batch_size", -1), ("lr", 0.0),
-                                        ("optimizer", "lamb"), ("schedule", "poly"),
-                                        ("milestones", [5, 3]), ("gamma", 0.0)])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("epochs", 0),
+        ("batch_size", -1),
+        ("lr", 0.0),
+        ("optimizer", "lamb"),
+        ("schedule", "poly"),
+        ("milestones", [5, 3]),
+        ("gamma", 0.0),
+    ],
+)
 def test_train_config_rejects_bad_values_by_name(key, value):
     with pytest.raises(ValueError, match=key):
         TrainConfig(**{key: value})
@@ -64,5 +73,4 @@ def test_cosine_decays_once_from_one_to_min_after_warmup():
     cfg = TrainConfig(schedule="cosine", epochs=11, warmup_epochs=1, min_lr_factor=0.0)
     assert lr_factor(1, cfg) == pytest.approx(1.0)
     assert lr_factor(6, cfg) == pytest.approx(0.5)
-    assert [lr_factor(e, cfg) for e in range(1, 11)] == sorted(
-        [lr_factor(e, cfg) for e in range(1, 11)], reverse=True)
+    assert [lr_factor(e, cfg) for e in range(1, 11)] == sorted([lr_factor(e, cfg) for e in range(1, 11)], reverse=True)

@@ -1,4 +1,5 @@
 """Self-labelling: MLT's per-epoch confidence quantile and Curriculum Labeling's rounds."""
+
 import json
 
 import numpy as np
@@ -7,18 +8,24 @@ import torch
 
 from curriculum_bench.config import ConfigError
 from curriculum_bench.curricula.self_labeling import (
-    catalogue_quantile, clab_class_weights, clab_rounds, keep_above_quantile, pool_sizes, top_percent_mask)
+    catalogue_quantile,
+    clab_class_weights,
+    clab_rounds,
+    keep_above_quantile,
+    pool_sizes,
+    top_percent_mask,
+)
 from curriculum_bench.data.loader import ResidentSplit
 from curriculum_bench.models import create_model
 from curriculum_bench.train.engine import Data, fit
 from curriculum_bench.train.hooks import TrainState, build_hooks
 
-from .test_engine import results_only
 from .conftest import tiny_run
+from .test_engine import results_only
 
 
 def test_pool_is_the_samples_after_the_labelled_prefix():
-    assert pool_sizes(60000, 0.1, 0.1) == (6000, 6000)   # MLT on full MNIST
+    assert pool_sizes(60000, 0.1, 0.1) == (6000, 6000)  # MLT on full MNIST
     assert pool_sizes(4000, 0.1, 0.0) == (400, 0)
     with pytest.raises(ValueError, match="training split has 100"):
         pool_sizes(100, 0.6, 0.5)
@@ -65,6 +72,7 @@ def test_rounds_stop_at_the_first_with_mu_r_at_least_100():
 
 # --- the hooks at their moments --------------------------------------------------------------
 
+
 def toy_state(n=40, epochs=6, seed=0):
     """A 40-sample 8x8 training split and a fresh seeded model, as the engine builds them."""
     gen = torch.Generator().manual_seed(seed)
@@ -100,8 +108,9 @@ def test_catalogue_epoch_draws_only_labelled_and_kept_pool_samples():
 
 def test_catalogue_relabels_at_epoch_end_with_the_quantile_of_that_epoch():
     state = toy_state()
-    (hook,) = build_hooks({"self_labeling": {"labelled_fraction": 0.25, "pool_fraction": 0.5,
-                                             "start_epoch": 1, "end_epoch": 3}})
+    (hook,) = build_hooks(
+        {"self_labeling": {"labelled_fraction": 0.25, "pool_fraction": 0.5, "start_epoch": 1, "end_epoch": 3}}
+    )
     hook.on_fit_start(state)
     state.epoch = 1  # 1-based E = 2: q = 0.5, about half of the 20 pool samples kept
     hook.on_epoch_start(state)
@@ -118,8 +127,16 @@ def test_catalogue_relabels_at_epoch_end_with_the_quantile_of_that_epoch():
 
 def test_a_round_reinitialises_the_model_to_the_seeded_init_and_clears_the_optimizer():
     state = toy_state()
-    (hook,) = build_hooks({"curriculum_labeling": {"labelled_fraction": 0.25, "pool_fraction": 0.5,
-                                                   "percentile_step": 50, "epochs_per_round": 2}})
+    (hook,) = build_hooks(
+        {
+            "curriculum_labeling": {
+                "labelled_fraction": 0.25,
+                "pool_fraction": 0.5,
+                "percentile_step": 50,
+                "epochs_per_round": 2,
+            }
+        }
+    )
     hook.on_fit_start(state)
     hook.on_epoch_start(state)  # round 0: labelled only
     assert hook.round == 0 and len(hook.sample_order(state, torch.Generator().manual_seed(0))) == 10
@@ -145,16 +162,19 @@ def test_epochs_per_round_must_fit_the_rounds():
         hook.on_fit_start(state)
 
 
-@pytest.mark.parametrize("method, args, key", [
-    ("self_labeling", {"labelled_fraction": 0}, "labelled_fraction"),
-    ("self_labeling", {"pool_fraction": 1.5}, "pool_fraction"),
-    ("self_labeling", {"start_epoch": 3, "end_epoch": 3}, "end_epoch"),
-    ("self_labeling", {"start_epoch": 0}, "start_epoch"),
-    ("curriculum_labeling", {"percentile_step": 0}, "percentile_step"),
-    ("curriculum_labeling", {"epochs_per_round": 0}, "epochs_per_round"),
-    ("curriculum_labeling", {"pool_fraction": 0}, "pool_fraction"),
-    ("curriculum_labeling", {"rounds": 3}, "methods.curriculum_labeling.rounds"),
-])
+@pytest.mark.parametrize(
+    "method, args, key",
+    [
+        ("self_labeling", {"labelled_fraction": 0}, "labelled_fraction"),
+        ("self_labeling", {"pool_fraction": 1.5}, "pool_fraction"),
+        ("self_labeling", {"start_epoch": 3, "end_epoch": 3}, "end_epoch"),
+        ("self_labeling", {"start_epoch": 0}, "start_epoch"),
+        ("curriculum_labeling", {"percentile_step": 0}, "percentile_step"),
+        ("curriculum_labeling", {"epochs_per_round": 0}, "epochs_per_round"),
+        ("curriculum_labeling", {"pool_fraction": 0}, "pool_fraction"),
+        ("curriculum_labeling", {"rounds": 3}, "methods.curriculum_labeling.rounds"),
+    ],
+)
 def test_bad_settings_are_rejected_by_name(method, args, key):
     with pytest.raises(ConfigError, match=key):
         build_hooks({method: args})
@@ -162,11 +182,22 @@ def test_bad_settings_are_rejected_by_name(method, args, key):
 
 # --- end to end ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("methods", [
-    {"self_labeling": {"labelled_fraction": 0.2, "pool_fraction": 0.3, "start_epoch": 1, "end_epoch": 3}},
-    {"curriculum_labeling": {"labelled_fraction": 0.2, "pool_fraction": 0.3, "percentile_step": 50,
-                             "epochs_per_round": 1}},
-], ids=["self_labeling", "curriculum_labeling"])
+
+@pytest.mark.parametrize(
+    "methods",
+    [
+        {"self_labeling": {"labelled_fraction": 0.2, "pool_fraction": 0.3, "start_epoch": 1, "end_epoch": 3}},
+        {
+            "curriculum_labeling": {
+                "labelled_fraction": 0.2,
+                "pool_fraction": 0.3,
+                "percentile_step": 50,
+                "epochs_per_round": 1,
+            }
+        },
+    ],
+    ids=["self_labeling", "curriculum_labeling"],
+)
 def test_resume_matches_uninterrupted_run(digits_store, tmp_path, methods):
     run = tiny_run(methods, epochs=3)
     full = fit(run, digits_store, tmp_path / "full", tmp_path / "full.pt", device="cpu")

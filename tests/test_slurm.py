@@ -3,6 +3,7 @@
 Needs root (the cluster's daemons, apt-get for the Debian slurm packages); skipped with the
 reason otherwise. CI runs as root, so these tests run there.
 """
+
 import json
 import os
 import shutil
@@ -45,8 +46,9 @@ def test_profile(tmp_path: Path) -> Path:
     profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
     profile["default-resources"]["slurm_partition"] = "debug"
     profile["default-resources"]["mem_mb"] = 500
-    profile.update({"slurm-status-command": "squeue", "slurm-init-seconds-before-status-checks": 5,
-                    "latency-wait": 5, "jobs": 2})
+    profile.update(
+        {"slurm-status-command": "squeue", "slurm-init-seconds-before-status-checks": 5, "latency-wait": 5, "jobs": 2}
+    )
     folder = tmp_path / "profile"
     folder.mkdir()
     (folder / "config.yaml").write_text(yaml.safe_dump(profile))
@@ -77,8 +79,22 @@ def jobs_of(cluster: dict, workdir: Path) -> list[str]:
 
 def run_with_profile(cluster, workdir, profile, *args, timeout=600):
     env = {**cluster["env"], "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
-    cmd = ["timeout", "-k", "30", str(timeout), sys.executable, "-m", "snakemake", "--snakefile",
-           str(REPO / "Snakefile"), "--directory", str(workdir), "--profile", str(profile), *args]
+    cmd = [
+        "timeout",
+        "-k",
+        "30",
+        str(timeout),
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--profile",
+        str(profile),
+        *args,
+    ]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout + 60)
 
 
@@ -91,8 +107,12 @@ def test_tiny_config_runs_through_sbatch_and_matches_a_local_run(slurm_cluster, 
     # prepare + 2 variants x 2 seeds went through sbatch; the table and `all` are local rules
     assert len(jobs) == 5 and all("JobState=COMPLETED" in line for line in jobs), jobs
     assert list((workdir / "logs/slurm").rglob("*.log")), "SLURM logs are kept under logs/slurm"
-    tres = subprocess.run(["squeue", "--states=all", "-h", "-O", "JobID,tres-per-job"], env=slurm_cluster["env"],
-                          capture_output=True, text=True).stdout
+    tres = subprocess.run(
+        ["squeue", "--states=all", "-h", "-O", "JobID,tres-per-job"],
+        env=slurm_cluster["env"],
+        capture_output=True,
+        text=True,
+    ).stdout
     assert tres.count("gpu:1") >= 4, tres  # each training run asked for a GPU
 
     assert_same_table(workdir, local, config)
@@ -121,12 +141,19 @@ def test_grouped_runs_share_one_gpu_in_fewer_sbatch_jobs(slurm_cluster, tmp_path
     # prepare alone + 4 runs in 2 group jobs, instead of 5 submissions
     assert len(jobs) == 3 and all("JobState=COMPLETED" in line for line in jobs), jobs
     job_ids = [line.split()[0].removeprefix("JobId=") for line in jobs]
-    shown = {jid: subprocess.run(["scontrol", "show", "job", jid], env=slurm_cluster["env"],
-                                 capture_output=True, text=True).stdout for jid in job_ids}
+    shown = {
+        jid: subprocess.run(
+            ["scontrol", "show", "job", jid], env=slurm_cluster["env"], capture_output=True, text=True
+        ).stdout
+        for jid in job_ids
+    }
     grouped = [jid for jid, text in shown.items() if "gres:gpu:1" in text]
     assert len(grouped) == 2, shown  # each batch booked one GPU for both of its runs
-    logs = [(workdir / f"logs/train/techniques/digits_sklearn/mlt_convnet/{v}/seed{s}.log").read_text()
-            for v in ("baseline", "weighted_sampling") for s in (0, 1)]
+    logs = [
+        (workdir / f"logs/train/techniques/digits_sklearn/mlt_convnet/{v}/seed{s}.log").read_text()
+        for v in ("baseline", "weighted_sampling")
+        for s in (0, 1)
+    ]
     assert all(log.startswith("run ") for log in logs)
     assert_same_table(workdir, local, config)
 
@@ -140,19 +167,37 @@ def test_a_training_job_killed_mid_run_resumes_on_retry(slurm_cluster, tmp_path)
     config_path.write_text(yaml.safe_dump(config))
     workdir = tmp_path / "slurm"
     env = {**slurm_cluster["env"], "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
-    cmd = ["timeout", "-k", "30", "600", sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-           "--directory", str(workdir), "--profile", str(test_profile(tmp_path)), "--configfile", str(config_path)]
+    cmd = [
+        "timeout",
+        "-k",
+        "30",
+        "600",
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--profile",
+        str(test_profile(tmp_path)),
+        "--configfile",
+        str(config_path),
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     history = workdir / "results/techniques/digits_sklearn/mlt_convnet/baseline/seed0/history.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline and (not history.exists() or len(history.read_text().splitlines()) < 2):
         time.sleep(0.2)
     # What SLURM does on preemption or at a time limit: SIGTERM to the job's processes.
-    subprocess.run(["scancel", "--signal=TERM", "--full", "--state=RUNNING", "--partition=debug"],
-                   env=slurm_cluster["env"], check=True)
+    subprocess.run(
+        ["scancel", "--signal=TERM", "--full", "--state=RUNNING", "--partition=debug"],
+        env=slurm_cluster["env"],
+        check=True,
+    )
     output, _ = proc.communicate(timeout=700)
     assert proc.returncode == 0, output[-4000:]
-    jobs = [line for line in jobs_of(slurm_cluster, workdir)]
+    jobs = list(jobs_of(slurm_cluster, workdir))
     assert sum("JobState=FAILED" in line for line in jobs) == 1, jobs  # the killed attempt
     metrics = json.loads(history.with_name("metrics.json").read_text())
     assert len(metrics["resumed_at"]) == 1 and metrics["resumed_at"][0][0] >= 1, metrics["resumed_at"]

@@ -5,6 +5,7 @@ and that a training step never waits for the device (no host sync per step).
 CI has no GPU: CUDA-only behaviour is checked through the resolution logic; bf16 autocast,
 channels_last, fused optimisers and torch.compile all run on the CPU too and are checked there.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,10 +20,10 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from curriculum_bench.config import ConfigError, config_from_dict
+from curriculum_bench.models import create_model
 from curriculum_bench.train.config import TrainConfig
 from curriculum_bench.train.engine import InputPipeline, build_model, build_optimizer, fit, load_data, train_one_epoch
 from curriculum_bench.train.hooks import Hook, TrainState, build_hooks
-from curriculum_bench.models import create_model
 from curriculum_bench.train.speed import CUDA_GRAPH_MAX_BATCH, Speed, prepare_model, resolve_speed
 
 from .conftest import tiny_run
@@ -37,6 +38,7 @@ def history(run_dir: Path) -> list[dict]:
 
 
 # --- what auto means -----------------------------------------------------------------------------
+
 
 def test_auto_leaves_every_switch_off_on_the_cpu():
     assert resolve_speed(TrainConfig(), CPU) == Speed()
@@ -84,10 +86,15 @@ def test_compile_true_with_a_method_that_changes_the_model_is_rejected_naming_bo
 
 
 def test_methods_that_change_the_model_say_so():
-    hooks = build_hooks({"progressive_dropout": {}, "simclr": {}, "forgetting": {},
-                         "data_parameters": {"learn_class": True}})
+    hooks = build_hooks(
+        {"progressive_dropout": {}, "simclr": {}, "forgetting": {}, "data_parameters": {"learn_class": True}}
+    )
     assert {h.name: h.compilable for h in hooks} == {
-        "progressive_dropout": False, "simclr": False, "forgetting": True, "data_parameters": True}
+        "progressive_dropout": False,
+        "simclr": False,
+        "forgetting": True,
+        "data_parameters": True,
+    }
 
 
 def test_cuda_graphs_without_cuda_or_without_compile_are_rejected():
@@ -112,11 +119,17 @@ def test_fused_optimizer_uses_the_fused_kernel_or_the_foreach_path():
 
 # --- the switches train the same model ------------------------------------------------------------
 
+
 def test_bf16_channels_last_and_fused_train_the_same_model_on_the_cpu(digits_store, tmp_path):
-    runs = {"fp32": {}, "bf16": {"precision": "bf16"},
-            "layout": {"channels_last": True, "fused_optimizer": True, "precision": "fp32"}}
-    metrics = {name: fit(tiny_run(epochs=2, **train), digits_store, tmp_path / name, tmp_path / f"{name}.pt",
-                         device="cpu") for name, train in runs.items()}
+    runs = {
+        "fp32": {},
+        "bf16": {"precision": "bf16"},
+        "layout": {"channels_last": True, "fused_optimizer": True, "precision": "fp32"},
+    }
+    metrics = {
+        name: fit(tiny_run(epochs=2, **train), digits_store, tmp_path / name, tmp_path / f"{name}.pt", device="cpu")
+        for name, train in runs.items()
+    }
     assert metrics["fp32"]["speed"] == Speed().as_dict()
     assert metrics["bf16"]["speed"] == Speed(bf16=True).as_dict()
     assert metrics["layout"]["speed"] == Speed(channels_last=True, fused_optimizer=True).as_dict()
@@ -133,16 +146,19 @@ def test_bf16_channels_last_and_fused_train_the_same_model_on_the_cpu(digits_sto
     create_model("mlt_convnet", (1, 8, 8), 10).load_state_dict(weights)
 
 
-@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")),
-                    reason="torch.compile on the CPU builds its kernels with a C++ compiler; none found")
+@pytest.mark.skipif(
+    not (shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")),
+    reason="torch.compile on the CPU builds its kernels with a C++ compiler; none found",
+)
 def test_compiled_run_matches_eager_and_the_next_job_reuses_its_kernels(digits_store, tmp_path):
     cache = tmp_path / "compile_cache"
     # Batch 479 divides the 1,437 training digits: one training and one evaluation graph.
     run = tiny_run(epochs=1, batch_size=479, eval_batch_size=360)
     eager = fit(run, digits_store, tmp_path / "eager", tmp_path / "eager.pt", device="cpu")
     compiled_run = tiny_run(epochs=1, batch_size=479, eval_batch_size=360, compile=True)
-    compiled = fit(compiled_run, digits_store, tmp_path / "compiled", tmp_path / "compiled.pt",
-                   device="cpu", compile_cache=cache)
+    compiled = fit(
+        compiled_run, digits_store, tmp_path / "compiled", tmp_path / "compiled.pt", device="cpu", compile_cache=cache
+    )
     assert compiled["speed"]["compile"] and not eager["speed"]["compile"]
     first_eager, first_compiled = history(tmp_path / "eager")[0], history(tmp_path / "compiled")[0]
     for key in ("train_loss", "eval_loss", "eval_acc"):
@@ -156,10 +172,27 @@ def test_compiled_run_matches_eager_and_the_next_job_reuses_its_kernels(digits_s
     # no compiled graph of its own, and trains the same numbers.
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "CURRICULUM_BENCH_COMPILE_CACHE": str(cache)}
     job = subprocess.run(
-        [sys.executable, "-m", "curriculum_bench", "train", "--run-config", json.dumps(compiled_run),
-         "--data", str(digits_store), "--out", str(tmp_path / "next_job"),
-         "--checkpoint", str(tmp_path / "next_job.pt"), "--device", "cpu"],
-        capture_output=True, text=True, env=env, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "curriculum_bench",
+            "train",
+            "--run-config",
+            json.dumps(compiled_run),
+            "--data",
+            str(digits_store),
+            "--out",
+            str(tmp_path / "next_job"),
+            "--checkpoint",
+            str(tmp_path / "next_job.pt"),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert job.returncode == 0, job.stdout[-2000:] + job.stderr[-2000:]
     assert sorted(p.relative_to(cache) for p in (cache / "fxgraph").rglob("*") if p.is_file()) == compiled_graphs
     assert history(tmp_path / "next_job")[0]["train_loss"] == first_compiled["train_loss"]
@@ -169,8 +202,20 @@ def test_compiled_run_matches_eager_and_the_next_job_reuses_its_kernels(digits_s
 
 # Ops whose result size or value the host must read, which on a GPU stalls the step until
 # the device catches up (torch.cuda.set_sync_debug_mode would flag them on a GPU).
-HOST_SYNC_OPS = {"_local_scalar_dense", "nonzero", "masked_select", "unique", "_unique", "_unique2",
-                 "unique_consecutive", "unique_dim", "bincount", "repeat_interleave", "equal", "is_nonzero"}
+HOST_SYNC_OPS = {
+    "_local_scalar_dense",
+    "nonzero",
+    "masked_select",
+    "unique",
+    "_unique",
+    "_unique2",
+    "unique_consecutive",
+    "unique_dim",
+    "bincount",
+    "repeat_interleave",
+    "equal",
+    "is_nonzero",
+}
 
 
 class HostSyncAudit(TorchDispatchMode):
@@ -185,22 +230,25 @@ class HostSyncAudit(TorchDispatchMode):
         if name in HOST_SYNC_OPS:
             self.calls.append(name)
         elif name in ("index", "index_put", "index_put_") and any(
-                isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in (args[1] or [])):
+            isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in (args[1] or [])
+        ):
             self.calls.append(f"{name} with a boolean mask")
         return func(*args, **(kwargs or {}))
 
 
 def audited_epoch(store: Path, batch_size: int, methods: dict) -> list[str]:
     """Host syncs of one training epoch, hooks and all (progress lines off)."""
-    cfg = config_from_dict(TrainConfig, tiny_run(epochs=1, batch_size=batch_size, log_every=10**6)["train"],
-                           where="train")
+    cfg = config_from_dict(
+        TrainConfig, tiny_run(epochs=1, batch_size=batch_size, log_every=10**6)["train"], where="train"
+    )
     data = load_data(store, CPU)
     hooks = build_hooks(methods)
     # Fused, as on a GPU by default: the per-tensor path counts its steps in CPU scalars,
     # whose .item() reads host memory even on a GPU and would only blur this audit.
     model, _, optimizer = build_model("mlt_convnet", {}, data, cfg, hooks, 0, CPU, Speed(fused_optimizer=True))
-    state = TrainState(model, optimizer, CPU, data.train.labels, len(data.classes),
-                       epochs=1, data=data, extras={"train_config": cfg})
+    state = TrainState(
+        model, optimizer, CPU, data.train.labels, len(data.classes), epochs=1, data=data, extras={"train_config": cfg}
+    )
     for hook in hooks:
         hook.on_fit_start(state)
         hook.on_epoch_start(state)
@@ -212,17 +260,20 @@ def audited_epoch(store: Path, batch_size: int, methods: dict) -> list[str]:
 def test_a_training_step_never_waits_for_the_device(digits_store):
     # Per-sample statistics of every kind: forgetting events (with loss and margin), class and
     # instance data parameters (SparseSGD, clamp), LeRaC's per-block learning rates.
-    methods = {"forgetting": {"record_loss_and_margin": True},
-               "data_parameters": {"learn_class": True, "learn_inst": True},
-               "lerac": {"lerac_epochs": 1}}
-    few_steps = audited_epoch(digits_store, 479, methods)    # 3 steps
-    many_steps = audited_epoch(digits_store, 16, methods)    # 90 steps
+    methods = {
+        "forgetting": {"record_loss_and_margin": True},
+        "data_parameters": {"learn_class": True, "learn_inst": True},
+        "lerac": {"lerac_epochs": 1},
+    }
+    few_steps = audited_epoch(digits_store, 479, methods)  # 3 steps
+    many_steps = audited_epoch(digits_store, 16, methods)  # 90 steps
     assert many_steps == few_steps, f"host syncs that grow with the steps: {many_steps}"
     # The epoch's own: its last progress line and statistics (4), the recorder's room (2).
     assert len(few_steps) <= 6, few_steps
 
 
 # --- auto compilation never stops a run -----------------------------------------------------------
+
 
 @pytest.fixture
 def failing_inductor(monkeypatch):

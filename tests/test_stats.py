@@ -1,4 +1,5 @@
 """Paired differences, their interval and verdicts, against hand-computed cases."""
+
 import math
 
 import pytest
@@ -35,7 +36,7 @@ def test_a_null_difference_is_inconclusive():
 
 
 def test_n5_interval_and_n2_needing_more_seeds():
-    five = paired_difference({s: float(s + 1) for s in range(5)}, {s: 0.0 for s in range(5)})
+    five = paired_difference({s: float(s + 1) for s in range(5)}, dict.fromkeys(range(5), 0.0))
     # differences 1..5: mean 3, sd sqrt(2.5), t(0.975, 4) = 2.776445
     half = 2.776445 * math.sqrt(2.5) / math.sqrt(5)
     assert (five.low, five.high) == pytest.approx((3 - half, 3 + half), abs=1e-5)

@@ -1,5 +1,3 @@
-import json
-
 import numpy as np
 import pytest
 
@@ -48,11 +46,11 @@ def test_a_changed_array_is_caught_on_load(tmp_path):
 
 def test_store_rejects_wrong_dtypes_and_labels(tmp_path):
     with pytest.raises(ValueError, match="images must be uint8"):
-        write_store(tmp_path, {"train": Split(np.zeros((2, 1, 2, 2), np.float32),
-                                              np.zeros(2, np.int64))}, ["a"], {})
+        write_store(tmp_path, {"train": Split(np.zeros((2, 1, 2, 2), np.float32), np.zeros(2, np.int64))}, ["a"], {})
     with pytest.raises(ValueError, match=r"labels outside \[0, 2\)"):
-        write_store(tmp_path / "s", {"train": Split(np.zeros((2, 1, 2, 2), np.uint8),
-                                                    np.array([0, 2]))}, ["a", "b"], {})
+        write_store(
+            tmp_path / "s", {"train": Split(np.zeros((2, 1, 2, 2), np.uint8), np.array([0, 2]))}, ["a", "b"], {}
+        )
     assert not (tmp_path / "s").exists() and not list(tmp_path.glob(".s.tmp"))
 
 
@@ -60,8 +58,7 @@ def test_a_failed_rewrite_keeps_no_half_store(tmp_path):
     good = Split(np.zeros((2, 1, 2, 2), np.uint8), np.array([0, 1]))
     write_store(tmp_path / "s", {"train": good}, ["a", "b"], {"v": 1})
     with pytest.raises(ValueError):
-        write_store(tmp_path / "s", {"train": good, "test": Split(good.images, np.array([0, 5]))},
-                    ["a", "b"], {"v": 2})
+        write_store(tmp_path / "s", {"train": good, "test": Split(good.images, np.array([0, 5]))}, ["a", "b"], {"v": 2})
     assert read_manifest(tmp_path / "s")["source"] == {"v": 1}  # the old store is untouched
     assert not list(tmp_path.glob(".s.tmp"))
 

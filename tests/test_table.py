@@ -12,12 +12,29 @@ from curriculum_bench.report.table import rebuild_marker, table_is_stale, write_
 def fake_metrics(tmp_path, variant, seed, final, best):
     path = tmp_path / "results/techniques/toy/m" / variant / f"seed{seed}" / "metrics.json"
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({
-        "study": "techniques", "dataset": "toy", "model": "m", "variant": variant, "seed": seed,
-        "final_acc": final, "best_acc": best, "best_epoch": 2, "final_epoch": 3,
-        "eval_split": "test", "num_train": 80, "num_eval": 20, "wall_s": 10.0 + seed,
-        "train_images_per_s": 100.0, "peak_mem_mb": 50.0 + seed, "device_name": "cpu",
-        "dataset_source": {"source": "toy"}}))
+    path.write_text(
+        json.dumps(
+            {
+                "study": "techniques",
+                "dataset": "toy",
+                "model": "m",
+                "variant": variant,
+                "seed": seed,
+                "final_acc": final,
+                "best_acc": best,
+                "best_epoch": 2,
+                "final_epoch": 3,
+                "eval_split": "test",
+                "num_train": 80,
+                "num_eval": 20,
+                "wall_s": 10.0 + seed,
+                "train_images_per_s": 100.0,
+                "peak_mem_mb": 50.0 + seed,
+                "device_name": "cpu",
+                "dataset_source": {"source": "toy"},
+            }
+        )
+    )
     return path
 
 
@@ -45,7 +62,8 @@ def test_reported_numbers_fill_matching_rows_and_are_listed_as_reported(tmp_path
     reported.write_text(
         "techniques:\n"
         "  - {dataset: toy, model: m, variant: zeta, acc: 91.5, source: paper Tab. 2, note: 5 runs}\n"
-        "  - {dataset: other, model: m, variant: zeta, acc: 70.0, source: repo README}\n")
+        "  - {dataset: other, model: m, variant: zeta, acc: 70.0, source: repo README}\n"
+    )
     summary = write_table(paths, "techniques", tmp_path / "t.md", tmp_path / "t.csv", reported)
     assert summary["reported_acc"].tolist()[0] == 91.5 and pd.isna(summary["reported_acc"].tolist()[1])
     md = (tmp_path / "t.md").read_text()
@@ -59,8 +77,9 @@ def test_reported_entry_with_an_unknown_key_is_rejected_with_its_place(tmp_path)
     reported = tmp_path / "reported.yaml"
     reported.write_text("techniques:\n  - {dataset: toy, model: m, variant: z, acc: 1, source: s, acc_std: 2}\n")
     with pytest.raises(ValueError, match=r"techniques\[0\]: unknown keys \['acc_std'\]"):
-        write_table([fake_metrics(tmp_path, "z", 0, 0.5, 0.5)], "techniques", tmp_path / "t.md",
-                    tmp_path / "t.csv", reported)
+        write_table(
+            [fake_metrics(tmp_path, "z", 0, 0.5, 0.5)], "techniques", tmp_path / "t.md", tmp_path / "t.csv", reported
+        )
 
 
 def test_report_options_add_per_class_epoch_and_delta_columns(tmp_path):
@@ -71,10 +90,16 @@ def test_report_options_add_per_class_epoch_and_delta_columns(tmp_path):
         m["final_acc_per_class"] = per_class
         path.write_text(json.dumps(m))
         (path.parent / "history.jsonl").write_text(
-            "".join(json.dumps({"epoch": e + 1, "eval_acc": a}) + "\n" for e, a in enumerate(accs)))
+            "".join(json.dumps({"epoch": e + 1, "eval_acc": a}) + "\n" for e, a in enumerate(accs))
+        )
         paths.append(path)
-    summary = write_table(paths, "techniques", tmp_path / "t.md", tmp_path / "t.csv",
-                          options={"per_class": [0], "at_epochs": [1, 5], "baseline": "baseline"})
+    summary = write_table(
+        paths,
+        "techniques",
+        tmp_path / "t.md",
+        tmp_path / "t.csv",
+        options={"per_class": [0], "at_epochs": [1, 5], "baseline": "baseline"},
+    )
     assert summary["acc_class 0_mean"].tolist() == [0.9, 0.4]
     assert summary["acc_epoch 1_mean"].tolist() == [0.5, 0.6]
     assert summary["acc_epoch 5_mean"].isna().all()  # runs shorter than epoch 5: marked, not dropped
@@ -87,16 +112,24 @@ def test_report_options_add_per_class_epoch_and_delta_columns(tmp_path):
 
 def test_delta_is_paired_by_seed_with_a_student_t_interval_and_a_marker(tmp_path):
     # baseline 0.70 0.71 0.75, curriculum 0.80 0.82 0.84: differences 10, 11, 9 pp
-    paths = [fake_metrics(tmp_path, v, s, acc, acc) for v, accs in
-             (("baseline", [0.70, 0.71, 0.75]), ("curriculum", [0.80, 0.82, 0.84]),
-              ("noise", [0.75, 0.66, 0.76]), ("control", [0.70, 0.71]))
-             for s, acc in enumerate(accs)]
-    summary = write_table(paths, "techniques", tmp_path / "t.md", tmp_path / "t.csv",
-                          options={"controls": {"curriculum": "control"}})
+    paths = [
+        fake_metrics(tmp_path, v, s, acc, acc)
+        for v, accs in (
+            ("baseline", [0.70, 0.71, 0.75]),
+            ("curriculum", [0.80, 0.82, 0.84]),
+            ("noise", [0.75, 0.66, 0.76]),
+            ("control", [0.70, 0.71]),
+        )
+        for s, acc in enumerate(accs)
+    ]
+    summary = write_table(
+        paths, "techniques", tmp_path / "t.md", tmp_path / "t.csv", options={"controls": {"curriculum": "control"}}
+    )
     row = summary.set_index("variant").loc["curriculum"]
-    half = 4.302653 * 1.0 / 3 ** 0.5  # t(0.975, 2) * sd 1 pp / sqrt(3)
-    assert (row.delta_baseline_pp, row.delta_baseline_low_pp, row.delta_baseline_high_pp) == \
-        pytest.approx((10.0, 10.0 - half, 10.0 + half), abs=1e-4)
+    half = 4.302653 * 1.0 / 3**0.5  # t(0.975, 2) * sd 1 pp / sqrt(3)
+    assert (row.delta_baseline_pp, row.delta_baseline_low_pp, row.delta_baseline_high_pp) == pytest.approx(
+        (10.0, 10.0 - half, 10.0 + half), abs=1e-4
+    )
     md = (tmp_path / "t.md").read_text()
     line = next(line for line in md.splitlines() if "| curriculum " in line)
     assert f"+10.00 [{10 - half:+.2f}, {10 + half:+.2f}] *" in line
@@ -111,8 +144,13 @@ def test_unknown_report_option_is_named(tmp_path):
     from curriculum_bench.config import ConfigError
 
     with pytest.raises(ConfigError, match=r"studies\.techniques\.report\.per_klass: unknown key"):
-        write_table([fake_metrics(tmp_path, "z", 0, 0.5, 0.5)], "techniques", tmp_path / "t.md",
-                    tmp_path / "t.csv", options={"per_klass": [0]})
+        write_table(
+            [fake_metrics(tmp_path, "z", 0, 0.5, 0.5)],
+            "techniques",
+            tmp_path / "t.md",
+            tmp_path / "t.csv",
+            options={"per_klass": [0]},
+        )
 
 
 def expected(*variants, seeds=(0, 1)):
@@ -122,14 +160,22 @@ def expected(*variants, seeds=(0, 1)):
 
 def test_a_missing_seed_and_a_diverged_run_are_flagged_not_dropped(tmp_path):
     paths = [fake_metrics(tmp_path, "ok", s, 0.8, 0.9) for s in (0, 1, 2)]
-    paths += [fake_metrics(tmp_path, "short", s, 0.7, 0.7) for s in (0, 2)]      # seed 1 never finished
+    paths += [fake_metrics(tmp_path, "short", s, 0.7, 0.7) for s in (0, 2)]  # seed 1 never finished
     nan_run = fake_metrics(tmp_path, "nan", 0, 0.1, 0.3)
     (nan_run.parent / "history.jsonl").write_text(
-        json.dumps({"epoch": 1, "eval_acc": 0.3, "train_loss": 2.0}) + "\n"
-        + json.dumps({"epoch": 2, "eval_acc": 0.1, "train_loss": float("nan")}) + "\n")
-    summary = write_table(paths + [nan_run], "techniques", tmp_path / "t.md", tmp_path / "t.csv",
-                          options={"expected_runs": expected("ok", "short", "nan", "gone", seeds=(0, 1, 2))},
-                          out_html=tmp_path / "t.html")
+        json.dumps({"epoch": 1, "eval_acc": 0.3, "train_loss": 2.0})
+        + "\n"
+        + json.dumps({"epoch": 2, "eval_acc": 0.1, "train_loss": float("nan")})
+        + "\n"
+    )
+    summary = write_table(
+        paths + [nan_run],
+        "techniques",
+        tmp_path / "t.md",
+        tmp_path / "t.csv",
+        options={"expected_runs": expected("ok", "short", "nan", "gone", seeds=(0, 1, 2))},
+        out_html=tmp_path / "t.html",
+    )
     assert summary.set_index("variant")["diverged_runs"].to_dict() == {"ok": 0, "short": 0, "nan": 1}
     md = (tmp_path / "t.md").read_text()
     assert "Fewer seeds than configured in some rows" in md and "Some runs diverged" in md
@@ -149,10 +195,18 @@ def test_a_metrics_file_copied_into_another_seeds_folder_is_refused_naming_it(tm
     seed1 = seed0.parent.parent / "seed1" / "metrics.json"
     seed1.parent.mkdir()
     shutil.copy(seed0, seed1)  # today: the row reads "2 (0 0)", ± 0.00, no note
-    with pytest.raises(InputFileError, match=r"seed1/metrics\.json: holds another run than its path names: "
-                       r"seed 0 \(its path says .*seed 1\)"):
-        write_table([seed0, seed1], "techniques", tmp_path / "t.md", tmp_path / "t.csv",
-                    options={"expected_runs": expected("baseline")})
+    with pytest.raises(
+        InputFileError,
+        match=r"seed1/metrics\.json: holds another run than its path names: "
+        r"seed 0 \(its path says .*seed 1\)",
+    ):
+        write_table(
+            [seed0, seed1],
+            "techniques",
+            tmp_path / "t.md",
+            tmp_path / "t.csv",
+            options={"expected_runs": expected("baseline")},
+        )
     assert not (tmp_path / "t.md").exists()
 
 
@@ -170,31 +224,46 @@ def test_a_run_given_twice_or_of_another_study_or_outside_the_results_layout_is_
 
 
 def test_a_seed_set_other_than_the_configs_is_an_error_not_a_count_match(tmp_path):
-    paths = [fake_metrics(tmp_path, "baseline", s, 0.8, 0.9) for s in (0, 2)]   # two seeds, as configured
-    with pytest.raises(InputFileError, match=r"seed2/metrics\.json: seed 2 is not one of the config's seeds "
-                       r"\[0, 1\] for toy/m/baseline"):
-        write_table(paths, "techniques", tmp_path / "t.md", tmp_path / "t.csv",
-                    options={"expected_runs": expected("baseline")})
+    paths = [fake_metrics(tmp_path, "baseline", s, 0.8, 0.9) for s in (0, 2)]  # two seeds, as configured
+    with pytest.raises(
+        InputFileError,
+        match=r"seed2/metrics\.json: seed 2 is not one of the config's seeds "
+        r"\[0, 1\] for toy/m/baseline",
+    ):
+        write_table(
+            paths, "techniques", tmp_path / "t.md", tmp_path / "t.csv", options={"expected_runs": expected("baseline")}
+        )
     other = fake_metrics(tmp_path, "other", 0, 0.8, 0.9)
     with pytest.raises(InputFileError, match="toy/m/other is not a row the config asks for"):
-        write_table([other], "techniques", tmp_path / "t.md", tmp_path / "t.csv",
-                    options={"expected_runs": expected("baseline")})
+        write_table(
+            [other],
+            "techniques",
+            tmp_path / "t.md",
+            tmp_path / "t.csv",
+            options={"expected_runs": expected("baseline")},
+        )
 
 
-@pytest.mark.parametrize("key, value, where", [
-    ("final_acc", 97.5, "final_acc = 97.5"),
-    ("best_acc", -0.1, "best_acc = -0.1"),
-    ("final_acc_per_class", [0.5, 12.0], r"final_acc_per_class\[1\] = 12.0"),
-    ("test_at_best_val_acc", float("inf"), "test_at_best_val_acc = inf"),
-    ("probe", {"weight_decay": 5.0, "test_acc": 0.5, "val_acc_per_weight_decay": {"1e-06": 80.0}},
-     r"probe\.val_acc_per_weight_decay\.1e-06 = 80.0"),
-    ("probe_per_epoch", {"1": 0.4, "2": 55.0}, r"probe_per_epoch\.2 = 55.0"),
-    ("final_acc", "0.9", "final_acc is '0.9', not a number"),
-])
+@pytest.mark.parametrize(
+    "key, value, where",
+    [
+        ("final_acc", 97.5, "final_acc = 97.5"),
+        ("best_acc", -0.1, "best_acc = -0.1"),
+        ("final_acc_per_class", [0.5, 12.0], r"final_acc_per_class\[1\] = 12.0"),
+        ("test_at_best_val_acc", float("inf"), "test_at_best_val_acc = inf"),
+        (
+            "probe",
+            {"weight_decay": 5.0, "test_acc": 0.5, "val_acc_per_weight_decay": {"1e-06": 80.0}},
+            r"probe\.val_acc_per_weight_decay\.1e-06 = 80.0",
+        ),
+        ("probe_per_epoch", {"1": 0.4, "2": 55.0}, r"probe_per_epoch\.2 = 55.0"),
+        ("final_acc", "0.9", "final_acc is '0.9', not a number"),
+    ],
+)
 def test_an_accuracy_outside_0_1_is_refused_naming_file_and_key(tmp_path, key, value, where):
     path = fake_metrics(tmp_path, "baseline", 0, 0.8, 0.9)
     m = json.loads(path.read_text())
-    path.write_text(json.dumps({**m, key: value}))   # today: 97.5 renders as 4912.78 ± 6840.87
+    path.write_text(json.dumps({**m, key: value}))  # today: 97.5 renders as 4912.78 ± 6840.87
     with pytest.raises(InputFileError, match=rf"baseline/seed0/metrics\.json: {where}"):
         write_table([path], "techniques", tmp_path / "t.md", tmp_path / "t.csv")
 
@@ -202,8 +271,11 @@ def test_an_accuracy_outside_0_1_is_refused_naming_file_and_key(tmp_path, key, v
 def test_an_accuracy_in_the_history_outside_0_1_is_refused_naming_file_epoch_and_key(tmp_path):
     path = fake_metrics(tmp_path, "baseline", 0, 0.8, 0.9)
     (path.parent / "history.jsonl").write_text(
-        json.dumps({"epoch": 1, "eval_acc": 0.5, "self_labeling/pseudo_label_acc": None}) + "\n"
-        + json.dumps({"epoch": 2, "eval_acc": 80.0}) + "\n")
+        json.dumps({"epoch": 1, "eval_acc": 0.5, "self_labeling/pseudo_label_acc": None})
+        + "\n"
+        + json.dumps({"epoch": 2, "eval_acc": 80.0})
+        + "\n"
+    )
     with pytest.raises(InputFileError, match=r"seed0/history\.jsonl: epoch 2: eval_acc = 80.0 is outside \[0, 1\]"):
         write_table([path], "techniques", tmp_path / "t.md", tmp_path / "t.csv", options={"at_epochs": [2]})
 
@@ -211,29 +283,30 @@ def test_an_accuracy_in_the_history_outside_0_1_is_refused_naming_file_epoch_and
 def test_nan_accuracies_of_a_diverged_run_and_settings_named_like_accuracies_pass(tmp_path):
     path = fake_metrics(tmp_path, "baseline", 0, 0.8, 0.9)
     m = json.loads(path.read_text())
-    path.write_text(json.dumps({**m, "final_acc_per_class": [0.9, float("nan")],
-                                "run": {"methods": {"x": {"min_acc": 50}}}}))
+    path.write_text(
+        json.dumps({**m, "final_acc_per_class": [0.9, float("nan")], "run": {"methods": {"x": {"min_acc": 50}}}})
+    )
     summary = write_table([path], "techniques", tmp_path / "t.md", tmp_path / "t.csv")
     assert summary.final_acc_mean.tolist() == [0.8]
 
 
 def test_a_table_is_stale_when_its_runs_differ_from_the_configs_or_one_was_deleted(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)   # the workflow's paths are relative to its working directory
+    monkeypatch.chdir(tmp_path)  # the workflow's paths are relative to its working directory
     paths = [fake_metrics(tmp_path, v, s, 0.8, 0.9).relative_to(tmp_path) for v in ("a", "b") for s in (0, 1)]
     csv = tmp_path / "t.csv"
     write_table(paths, "techniques", tmp_path / "t.md", csv)
     assert not table_is_stale(csv, [str(p) for p in paths])
-    assert table_is_stale(csv, [str(p) for p in paths[:3]])   # a seed or a variant less in the config
+    assert table_is_stale(csv, [str(p) for p in paths[:3]])  # a seed or a variant less in the config
     assert table_is_stale(csv, [str(p) for p in paths] + ["results/techniques/toy/m/c/seed0/metrics.json"])
     assert not table_is_stale(tmp_path / "never_written.csv", [str(p) for p in paths])
     marker = tmp_path / "logs/table/techniques.rebuild"
     assert rebuild_marker(csv, [str(p) for p in paths], marker) == str(marker)
-    assert marker.stat().st_mtime_ns == 0                           # never newer than the table
-    shutil.rmtree(paths[1].parent)                                  # a deleted run folder
+    assert marker.stat().st_mtime_ns == 0  # never newer than the table
+    shutil.rmtree(paths[1].parent)  # a deleted run folder
     rebuild_marker(csv, [str(p) for p in paths], marker)
-    assert marker.stat().st_mtime_ns > csv.stat().st_mtime_ns      # newer: Snakemake reruns the table
+    assert marker.stat().st_mtime_ns > csv.stat().st_mtime_ns  # newer: Snakemake reruns the table
     os.utime(marker, (0, 0))
-    csv.write_text("dataset,model\ntoy,m\n")                       # no seed_list: not a table we can trust
+    csv.write_text("dataset,model\ntoy,m\n")  # no seed_list: not a table we can trust
     assert table_is_stale(csv, [str(p) for p in paths if p.exists()])
 
 
@@ -241,8 +314,14 @@ def test_a_fabricated_data_config_says_so_above_the_table(tmp_path):
     from curriculum_bench.report import FABRICATED_WARNING
 
     path = fake_metrics(tmp_path, "baseline", 0, 0.5, 0.5)
-    write_table([path], "techniques", tmp_path / "t.md", tmp_path / "t.csv", options={"fabricated_data": True},
-                out_html=tmp_path / "t.html")
+    write_table(
+        [path],
+        "techniques",
+        tmp_path / "t.md",
+        tmp_path / "t.csv",
+        options={"fabricated_data": True},
+        out_html=tmp_path / "t.html",
+    )
     assert (tmp_path / "t.md").read_text().split("\n")[2] == FABRICATED_WARNING
     assert "FABRICATED DATA" in (tmp_path / "t.html").read_text()
     write_table([path], "techniques", tmp_path / "u.md", tmp_path / "u.csv")

@@ -1,5 +1,6 @@
 """A study table is rebuilt whenever the set of runs it should hold changes, through the real
 `snakemake`, with no .snakemake/metadata to lean on (a fresh checkout, a DVC restore)."""
+
 import shutil
 
 import pandas as pd
@@ -39,7 +40,7 @@ def plan(workdir, configfile) -> set[str]:
     out = result.stdout + result.stderr
     if "Nothing to be done" in out:
         return set()
-    stats = out.split("Job stats:")[1].split("total")[0].splitlines()[3:]   # job, count, ---- header
+    stats = out.split("Job stats:")[1].split("total")[0].splitlines()[3:]  # job, count, ---- header
     return {line.split()[0] for line in stats if line.strip()}
 
 

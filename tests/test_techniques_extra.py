@@ -1,5 +1,6 @@
 """The catalogue's planned techniques: distillation, transfer, layer-wise LR/WD, initialisation,
 augmentation as a variant, LR schedules. Each against hand-computed or PyTorch values."""
+
 import copy
 import re
 
@@ -25,6 +26,7 @@ from .conftest import REPO, snakemake, tiny_run
 
 # --- distillation ------------------------------------------------------------------------------
 
+
 def test_distillation_loss_is_the_hinton_mix_of_hard_and_soft_terms():
     student, teacher = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 2.0]])
     hard = F.cross_entropy(student, torch.tensor([0]), reduction="none")
@@ -39,10 +41,14 @@ def test_distillation_loss_is_the_hinton_mix_of_hard_and_soft_terms():
 
 def test_teacher_is_the_same_seed_of_the_teacher_variant():
     student = "results/techniques/mnist/mlt_convnet/distill/seed2"
-    assert str(teacher_path(student, DistillConfig())) == \
-        "results/techniques/mnist/mlt_convnet/baseline/seed2/final_model.pt"
-    assert str(teacher_path(student, DistillConfig(teacher_model="resnet18", teacher_seed=0))) == \
-        "results/techniques/mnist/resnet18/baseline/seed0/final_model.pt"
+    assert (
+        str(teacher_path(student, DistillConfig()))
+        == "results/techniques/mnist/mlt_convnet/baseline/seed2/final_model.pt"
+    )
+    assert (
+        str(teacher_path(student, DistillConfig(teacher_model="resnet18", teacher_seed=0)))
+        == "results/techniques/mnist/resnet18/baseline/seed0/final_model.pt"
+    )
 
 
 def tiny_config(variants: dict) -> dict:
@@ -57,7 +63,8 @@ def tiny_config(variants: dict) -> dict:
 def test_student_run_reads_the_teacher_run_final_model(tmp_path):
     config = tiny_config({"baseline": {}, "distill": {"distill": {"teacher_variant": "baseline"}}})
     assert run_inputs(config, "techniques", "digits_sklearn", "mlt_convnet", "distill", 0) == [
-        "results/techniques/digits_sklearn/mlt_convnet/baseline/seed0/final_model.pt"]
+        "results/techniques/digits_sklearn/mlt_convnet/baseline/seed0/final_model.pt"
+    ]
     assert run_inputs(config, "techniques", "digits_sklearn", "mlt_convnet", "baseline", 0) == []
     config["studies"]["techniques"]["variants"]["distill"]["distill"]["teacher_variant"] = "nope"
     with pytest.raises(ConfigError, match=r"variants\.distill\.distill\.teacher_variant: 'nope'"):
@@ -66,20 +73,28 @@ def test_student_run_reads_the_teacher_run_final_model(tmp_path):
 
 def test_distillation_edge_follows_a_per_model_override_of_the_teacher(tmp_path):
     """The edge comes from the resolved run: overrides.<model>.variants.<variant>.distill wins over the variant's."""
-    config = tiny_config({"baseline": {}, "teacher": {"weighted_sampling": {}},
-                          "distill": {"distill": {"teacher_variant": "baseline"}}})
+    config = tiny_config(
+        {"baseline": {}, "teacher": {"weighted_sampling": {}}, "distill": {"distill": {"teacher_variant": "baseline"}}}
+    )
     config["studies"]["techniques"]["overrides"] = {
-        "mlt_convnet": {"variants": {"distill": {"distill": {"teacher_variant": "teacher", "teacher_seed": 3}}}}}
+        "mlt_convnet": {"variants": {"distill": {"distill": {"teacher_variant": "teacher", "teacher_seed": 3}}}}
+    }
     assert run_inputs(config, "techniques", "digits_sklearn", "mlt_convnet", "distill", 0) == [
-        "results/techniques/digits_sklearn/mlt_convnet/teacher/seed3/final_model.pt"]
+        "results/techniques/digits_sklearn/mlt_convnet/teacher/seed3/final_model.pt"
+    ]
     # The trainer reads the same path (curricula/distill.py uses run_inputs.teacher_file too).
     resolved = resolve_run(config, "techniques", "digits_sklearn", "mlt_convnet", "distill", 0)
     student = "results/techniques/digits_sklearn/mlt_convnet/distill/seed0"
-    assert str(teacher_path(student, DistillConfig(**resolved["methods"]["distill"]))) == \
-        "results/techniques/digits_sklearn/mlt_convnet/teacher/seed3/final_model.pt"
-    config["studies"]["techniques"]["overrides"]["mlt_convnet"]["variants"]["distill"]["distill"]["teacher_variant"] = \
+    assert (
+        str(teacher_path(student, DistillConfig(**resolved["methods"]["distill"])))
+        == "results/techniques/digits_sklearn/mlt_convnet/teacher/seed3/final_model.pt"
+    )
+    config["studies"]["techniques"]["overrides"]["mlt_convnet"]["variants"]["distill"]["distill"]["teacher_variant"] = (
         "nope"
-    with pytest.raises(ConfigError, match=r"overrides\.mlt_convnet\.variants\.distill\.distill\.teacher_variant: 'nope'"):
+    )
+    with pytest.raises(
+        ConfigError, match=r"overrides\.mlt_convnet\.variants\.distill\.distill\.teacher_variant: 'nope'"
+    ):
         run_inputs(config, "techniques", "digits_sklearn", "mlt_convnet", "distill", 0)
 
 
@@ -109,6 +124,7 @@ def test_distilled_student_trains_from_the_teacher_weights(digits_store, tmp_pat
 
 
 # --- transfer ------------------------------------------------------------------------------------
+
 
 def test_transfer_copies_all_but_the_excluded_head_and_names_gaps():
     source = create_model("mlt_convnet", (1, 8, 8), 10).state_dict()
@@ -140,6 +156,7 @@ def test_pretrained_run_starts_from_the_checkpoint_with_a_fresh_head(digits_stor
 
 # --- layer-wise LR and weight decay ---------------------------------------------------------------
 
+
 def test_layer_scales_decay_from_the_head_to_the_input():
     assert layer_scales(3, 0.5) == [0.25, 0.5, 1.0]
 
@@ -148,21 +165,33 @@ def test_layerwise_groups_scale_lr_per_block_and_spare_1d_params_from_decay():
     model = create_model("mlt_convnet", (1, 8, 8), 10)
     groups = layerwise_groups(model, LayerwiseLRConfig(layer_decay=0.5, weight_decay=0.2))
     summary = [(g["name"], g["lr_scale"], g["weight_decay"]) for g in groups]
-    assert summary == [("block1.weights", 0.25, 0.2), ("block1.1d", 0.25, 0.0),
-                       ("block2.weights", 0.5, 0.2), ("block2.1d", 0.5, 0.0),
-                       ("fc.weights", 1.0, 0.2), ("fc.1d", 1.0, 0.0)]
+    assert summary == [
+        ("block1.weights", 0.25, 0.2),
+        ("block1.1d", 0.25, 0.0),
+        ("block2.weights", 0.5, 0.2),
+        ("block2.1d", 0.5, 0.0),
+        ("fc.weights", 1.0, 0.2),
+        ("fc.1d", 1.0, 0.0),
+    ]
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
 
 
 def test_layerwise_run_trains_each_group_at_its_scale(digits_store, tmp_path):
     import json
-    fit(tiny_run({"layerwise_lr": {"layer_decay": 0.1}}, epochs=1, schedule="constant"),
-        digits_store, tmp_path / "run", tmp_path / "ckpt.pt", device="cpu")
+
+    fit(
+        tiny_run({"layerwise_lr": {"layer_decay": 0.1}}, epochs=1, schedule="constant"),
+        digits_store,
+        tmp_path / "run",
+        tmp_path / "ckpt.pt",
+        device="cpu",
+    )
     record = json.loads((tmp_path / "run/history.jsonl").read_text().splitlines()[0])
     assert record["lr"] == pytest.approx([1e-4, 1e-4, 1e-3, 1e-3, 1e-2, 1e-2])
 
 
 # --- initialisation ---------------------------------------------------------------------------------
+
 
 def test_orthogonal_init_gives_orthonormal_rows_and_zero_biases():
     model = create_model("mlt_convnet", (1, 8, 8), 10)
@@ -187,6 +216,7 @@ def test_kaiming_init_is_the_seeded_draw_of_nn_init():
 
 # --- augmentation as a variant -----------------------------------------------------------------------
 
+
 def test_augment_variant_shifts_images_reproducibly_per_step():
     (hook,) = build_hooks({"augment": {"ops": [{"op": "random_crop", "size": 8, "padding": 2}]}})
     hook.seed = 0  # the run's seed, which on_fit_start reads from torch
@@ -200,6 +230,7 @@ def test_augment_variant_shifts_images_reproducibly_per_step():
 
 
 # --- LR schedules -----------------------------------------------------------------------------------
+
 
 def torch_factors(make_scheduler, steps: int) -> list[float]:
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
@@ -238,21 +269,38 @@ def test_variant_schedule_replaces_the_study_schedule():
     model = torch.nn.Linear(2, 2)
     opt = torch.optim.SGD([{"params": model.parameters(), "lr_scale": 0.5}], lr=1.0)
     (hook,) = build_hooks({"lr_schedule": {"kind": "step", "step_size": 1, "gamma": 0.5}})
-    state = TrainState(model, opt, torch.device("cpu"), torch.zeros(1), 2, 4, steps_per_epoch=10, epoch=1, step=12,
-                       extras={"train_config": cfg})
+    state = TrainState(
+        model,
+        opt,
+        torch.device("cpu"),
+        torch.zeros(1),
+        2,
+        4,
+        steps_per_epoch=10,
+        epoch=1,
+        step=12,
+        extras={"train_config": cfg},
+    )
     hook.on_fit_start(state)
     hook.on_batch_start(state)
     engine_lr = cfg.lr * lr_factor(1, cfg) * opt.param_groups[0]["lr_scale"]
     assert engine_lr == pytest.approx(cfg.lr * 0.5 * 0.5)  # variant factor 0.5 x the group's own 0.5
 
 
-@pytest.mark.parametrize("method, args, key", [
-    ("distill", {"temperature": 0}, "temperature"), ("distill", {"alpha": 2}, "alpha"),
-    ("pretrained", {}, "checkpoint"), ("layerwise_lr", {"layer_decay": 0}, "layer_decay"),
-    ("weight_init", {"scheme": "zeros"}, "scheme"), ("augment", {"ops": [{"op": "rotate"}]}, "op"),
-    ("augment", {"ops": []}, "ops"), ("lr_schedule", {"kind": "poly"}, "kind"),
-    ("lr_schedule", {"pct_start": 1}, "pct_start"),
-])
+@pytest.mark.parametrize(
+    "method, args, key",
+    [
+        ("distill", {"temperature": 0}, "temperature"),
+        ("distill", {"alpha": 2}, "alpha"),
+        ("pretrained", {}, "checkpoint"),
+        ("layerwise_lr", {"layer_decay": 0}, "layer_decay"),
+        ("weight_init", {"scheme": "zeros"}, "scheme"),
+        ("augment", {"ops": [{"op": "rotate"}]}, "op"),
+        ("augment", {"ops": []}, "ops"),
+        ("lr_schedule", {"kind": "poly"}, "kind"),
+        ("lr_schedule", {"pct_start": 1}, "pct_start"),
+    ],
+)
 def test_bad_settings_are_rejected_by_name(method, args, key):
     with pytest.raises(ConfigError, match=key):
         build_hooks({method: args})

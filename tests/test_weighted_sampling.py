@@ -34,16 +34,20 @@ def test_zero_weight_class_is_never_drawn():
 def test_mlt_default_weights_draw_class_zero_ten_times_less_often():
     cfg = WeightedSamplingConfig()
     labels = torch.arange(10).repeat(1000)
-    idx = sample_indices(labels, torch.tensor(cfg.class_weights), 100_000, True,
-                         torch.Generator().manual_seed(2))
+    idx = sample_indices(labels, torch.tensor(cfg.class_weights), 100_000, True, torch.Generator().manual_seed(2))
     counts = torch.bincount(labels[idx], minlength=10).double()
     assert counts[0] / counts[1:].mean() == pytest.approx(0.1, rel=0.1)
 
 
-@pytest.mark.parametrize("args, key", [({"class_weights": [-1, 1]}, "class_weights"),
-                                       ({"class_weights": [0, 0]}, "class_weights"),
-                                       ({"num_samples": 0}, "num_samples"),
-                                       ({"weights": [1]}, "methods.weighted_sampling.weights")])
+@pytest.mark.parametrize(
+    "args, key",
+    [
+        ({"class_weights": [-1, 1]}, "class_weights"),
+        ({"class_weights": [0, 0]}, "class_weights"),
+        ({"num_samples": 0}, "num_samples"),
+        ({"weights": [1]}, "methods.weighted_sampling.weights"),
+    ],
+)
 def test_bad_settings_are_rejected_by_name(args, key):
     with pytest.raises(ConfigError, match=key):
         build_hooks({"weighted_sampling": args})

@@ -1,4 +1,5 @@
 """WRN-28-10 as the data-parameters code builds it (DP:models/wide_resnet.py)."""
+
 import pytest
 import torch
 

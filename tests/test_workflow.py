@@ -1,5 +1,7 @@
 """The workflow end to end through the real `snakemake` command, on .test/config.yaml."""
+
 import json
+import os
 import subprocess
 import sys
 
@@ -47,6 +49,13 @@ def test_tiny_hybrid_study_logs_its_curriculum_and_draws_its_figures(tiny_workfl
         assert (tiny_workflow / f"paper_tables/figures/hybrid/{name}.png").exists()
 
 
+def test_the_index_regenerates_with_the_config_files_the_workflow_ran_with(tiny_workflow):
+    index = (tiny_workflow / "paper_tables/README.md").read_text()
+    given = os.path.relpath(TINY, tiny_workflow)
+    assert f"`{given}`" in index and f"--configfile {given} paper_tables/techniques.md" in index
+    assert "config/config.yaml" not in index
+
+
 def test_a_finished_workflow_has_nothing_left_to_do(tiny_workflow):
     result = snakemake(tiny_workflow, "--configfile", str(TINY), "-n")
     assert result.returncode == 0
@@ -67,6 +76,17 @@ def test_a_changed_training_setting_reruns_the_runs_and_table(tiny_workflow, tmp
 def test_lint_and_snakefmt_are_clean():
     lint = snakemake(REPO, "--lint")
     assert lint.returncode == 0 and "Congratulations" in lint.stdout + lint.stderr, lint.stdout[-3000:]
-    fmt = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow/"],
-                         cwd=REPO, capture_output=True, text=True)
+    fmt = subprocess.run(
+        [sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow/"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert fmt.returncode == 0, fmt.stderr
+
+
+def test_python_is_ruff_clean():
+    """The Python side is held to what snakefmt holds the workflow to: pyproject.toml's [tool.ruff]."""
+    for command in (["check", "--output-format", "concise", "."], ["format", "--check", "."]):
+        result = subprocess.run([sys.executable, "-m", "ruff", *command], cwd=REPO, capture_output=True, text=True)
+        assert result.returncode == 0, f"ruff {command[0]}:\n{result.stdout[-3000:]}{result.stderr[-1000:]}"

@@ -3,6 +3,7 @@ table,figure,index,list,plan,dvc-record,dvc-restore}`.
 
 Each Snakemake rule makes exactly one of these calls; all logic stays in the package.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,24 @@ from .errors import MissingInputFile, UserError, read_json_file, read_json_lines
 # The keys of a resolved run config (config.resolve_run) that training reads.
 RUN_KEYS = ("study", "dataset", "model", "model_args", "variant", "methods", "seed", "train")
 # The keys of a run's metrics.json that the linear probe reads (contrastive.linear_probe.probe_run).
-PROBE_KEYS = ("run", "study", "dataset", "model", "variant", "seed", "num_train", "num_eval", "train_images_per_s",
-              "peak_mem_mb", "device_name", "dataset_source", "final_epoch", "eval_split", "final_acc", "wall_s")
+PROBE_KEYS = (
+    "run",
+    "study",
+    "dataset",
+    "model",
+    "variant",
+    "seed",
+    "num_train",
+    "num_eval",
+    "train_images_per_s",
+    "peak_mem_mb",
+    "device_name",
+    "dataset_source",
+    "final_epoch",
+    "eval_split",
+    "final_acc",
+    "wall_s",
+)
 
 
 class UsageError(UserError):
@@ -34,8 +51,9 @@ def parse_json(text: str) -> dict:
             text = Path(where).read_text()
         value = json.loads(text)
     except OSError as err:
-        raise argparse.ArgumentTypeError(f"{where}: cannot read it ({err.strerror or err}); give the JSON "
-                                         "inline or @ an existing file") from None
+        raise argparse.ArgumentTypeError(
+            f"{where}: cannot read it ({err.strerror or err}); give the JSON inline or @ an existing file"
+        ) from None
     except ValueError as err:  # JSONDecodeError, UnicodeDecodeError
         raise argparse.ArgumentTypeError(f"{where} is not JSON ({err})") from None
     if not isinstance(value, dict):
@@ -47,8 +65,10 @@ def parse_run_config(text: str) -> dict:
     run = parse_json(text)
     missing = [key for key in RUN_KEYS if key not in run]
     if missing:
-        raise argparse.ArgumentTypeError(f"the run config has no key {missing[0]!r} (a resolved run config, "
-                                         f"as config.resolve_run writes it, has {', '.join(RUN_KEYS)})")
+        raise argparse.ArgumentTypeError(
+            f"the run config has no key {missing[0]!r} (a resolved run config, "
+            f"as config.resolve_run writes it, has {', '.join(RUN_KEYS)})"
+        )
     return run
 
 
@@ -62,15 +82,19 @@ def device_name(text: str) -> str:
     try:
         device = torch.device(text)
     except RuntimeError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a device name; available here: "
-                                         f"{', '.join(available)}") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a device name; available here: {', '.join(available)}"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise argparse.ArgumentTypeError(f"{text}: CUDA is not available on this machine; available: "
-                                         f"{', '.join(available)}")
-    if device.type not in ("cpu", "cuda", "mps") or (device.type == "mps" and "mps" not in available) or (
-            device.type == "cuda" and device.index is not None and f"cuda:{device.index}" not in available):
-        raise argparse.ArgumentTypeError(f"{text}: no such device on this machine; available: "
-                                         f"{', '.join(available)}")
+        raise argparse.ArgumentTypeError(
+            f"{text}: CUDA is not available on this machine; available: {', '.join(available)}"
+        )
+    if (
+        device.type not in ("cpu", "cuda", "mps")
+        or (device.type == "mps" and "mps" not in available)
+        or (device.type == "cuda" and device.index is not None and f"cuda:{device.index}" not in available)
+    ):
+        raise argparse.ArgumentTypeError(f"{text}: no such device on this machine; available: {', '.join(available)}")
     return text
 
 
@@ -94,9 +118,17 @@ def cmd_train(args) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        fit(args.run_config, args.data, args.out, args.checkpoint, device=args.device,
-            stop_after_epoch=args.stop_after_epoch, placement=args.data_placement,
-            loader_workers=args.loader_workers, compile_cache=args.compile_cache)
+        fit(
+            args.run_config,
+            args.data,
+            args.out,
+            args.checkpoint,
+            device=args.device,
+            stop_after_epoch=args.stop_after_epoch,
+            placement=args.data_placement,
+            loader_workers=args.loader_workers,
+            compile_cache=args.compile_cache,
+        )
     except Preempted:
         # Non-zero, so that Snakemake's retries (or SLURM's requeue) run it again to resume.
         sys.exit(128 + 15)
@@ -107,24 +139,28 @@ def cmd_probe(args) -> None:
 
     read_json_file(args.run_dir / "metrics.json", "the pretraining run's metrics", keys=PROBE_KEYS)
     if not (args.run_dir / "final_model.pt").is_file():
-        raise MissingInputFile(args.run_dir / "final_model.pt", "no final model of the pretraining run",
-                               "rerun its training (snakemake does when its metrics.json is deleted)")
+        raise MissingInputFile(
+            args.run_dir / "final_model.pt",
+            "no final model of the pretraining run",
+            "rerun its training (snakemake does when its metrics.json is deleted)",
+        )
     probe_run(args.run_dir, args.data, args.out, args.probe, device=args.device)
 
 
 def cmd_table(args) -> None:
     from .report.table import write_table
 
-    write_table(args.metrics, args.study, args.out_md, args.out_csv, args.reported, args.options,
-                args.out_html)
+    write_table(args.metrics, args.study, args.out_md, args.out_csv, args.reported, args.options, args.out_html)
 
 
 def cmd_figure(args) -> None:
     from .report.figures import figure_names, write_figure
 
     if args.name not in figure_names(args.study):
-        raise UsageError(f"argument --name: no figure {args.name!r} for study {args.study!r}; "
-                         f"have {', '.join(figure_names(args.study))}")
+        raise UsageError(
+            f"argument --name: no figure {args.name!r} for study {args.study!r}; "
+            f"have {', '.join(figure_names(args.study))}"
+        )
     for path in args.metrics:
         read_json_file(path, "run metrics")
         read_json_lines(path.parent / "history.jsonl", "the run's per-epoch history")
@@ -140,8 +176,14 @@ def cmd_index(args) -> None:
 def cmd_claims(args) -> None:
     from .report.claims import write_claims
 
-    write_claims(args.planned["claims"], args.metrics, args.out_md, args.out_csv, args.out_html,
-                 fabricated_data=args.planned.get("fabricated_data", False))
+    write_claims(
+        args.planned["claims"],
+        args.metrics,
+        args.out_md,
+        args.out_csv,
+        args.out_html,
+        fabricated_data=args.planned.get("fabricated_data", False),
+    )
 
 
 def cmd_forgetting_stats(args) -> None:
@@ -186,8 +228,13 @@ def cmd_dvc_record(args) -> None:
     from .versioning import VersioningError, record
 
     try:
-        record(Path.cwd(), args.configfile, remote=args.remote, push=not args.no_push,
-               commit_message=None if args.no_commit else args.message)
+        record(
+            Path.cwd(),
+            args.configfile,
+            remote=args.remote,
+            push=not args.no_push,
+            commit_message=None if args.no_commit else args.message,
+        )
     except VersioningError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
@@ -209,46 +256,73 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prepare", help="build a dataset's canonical store under resources/")
     p.add_argument("--dataset", required=True, help="dataset name (a key of the config's `datasets`)")
-    p.add_argument("--spec", required=True, type=parse_json,
-                   help='JSON: {"source": ..., "test_fraction": ..., "split_seed": ...}')
+    p.add_argument(
+        "--spec", required=True, type=parse_json, help='JSON: {"source": ..., "test_fraction": ..., "split_seed": ...}'
+    )
     p.add_argument("--out", required=True, type=Path, help="store directory")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("derive", help="build a subset / label-noise dataset from a prepared one")
     p.add_argument("--dataset", required=True, help="derived dataset name")
-    p.add_argument("--spec", required=True, type=parse_json,
-                   help='JSON: {"source": "derived", "from": ..., "subset": {...}, "label_noise": {...}}')
+    p.add_argument(
+        "--spec",
+        required=True,
+        type=parse_json,
+        help='JSON: {"source": "derived", "from": ..., "subset": {...}, "label_noise": {...}}',
+    )
     p.add_argument("--base", required=True, type=Path, help="store directory of the `from` dataset")
     p.add_argument("--out", required=True, type=Path, help="store directory to write")
     p.set_defaults(func=cmd_derive)
 
     p = sub.add_parser("train", help="train one run; resumes from its checkpoint")
-    p.add_argument("--run-config", required=True, type=parse_run_config,
-                   help="resolved run config as JSON or @file.json (see config.resolve_run)")
+    p.add_argument(
+        "--run-config",
+        required=True,
+        type=parse_run_config,
+        help="resolved run config as JSON or @file.json (see config.resolve_run)",
+    )
     p.add_argument("--data", required=True, type=Path, help="dataset store directory")
     p.add_argument("--out", required=True, type=Path, help="run directory (metrics.json, history.jsonl)")
     p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint file, kept outside --out")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
-    p.add_argument("--device", default=None, type=device_name,
-                   help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    p.add_argument("--data-placement", choices=["auto", "memory", "mmap"], default="auto",
-                   help="keep splits in (GPU) memory, memory-map them, or decide by size")
+    p.add_argument(
+        "--device", default=None, type=device_name, help="cpu, cuda, cuda:1 ... (default: cuda if available)"
+    )
+    p.add_argument(
+        "--data-placement",
+        choices=["auto", "memory", "mmap"],
+        default="auto",
+        help="keep splits in (GPU) memory, memory-map them, or decide by size",
+    )
     p.add_argument("--loader-workers", type=int, default=4, help="reader processes for mmap placement")
-    p.add_argument("--stop-after-epoch", type=int, default=None,
-                   help="end this session after N epochs, as a preemption would (for testing resume)")
-    p.add_argument("--compile-cache", type=Path, default=os.environ.get("CURRICULUM_BENCH_COMPILE_CACHE"),
-                   help="folder that keeps torch.compile's kernels between jobs "
-                        "(default: $CURRICULUM_BENCH_COMPILE_CACHE; the workflow sets it)")
+    p.add_argument(
+        "--stop-after-epoch",
+        type=int,
+        default=None,
+        help="end this session after N epochs, as a preemption would (for testing resume)",
+    )
+    p.add_argument(
+        "--compile-cache",
+        type=Path,
+        default=os.environ.get("CURRICULUM_BENCH_COMPILE_CACHE"),
+        help="folder that keeps torch.compile's kernels between jobs "
+        "(default: $CURRICULUM_BENCH_COMPILE_CACHE; the workflow sets it)",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("probe", help="linear evaluation of a finished contrastive pretraining run")
     p.add_argument("--run-dir", required=True, type=Path, help="run folder with metrics.json and final_model.pt")
     p.add_argument("--data", required=True, type=Path, help="dataset store directory")
     p.add_argument("--out", required=True, type=Path, help="metrics file to write (the table reads it)")
-    p.add_argument("--probe", type=parse_json, default=None,
-                   help="JSON: weight_decays, epochs, lr, batch_size, val_fraction, seed (ETH defaults)")
-    p.add_argument("--device", default=None, type=device_name,
-                   help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument(
+        "--probe",
+        type=parse_json,
+        default=None,
+        help="JSON: weight_decays, epochs, lr, batch_size, val_fraction, seed (ETH defaults)",
+    )
+    p.add_argument(
+        "--device", default=None, type=device_name, help="cpu, cuda, cuda:1 ... (default: cuda if available)"
+    )
     p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser("table", help="tabulate a study's finished runs")
@@ -256,10 +330,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-md", required=True, type=Path)
     p.add_argument("--out-csv", required=True, type=Path)
     p.add_argument("--out-html", type=Path, default=None, help="the same table as a standalone HTML page")
-    p.add_argument("--reported", type=Path, default=None,
-                   help="YAML of reported numbers per study (config/reported.yaml)")
-    p.add_argument("--options", type=parse_json, default=None,
-                   help="the study's `report:` section as JSON: per_class, at_epochs, baseline")
+    p.add_argument(
+        "--reported", type=Path, default=None, help="YAML of reported numbers per study (config/reported.yaml)"
+    )
+    p.add_argument(
+        "--options",
+        type=parse_json,
+        default=None,
+        help="the study's `report:` section as JSON: per_class, at_epochs, baseline",
+    )
     p.add_argument("metrics", nargs="+", type=Path, help="metrics.json of each run")
     p.set_defaults(func=cmd_table)
 
@@ -270,9 +349,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("metrics", nargs="+", type=Path, help="metrics.json of each run (its folder holds history.jsonl)")
     p.set_defaults(func=cmd_figure)
 
-    p = sub.add_parser("claims", help="decide each source study's claims from the finished runs (paper_tables/claims.md)")
-    p.add_argument("--planned", required=True, type=parse_json,
-                   help='JSON {"claims": [...]}: report.claims.plan_claims, each claim with its configurations')
+    p = sub.add_parser(
+        "claims", help="decide each source study's claims from the finished runs (paper_tables/claims.md)"
+    )
+    p.add_argument(
+        "--planned",
+        required=True,
+        type=parse_json,
+        help='JSON {"claims": [...]}: report.claims.plan_claims, each claim with its configurations',
+    )
     p.add_argument("--out-md", required=True, type=Path)
     p.add_argument("--out-csv", required=True, type=Path)
     p.add_argument("--out-html", type=Path, default=None)
@@ -280,33 +365,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_claims)
 
     p = sub.add_parser("index", help="write paper_tables/README.md: every table and figure, one line each")
-    p.add_argument("--studies", required=True, type=parse_json,
-                   help="JSON: study -> {datasets, models, variants, runs, groups} (report.run_summary)")
+    p.add_argument(
+        "--studies",
+        required=True,
+        type=parse_json,
+        help="JSON: study -> {datasets, models, variants, runs, groups} (report.run_summary)",
+    )
     p.add_argument("--config-files", nargs="+", required=True, help="the config files the workflow ran with")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--fabricated-data", action="store_true", help="say above everything that the data are fabricated")
     p.set_defaults(func=cmd_index)
 
-    p = sub.add_parser("dvc-record", help="version resources/, results/, paper_tables/ with DVC, "
-                       "commit the .dvc files and push (run in the repository root)")
-    p.add_argument("--configfile", nargs="*", type=Path, default=[],
-                   help="the --configfile(s) snakemake ran with (none: config/config.yaml)")
-    p.add_argument("--remote", default=None,
-                   help="DVC remote URL or folder to make the default (default: the configured one, "
-                        "else ~/.cache/curriculum-bench/dvc-remote)")
+    p = sub.add_parser(
+        "dvc-record",
+        help="version resources/, results/, paper_tables/ with DVC, "
+        "commit the .dvc files and push (run in the repository root)",
+    )
+    p.add_argument(
+        "--configfile",
+        nargs="*",
+        type=Path,
+        default=[],
+        help="the --configfile(s) snakemake ran with (none: config/config.yaml)",
+    )
+    p.add_argument(
+        "--remote",
+        default=None,
+        help="DVC remote URL or folder to make the default (default: the configured one, "
+        "else ~/.cache/curriculum-bench/dvc-remote)",
+    )
     p.add_argument("--message", default="Record artifacts with DVC", help="git commit message")
     p.add_argument("--no-commit", action="store_true", help="stage the .dvc files, do not commit")
     p.add_argument("--no-push", action="store_true", help="do not push to the remote")
     p.set_defaults(func=cmd_dvc_record)
 
-    p = sub.add_parser("dvc-restore", help="dvc pull, verify, and mark the pulled artifacts up to "
-                       "date for Snakemake (no retraining); run in the repository root")
+    p = sub.add_parser(
+        "dvc-restore",
+        help="dvc pull, verify, and mark the pulled artifacts up to "
+        "date for Snakemake (no retraining); run in the repository root",
+    )
     p.add_argument("--no-pull", action="store_true", help="files already pulled / checked out")
     p.add_argument("--cores", type=int, default=1)
     p.set_defaults(func=cmd_dvc_restore)
     p = sub.add_parser("forgetting-stats", help="coreset study: forgetting statistics from proxy runs")
-    p.add_argument("--never-learned", choices=["presentations", "max_plus_one"], default="max_plus_one",
-                   help="rank never-learned examples by their presentations (FE) or max + 1 (cifar_1k)")
+    p.add_argument(
+        "--never-learned",
+        choices=["presentations", "max_plus_one"],
+        default="max_plus_one",
+        help="rank never-learned examples by their presentations (FE) or max + 1 (cifar_1k)",
+    )
     p.add_argument("--out-npz", required=True, type=Path)
     p.add_argument("--out-csv", required=True, type=Path)
     p.add_argument("runs", nargs="+", type=Path, help="forgetting.npz of each proxy run")
@@ -314,8 +421,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("select", help="coreset study: choose a coreset (or removal set) from forgetting stats")
     p.add_argument("--stats", required=True, type=Path, help="forgetting_stats.npz")
-    p.add_argument("--spec", required=True, type=parse_json,
-                   help='JSON: {"method": ..., "size": ..., "tie_break": ..., "class_balanced": ..., "seed": ...}')
+    p.add_argument(
+        "--spec",
+        required=True,
+        type=parse_json,
+        help='JSON: {"method": ..., "size": ..., "tie_break": ..., "class_balanced": ..., "seed": ...}',
+    )
     p.add_argument("--dataset", default="", help="dataset name, recorded in the selection file")
     p.add_argument("--out", required=True, type=Path, help="selection JSON (indices into the train split)")
     p.set_defaults(func=cmd_select)
@@ -323,18 +434,33 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list registered dataset sources, models and methods")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("plan", help="print each run's resolved settings (a diff against its study's baseline) "
-                       "and the run counts; refuse a config whose rows are not what they say")
-    p.add_argument("--configfile", nargs="+", action="extend", default=[],
-                   help="config file(s) as given to snakemake, later ones merged over earlier "
-                        "(none: config/config.yaml)")
+    p = sub.add_parser(
+        "plan",
+        help="print each run's resolved settings (a diff against its study's baseline) "
+        "and the run counts; refuse a config whose rows are not what they say",
+    )
+    p.add_argument(
+        "--configfile",
+        nargs="+",
+        action="extend",
+        default=[],
+        help="config file(s) as given to snakemake, later ones merged over earlier (none: config/config.yaml)",
+    )
     p.add_argument("studies", nargs="*", help="only these studies (default: every study)")
     p.set_defaults(func=cmd_plan)
 
-    p = sub.add_parser("progress", help="runs finished, running (with their log's last line) and the time left "
-                       "for the whole workflow, from the finished runs' wall time (make run prints it every minute)")
-    p.add_argument("--configfile", nargs="+", action="extend", default=[],
-                   help="config file(s) as given to snakemake (none: config/config.yaml)")
+    p = sub.add_parser(
+        "progress",
+        help="runs finished, running (with their log's last line) and the time left "
+        "for the whole workflow, from the finished runs' wall time (make run prints it every minute)",
+    )
+    p.add_argument(
+        "--configfile",
+        nargs="+",
+        action="extend",
+        default=[],
+        help="config file(s) as given to snakemake (none: config/config.yaml)",
+    )
     p.set_defaults(func=cmd_progress)
 
     for command in sub.choices.values():  # a UsageError is refused with the command's usage line

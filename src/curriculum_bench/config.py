@@ -3,6 +3,7 @@
 Pure Python with no torch import, so the Snakefile can use it to plan jobs. The workflow
 config is validated against workflow/schemas/config.schema.yaml first; this module assumes that shape.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -72,6 +73,7 @@ class Layer:
     `override` (overrides.<key>.train / .methods: every variant) or `variant_override`
     (overrides.<key>.variants.<variant>: this variant only).
     """
+
     where: str
     kind: str
     train: dict
@@ -85,25 +87,44 @@ def run_layers(config: dict, study: str, dataset: str, model: str, variant: str)
     for key, name in (("datasets", dataset), ("models", model), ("variants", variant)):
         if name not in spec[key]:
             raise ConfigError(f"studies.{study}.{key}: no entry {name!r}; have {list(spec[key])}")
-    layers = [Layer(f"studies.{study}.train", "study", dict(spec["train"]), {}),
-              Layer(f"studies.{study}.variants.{variant}", "variant", {},
-                    {name: dict(args or {}) for name, args in (spec["variants"][variant] or {}).items()})]
+    layers = [
+        Layer(f"studies.{study}.train", "study", dict(spec["train"]), {}),
+        Layer(
+            f"studies.{study}.variants.{variant}",
+            "variant",
+            {},
+            {name: dict(args or {}) for name, args in (spec["variants"][variant] or {}).items()},
+        ),
+    ]
     # `overrides`: per dataset, model or dataset/model (later, more specific entries win),
     # train settings, and settings of the methods a variant already uses: `methods` for every
     # variant, `variants` for one (a model's own LR, a blur kernel for its image size).
     for key in override_keys(dataset, model):
         override = (spec.get("overrides") or {}).get(key) or {}
         where = f"studies.{study}.overrides.{key}"
-        layers.append(Layer(where, "override", dict(override.get("train") or {}),
-                            {name: dict(args or {}) for name, args in (override.get("methods") or {}).items()}))
+        layers.append(
+            Layer(
+                where,
+                "override",
+                dict(override.get("train") or {}),
+                {name: dict(args or {}) for name, args in (override.get("methods") or {}).items()},
+            )
+        )
         mine = (override.get("variants") or {}).get(variant) or {}
-        layers.append(Layer(f"{where}.variants.{variant}", "variant_override", {},
-                            {name: dict(args or {}) for name, args in mine.items()}))
+        layers.append(
+            Layer(
+                f"{where}.variants.{variant}",
+                "variant_override",
+                {},
+                {name: dict(args or {}) for name, args in mine.items()},
+            )
+        )
     return layers
 
 
-def resolve_run_sources(config: dict, study: str, dataset: str, model: str, variant: str,
-                        seed: int) -> tuple[dict, dict[str, str]]:
+def resolve_run_sources(
+    config: dict, study: str, dataset: str, model: str, variant: str, seed: int
+) -> tuple[dict, dict[str, str]]:
     """resolve_run's config, and for each setting ("train.lr", "methods.blur.sigma") the
     config path of the layer that set its value (the last one to set it)."""
     spec = config["studies"][study]
@@ -119,8 +140,9 @@ def resolve_run_sources(config: dict, study: str, dataset: str, model: str, vari
             if name in methods:
                 for key, value in args.items():
                     methods[name][key] = value
-                    sources[f"methods.{name}.{key}"] = (f"{layer.where}.methods" if layer.kind == "override"
-                                                        else layer.where)
+                    sources[f"methods.{name}.{key}"] = (
+                        f"{layer.where}.methods" if layer.kind == "override" else layer.where
+                    )
     run = {
         "study": study,
         "dataset": dataset,
@@ -148,6 +170,7 @@ def resolve_run(config: dict, study: str, dataset: str, model: str, variant: str
 class OverrideConflict:
     """An override for every variant (`where`) that changes `setting` (method.key), which the
     variant itself, or an override naming it, set to another value (at `set_at`)."""
+
     where: str
     setting: str
     old: Any
@@ -174,8 +197,15 @@ def override_conflicts(config: dict, study: str, dataset: str, model: str, varia
                 setting = f"{name}.{key}"
                 if layer.kind == "override":
                     if setting in explicit and explicit[setting][0] != value:
-                        conflicts.append(OverrideConflict(f"{layer.where}.methods.{name}", setting,
-                                                          explicit[setting][0], value, explicit[setting][1]))
+                        conflicts.append(
+                            OverrideConflict(
+                                f"{layer.where}.methods.{name}",
+                                setting,
+                                explicit[setting][0],
+                                value,
+                                explicit[setting][1],
+                            )
+                        )
                 else:
                     explicit[setting] = (value, layer.where)
     return conflicts
@@ -202,8 +232,9 @@ def check_references(config: dict) -> None:
         while spec.get("source") == "derived":
             base = spec["from"]
             if base not in datasets:
-                raise ConfigError(f"datasets.{seen[-1]}.from: {base!r} is not defined under "
-                                  f"`datasets` (defined: {sorted(datasets)})")
+                raise ConfigError(
+                    f"datasets.{seen[-1]}.from: {base!r} is not defined under `datasets` (defined: {sorted(datasets)})"
+                )
             if base in seen:
                 raise ConfigError(f"datasets.{name}.from: derivation cycle {' -> '.join(seen + [base])}")
             seen.append(base)
@@ -211,8 +242,10 @@ def check_references(config: dict) -> None:
     for study, spec in config["studies"].items():
         for dataset in spec["datasets"]:
             if dataset not in config["datasets"]:
-                raise ConfigError(f"studies.{study}.datasets: {dataset!r} is not defined under "
-                                  f"`datasets` (defined: {sorted(config['datasets'])})")
+                raise ConfigError(
+                    f"studies.{study}.datasets: {dataset!r} is not defined under "
+                    f"`datasets` (defined: {sorted(config['datasets'])})"
+                )
 
 
 DEFAULT_JOB_RESOURCES = {"gpu": 0, "mem_mb": 2000, "runtime": 30, "cpus_per_gpu": 1, "gpu_share": 1}

@@ -12,6 +12,7 @@ data/ writes) and model arguments from MODEL_ARGS (kept equal to the registered 
 by tests/test_config_checks.py). Where a fact is only known once the data is read (an
 ImageFolder's number of images and classes), nothing is claimed here.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,10 +27,11 @@ from .coreset import plan as coreset_plan
 @dataclass(frozen=True)
 class SourceFacts:
     """What a dataset source stores, as far as it is known without reading the data."""
+
     channels: int
-    classes: int | None       # None: the class folders decide
+    classes: int | None  # None: the class folders decide
     train: int | None = None  # train split size of a fixed split; None: see `pool` or unknown
-    pool: int | None = None   # pool that gets a stratified train/test split (test_fraction)
+    pool: int | None = None  # pool that gets a stratified train/test split (test_fraction)
 
 
 # data/sources.py, data/torchvision_sources.py (every raw file is md5-checked against
@@ -81,6 +83,7 @@ def check_config_values(config: dict) -> None:
 
 # ------------------------------------------------------------------------------ datasets
 
+
 def root_source(config: dict, dataset: str) -> str:
     spec = config["datasets"][dataset]
     while spec["source"] == "derived":
@@ -124,20 +127,25 @@ def train_split(config: dict, dataset: str) -> tuple[int | None, str]:
 
 # -------------------------------------------------------------------------- train settings
 
+
 def resolved_with_paths(study: str, spec: dict, dataset: str, model: str, variant: str):
     """config.resolve_run's `train` and `methods`, each value paired with the dotted path of
     the key that set it (the study's train, the variant, or the override that won)."""
     base = f"studies.{study}"
     train = {k: (v, f"{base}.train.{k}") for k, v in spec["train"].items()}
-    methods = {name: {k: (v, f"{base}.variants.{variant}.{name}.{k}") for k, v in (args or {}).items()}
-               for name, args in (spec["variants"][variant] or {}).items()}
+    methods = {
+        name: {k: (v, f"{base}.variants.{variant}.{name}.{k}") for k, v in (args or {}).items()}
+        for name, args in (spec["variants"][variant] or {}).items()
+    }
     for key in (dataset, model, f"{dataset}/{model}"):
         override = (spec.get("overrides") or {}).get(key) or {}
         where = f"{base}.overrides.{key}"
         for k, v in (override.get("train") or {}).items():
             train[k] = (v, f"{where}.train.{k}")
-        for source, path in ((override.get("methods"), f"{where}.methods"),
-                             ((override.get("variants") or {}).get(variant), f"{where}.variants.{variant}")):
+        for source, path in (
+            (override.get("methods"), f"{where}.methods"),
+            ((override.get("variants") or {}).get(variant), f"{where}.variants.{variant}"),
+        ):
             for name, args in (source or {}).items():
                 if name in methods:
                     for k, v in (args or {}).items():
@@ -151,9 +159,11 @@ def check_channels(values: Any, path: str, config: dict, dataset: str, given: st
     if len(values) in (1, channels):
         return
     expected = "1" if channels == 1 else f"{channels} (one per channel) or 1 (for every channel)"
-    raise ConfigError(f"{path}: {len(values)} values{given}, but dataset {dataset!r} has {channels} "
-                      f"channel{'s' if channels != 1 else ''} ({root_source(config, dataset)}); "
-                      f"expected {expected}")
+    raise ConfigError(
+        f"{path}: {len(values)} values{given}, but dataset {dataset!r} has {channels} "
+        f"channel{'s' if channels != 1 else ''} ({root_source(config, dataset)}); "
+        f"expected {expected}"
+    )
 
 
 def check_normalize(normalize: dict | None, path: str, config: dict, dataset: str) -> None:
@@ -170,8 +180,13 @@ def check_ops(ops: Any, path: str, config: dict, dataset: str) -> None:
                 if part in op:
                     check_channels(op[part], f"{path}[{i}].{part}", config, dataset)
                 else:
-                    check_channels([0.0] * AUGMENT_NORMALIZE_DEFAULT_LEN, f"{path}[{i}].{part}", config,
-                                   dataset, given=" (not given: ImageNet's by default)")
+                    check_channels(
+                        [0.0] * AUGMENT_NORMALIZE_DEFAULT_LEN,
+                        f"{path}[{i}].{part}",
+                        config,
+                        dataset,
+                        given=" (not given: ImageNet's by default)",
+                    )
 
 
 def check_train(train: dict, config: dict, dataset: str) -> None:
@@ -198,6 +213,7 @@ def check_methods(methods: dict, config: dict, dataset: str) -> None:
 
 
 # ---------------------------------------------------------------------------------- models
+
 
 def check_model_name(name: Any, path: str) -> None:
     if name not in MODEL_ARGS:
@@ -237,6 +253,7 @@ def check_study(config: dict, study: str, spec: dict) -> None:
 
 # --------------------------------------------------------------------------------- coreset
 
+
 def selection_size_key(selection: str) -> str:
     """The key that sets a coreset-study selection's size (coreset.plan's selection names)."""
     if selection.startswith("removal_"):
@@ -250,11 +267,15 @@ def check_selection_size(selection: str, size: int, total: int, dataset: str, ho
     key = selection_size_key(selection)
     if selection.startswith("removal_"):
         if size >= total:
-            raise ConfigError(f"{key}: removing {size} of the {total} training examples of dataset "
-                              f"{dataset!r} ({how}) leaves none to train on; expected at most {total - 1}")
+            raise ConfigError(
+                f"{key}: removing {size} of the {total} training examples of dataset "
+                f"{dataset!r} ({how}) leaves none to train on; expected at most {total - 1}"
+            )
     elif size > total:
-        raise ConfigError(f"{key}: {size} exceeds the {total} training examples of dataset {dataset!r} "
-                          f"({how}); expected at most {total}")
+        raise ConfigError(
+            f"{key}: {size} exceeds the {total} training examples of dataset {dataset!r} "
+            f"({how}); expected at most {total}"
+        )
 
 
 def check_coreset_study(config: dict, spec: dict, sizes: dict) -> None:
@@ -267,8 +288,10 @@ def check_coreset_study(config: dict, spec: dict, sizes: dict) -> None:
         check_model_args(model, args, path)
         if stage == "core" and "freeze_backbone" not in MODEL_ARGS[model]:
             takes = sorted(m for m, names in MODEL_ARGS.items() if "freeze_backbone" in names)
-            raise ConfigError(f"{path}: model {model} takes no freeze_backbone, which the core stage sets "
-                              f"for its backbones {block['backbones']}; expected one of {takes}")
+            raise ConfigError(
+                f"{path}: model {model} takes no freeze_backbone, which the core stage sets "
+                f"for its backbones {block['backbones']}; expected one of {takes}"
+            )
         train = {k: (v, f"{base}.{stage}.train.{k}") for k, v in block["train"].items()}
         for dataset in spec["datasets"]:
             check_train(train, config, dataset)
@@ -283,10 +306,10 @@ def check_coreset_study(config: dict, spec: dict, sizes: dict) -> None:
 
 # ---------------------------------------------------------------------------------- report
 
+
 def study_variants(config: dict, study: str, spec: dict) -> list[str]:
     if study == coreset_plan.STUDY:
-        return ([coreset_plan.PROXY] + coreset_plan.core_variants(spec)
-                + coreset_plan.removal_variants(spec))
+        return [coreset_plan.PROXY] + coreset_plan.core_variants(spec) + coreset_plan.removal_variants(spec)
     return list(spec["variants"])
 
 
@@ -295,8 +318,9 @@ def check_report(config: dict, study: str, spec: dict) -> None:
     path = f"studies.{study}.report"
     variants = study_variants(config, study, spec)
     if "baseline" in report and report["baseline"] not in variants:
-        raise ConfigError(f"{path}.baseline: {report['baseline']!r} is not a variant of study {study}; "
-                          f"expected one of {variants}")
+        raise ConfigError(
+            f"{path}.baseline: {report['baseline']!r} is not a variant of study {study}; expected one of {variants}"
+        )
     for curriculum, control in (report.get("controls") or {}).items():
         for key, name in ((f"{path}.controls", curriculum), (f"{path}.controls.{curriculum}", control)):
             if name not in variants:
@@ -307,6 +331,8 @@ def check_report(config: dict, study: str, spec: dict) -> None:
             continue  # as many classes as the folders hold: not known before the data is read
         for c in report.get("per_class") or []:
             if c >= classes:
-                raise ConfigError(f"{path}.per_class: class {c} is not a class of dataset {dataset!r} "
-                                  f"({root_source(config, dataset)}: {classes} classes); "
-                                  f"expected indices 0..{classes - 1}")
+                raise ConfigError(
+                    f"{path}.per_class: class {c} is not a class of dataset {dataset!r} "
+                    f"({root_source(config, dataset)}: {classes} classes); "
+                    f"expected indices 0..{classes - 1}"
+                )

@@ -8,6 +8,7 @@ with the file's path and ends with what to do about it.
 
 Pure Python with no torch import, like config.py.
 """
+
 from __future__ import annotations
 
 import json

@@ -7,6 +7,7 @@ env from envs/ that holds only the third-party dependencies (`--use-conda`). A c
 copy sits among other packages in site-packages, so the job gets a directory holding only a
 link to it, under the working directory's `.snakemake/` (on the filesystem that cluster jobs share).
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -19,6 +19,7 @@ Pure Python with no torch import: the Snakefile calls the checks at parse time (
 * `format_plan` prints, per study, each run's resolved settings as a diff against the
   study's baseline (its `train`, no method), marking what an override set, and the counts.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -48,6 +49,7 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "config.yaml"
 
 
 # --- loading -------------------------------------------------------------------------------
+
 
 def load_config(configfiles: Iterable[str | os.PathLike], schema: str | os.PathLike = SCHEMA) -> dict:
     """The config the workflow runs with for these --configfile files (none: the embedded
@@ -84,7 +86,7 @@ def validate_config(config: dict, schema: str | os.PathLike = SCHEMA) -> None:
 
 def short(value: Any, width: int = 80) -> str:
     text = json.dumps(value, sort_keys=True, default=str)
-    return text if len(text) <= width else text[:width - 3] + "..."
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def schema_error_line(error) -> str:
@@ -92,15 +94,20 @@ def schema_error_line(error) -> str:
     where = ".".join(map(str, error.absolute_path))
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = list(error.schema.get("properties") or {})
-        unknown = [key for key in error.instance if key not in allowed
-                   and not any(re.search(p, key) for p in error.schema.get("patternProperties") or {})]
+        unknown = [
+            key
+            for key in error.instance
+            if key not in allowed and not any(re.search(p, key) for p in error.schema.get("patternProperties") or {})
+        ]
         if unknown:
             key = unknown[0]
             path = f"{where}.{key}" if where else key
             close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            return (f"{path} = {short(error.instance[key])}: unknown key; {hint}"
-                    f"valid keys here: {', '.join(allowed) or '(none)'} (workflow/schemas/config.schema.yaml)")
+            return (
+                f"{path} = {short(error.instance[key])}: unknown key; {hint}"
+                f"valid keys here: {', '.join(allowed) or '(none)'} (workflow/schemas/config.schema.yaml)"
+            )
     message = error.message.splitlines()[0]
     if len(message) > 200:
         message = message[:197] + "..."
@@ -108,6 +115,7 @@ def schema_error_line(error) -> str:
 
 
 # --- the runs of a study -------------------------------------------------------------------
+
 
 def study_runs(config: dict, study: str) -> list[tuple[dict, dict[str, str]]]:
     """Every run of a study, resolved, with where each of its settings was set."""
@@ -121,8 +129,13 @@ def coreset_run_sources(config: dict, run: dict) -> tuple[dict, dict[str, str]]:
     stage, _ = coreset_plan.stage_of(coreset_plan.study(config), run["model"], run["variant"])
     where = f"studies.coreset.{stage}"
     sources = {f"train.{key}": f"{where}.train" for key in resolved["train"]}
-    sources.update({f"methods.{name}.{key}": "studies.coreset.selection"
-                    for name, args in resolved["methods"].items() for key in args})
+    sources.update(
+        {
+            f"methods.{name}.{key}": "studies.coreset.selection"
+            for name, args in resolved["methods"].items()
+            for key in args
+        }
+    )
     return resolved, sources
 
 
@@ -147,13 +160,16 @@ def study_names(config: dict, study: str) -> tuple[list[str], list[str]]:
 
 # --- checks --------------------------------------------------------------------------------
 
+
 def check_rows(config: dict) -> None:
     """Refuse a config whose rows are not what they say; every problem in one ConfigError."""
     problems = unknown_override_keys(config) + overriding_overrides(config) + duplicate_variants(config)
     if problems:
-        raise ConfigError(f"studies: {len(problems)} row(s) would not be what they say; refused before any "
-                          "job runs (`python -m curriculum_bench plan` shows each run's settings):\n"
-                          + "\n".join(f"  - {p}" for p in problems))
+        raise ConfigError(
+            f"studies: {len(problems)} row(s) would not be what they say; refused before any "
+            "job runs (`python -m curriculum_bench plan` shows each run's settings):\n"
+            + "\n".join(f"  - {p}" for p in problems)
+        )
 
 
 def unknown_override_keys(config: dict) -> list[str]:
@@ -165,36 +181,46 @@ def unknown_override_keys(config: dict) -> list[str]:
         what = f"(datasets {datasets}, models {models})"
         for key in spec.get("resources") or {}:
             if key != "default" and key not in known:
-                problems.append(f"studies.{study}.resources.{key}: names no dataset, model or dataset/model of "
-                                f"study {study} {what}, so it would change no run")
+                problems.append(
+                    f"studies.{study}.resources.{key}: names no dataset, model or dataset/model of "
+                    f"study {study} {what}, so it would change no run"
+                )
         variants = spec.get("variants") or {}
         used = {name for methods in variants.values() for name in (methods or {})}
         for key, override in (spec.get("overrides") or {}).items():
             where = f"studies.{study}.overrides.{key}"
             if key not in known:
-                problems.append(f"{where}: names no dataset, model or dataset/model of study {study} {what}, "
-                                "so it would change no run")
+                problems.append(
+                    f"{where}: names no dataset, model or dataset/model of study {study} {what}, "
+                    "so it would change no run"
+                )
                 continue
             for name in (override or {}).get("methods") or {}:
                 if name not in used:
-                    problems.append(f"{where}.methods.{name}: no variant of study {study} uses {name} (an "
-                                    "override never adds a method), so it would change no run")
+                    problems.append(
+                        f"{where}.methods.{name}: no variant of study {study} uses {name} (an "
+                        "override never adds a method), so it would change no run"
+                    )
             for variant, methods in ((override or {}).get("variants") or {}).items():
                 if variant not in variants:
-                    problems.append(f"{where}.variants.{variant}: study {study} has no variant {variant!r} "
-                                    f"(variants {list(variants)})")
+                    problems.append(
+                        f"{where}.variants.{variant}: study {study} has no variant {variant!r} "
+                        f"(variants {list(variants)})"
+                    )
                     continue
                 for name in methods or {}:
                     if name not in (variants[variant] or {}):
-                        problems.append(f"{where}.variants.{variant}.{name}: variant {variant} does not use "
-                                        f"{name} (an override never adds a method), so it would change nothing")
+                        problems.append(
+                            f"{where}.variants.{variant}.{name}: variant {variant} does not use "
+                            f"{name} (an override never adds a method), so it would change nothing"
+                        )
     return problems
 
 
 def overriding_overrides(config: dict) -> list[str]:
     """Overrides for every variant that rewrite a setting a variant sets itself."""
     changes: dict[tuple, dict[str, None]] = {}  # (override, variant, set at) -> "key a -> b" (ordered set)
-    places: dict[tuple, dict[str, None]] = {}   # ... -> the dataset/model pairs it happens on
+    places: dict[tuple, dict[str, None]] = {}  # ... -> the dataset/model pairs it happens on
     for study, spec in config["studies"].items():
         if study == coreset_plan.STUDY:
             continue
@@ -208,10 +234,12 @@ def overriding_overrides(config: dict) -> list[str]:
     problems = []
     for (where, variant, set_at), entries in changes.items():
         override_key = where.split(".overrides.", 1)[1].rsplit(".methods.", 1)[0]
-        problems.append(f"{where}: changes what variant {variant} sets ({set_at}): {', '.join(entries)} on "
-                        f"{', '.join(places[(where, variant, set_at)])}; an override for every variant must leave "
-                        f"a variant's own settings alone: name the variant "
-                        f"(overrides.{override_key}.variants.{variant}) if it is meant for it")
+        problems.append(
+            f"{where}: changes what variant {variant} sets ({set_at}): {', '.join(entries)} on "
+            f"{', '.join(places[(where, variant, set_at)])}; an override for every variant must leave "
+            f"a variant's own settings alone: name the variant "
+            f"(overrides.{override_key}.variants.{variant}) if it is meant for it"
+        )
     return problems
 
 
@@ -224,16 +252,18 @@ def duplicate_variants(config: dict) -> list[str]:
             body = to_json({k: v for k, v in run.items() if k != "variant"})
             same.setdefault((run["dataset"], run["model"], run["seed"], body), []).append((run, sources))
         seeds: dict[tuple, list[int]] = {}  # (dataset, model, variants) -> seeds
-        groups: dict[tuple, list] = {}      # ... -> one seed's runs, to explain
+        groups: dict[tuple, list] = {}  # ... -> one seed's runs, to explain
         for (dataset, model, seed, _), group in same.items():
             if len(group) > 1:
                 key = (dataset, model, tuple(run["variant"] for run, _ in group))
                 seeds.setdefault(key, []).append(seed)
                 groups.setdefault(key, group)
         for (dataset, model, names), group in groups.items():
-            problems.append(f"studies.{study}.variants: {', '.join(names)} resolve to the same run on "
-                            f"{dataset}/{model} (seeds {', '.join(map(str, seeds[(dataset, model, names)]))}): "
-                            + explain_duplicate(config, study, dataset, model, group))
+            problems.append(
+                f"studies.{study}.variants: {', '.join(names)} resolve to the same run on "
+                f"{dataset}/{model} (seeds {', '.join(map(str, seeds[(dataset, model, names)]))}): "
+                + explain_duplicate(config, study, dataset, model, group)
+            )
     return problems
 
 
@@ -241,11 +271,19 @@ def explain_duplicate(config: dict, study: str, dataset: str, model: str, group:
     """Which of the variants' own settings differ, and what set them equal."""
     if study == coreset_plan.STUDY:
         return "the coreset plan gives them equal settings"
-    own = {run["variant"]: flatten_methods(run_layers(config, study, dataset, model, run["variant"])[1].methods)
-           for run, _ in group}
+    own = {
+        run["variant"]: flatten_methods(run_layers(config, study, dataset, model, run["variant"])[1].methods)
+        for run, _ in group
+    }
     names = list(own)
-    differing = sorted({path for name in names for path in own[name]
-                        if any(own[other].get(path, MISSING) != own[name].get(path, MISSING) for other in names)})
+    differing = sorted(
+        {
+            path
+            for name in names
+            for path in own[name]
+            if any(own[other].get(path, MISSING) != own[name].get(path, MISSING) for other in names)
+        }
+    )
     if not differing:
         return "their own settings are equal"
     parts = []
@@ -253,8 +291,9 @@ def explain_duplicate(config: dict, study: str, dataset: str, model: str, group:
         values = ", ".join(f"{fmt(own[name].get(path, MISSING))} in {name}" for name in names)
         resolved = flatten_methods(group[0][0]["methods"]).get(path, MISSING)
         setters = sorted({sources.get(f"methods.{path}", "") for _, sources in group} - {""})
-        parts.append(f"{path} ({values}) becomes {fmt(resolved)} in all of them, set by "
-                     f"{', '.join(setters) or 'nothing'}")
+        parts.append(
+            f"{path} ({values}) becomes {fmt(resolved)} in all of them, set by {', '.join(setters) or 'nothing'}"
+        )
     return "; ".join(parts)
 
 
@@ -272,13 +311,14 @@ def flatten_methods(methods: dict) -> dict[str, Any]:
 
 # --- local inputs --------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class LocalInput:
     path: str
-    key: str                      # the config key that names it
-    where: str                    # how to get it
-    checksum: str | None = None   # what it should hash to, where known
-    alternatives: tuple = ()      # other paths that would do instead (an archive, an unpacked file)
+    key: str  # the config key that names it
+    where: str  # how to get it
+    checksum: str | None = None  # what it should hash to, where known
+    alternatives: tuple = ()  # other paths that would do instead (an archive, an unpacked file)
 
     def present(self, root: str | os.PathLike = ".") -> bool:
         return any(os.path.exists(os.path.join(root, p)) for p in (self.path, *self.alternatives))
@@ -288,31 +328,54 @@ class LocalInput:
 KNOWN_INPUTS = {
     "resnet18-f37072fd.pth": (
         "torchvision's ResNet18_Weights.IMAGENET1K_V1, https://download.pytorch.org/models/resnet18-f37072fd.pth",
-        "sha256 starts with f37072fd (torchvision's file-name convention)"),
+        "sha256 starts with f37072fd (torchvision's file-name convention)",
+    ),
     "resnet50-0676ba61.pth": (
         "torchvision's ResNet50_Weights.IMAGENET1K_V1, https://download.pytorch.org/models/resnet50-0676ba61.pth",
-        "sha256 starts with 0676ba61 (torchvision's file-name convention)"),
+        "sha256 starts with 0676ba61 (torchvision's file-name convention)",
+    ),
     "imagenet100": (
-        ("Kaggle dataset wilyzh/imagenet100 (https://www.kaggle.com/datasets/wilyzh/imagenet100): its folder "
-         "(train.X1-4/, val.X/, Labels.json) or the downloaded .zip"), None),
+        (
+            "Kaggle dataset wilyzh/imagenet100 (https://www.kaggle.com/datasets/wilyzh/imagenet100): its folder "
+            "(train.X1-4/, val.X/, Labels.json) or the downloaded .zip"
+        ),
+        None,
+    ),
     "imagenet": (
-        ("ILSVRC-2012 from https://image-net.org/download-images.php: train/<wnid>/*.JPEG and val/<wnid>/*.JPEG "
-         "(the validation images sorted into class folders), or an archive of that folder"), None),
+        (
+            "ILSVRC-2012 from https://image-net.org/download-images.php: train/<wnid>/*.JPEG and val/<wnid>/*.JPEG "
+            "(the validation images sorted into class folders), or an archive of that folder"
+        ),
+        None,
+    ),
 }
-IMAGEFOLDER_HINT = ("an ImageNet-100 folder (Kaggle layout) or an ImageFolder train/<class>/, val/<class>/, "
-                    "or a .tar/.tar.gz/.zip of it (README, Datasets)")
+IMAGEFOLDER_HINT = (
+    "an ImageNet-100 folder (Kaggle layout) or an ImageFolder train/<class>/, val/<class>/, "
+    "or a .tar/.tar.gz/.zip of it (README, Datasets)"
+)
 # Raw files torchvision reads when `download: false` (data/torchvision_sources.py): any of each tuple.
 RAW_FILES = {
-    "mnist": [tuple(f"MNIST/raw/{name}{ext}" for ext in (".gz", ""))
-              for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                           "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")],
+    "mnist": [
+        tuple(f"MNIST/raw/{name}{ext}" for ext in (".gz", ""))
+        for name in (
+            "train-images-idx3-ubyte",
+            "train-labels-idx1-ubyte",
+            "t10k-images-idx3-ubyte",
+            "t10k-labels-idx1-ubyte",
+        )
+    ],
     "cifar10": [("cifar-10-batches-py", "cifar-10-python.tar.gz")],
     "cifar100": [("cifar-100-python", "cifar-100-python.tar.gz")],
 }
-PRODUCED_MODEL = re.compile(re.escape(RUN_DIR).replace(r"\{study\}", "(?P<study>[^/]+)")
-                            .replace(r"\{dataset\}", "(?P<dataset>[^/]+)").replace(r"\{model\}", "(?P<model>[^/]+)")
-                            .replace(r"\{variant\}", "(?P<variant>[^/]+)").replace(r"\{seed\}", r"(?P<seed>\d+)")
-                            + "/final_model\\.pt")
+PRODUCED_MODEL = re.compile(
+    re.escape(RUN_DIR)
+    .replace(r"\{study\}", "(?P<study>[^/]+)")
+    .replace(r"\{dataset\}", "(?P<dataset>[^/]+)")
+    .replace(r"\{model\}", "(?P<model>[^/]+)")
+    .replace(r"\{variant\}", "(?P<variant>[^/]+)")
+    .replace(r"\{seed\}", r"(?P<seed>\d+)")
+    + "/final_model\\.pt"
+)
 
 
 def produced_by_workflow(config: dict, path: str) -> bool:
@@ -322,10 +385,16 @@ def produced_by_workflow(config: dict, path: str) -> bool:
         return False
     spec = config["studies"][match["study"]]
     if match["study"] == coreset_plan.STUDY:
-        return (match["variant"] == coreset_plan.PROXY and match["dataset"] in spec["datasets"]
-                and match["model"] == coreset_plan.stage_model(spec["proxy"])[0])
-    return (match["dataset"] in spec["datasets"] and match["model"] in spec["models"]
-            and match["variant"] in spec["variants"])
+        return (
+            match["variant"] == coreset_plan.PROXY
+            and match["dataset"] in spec["datasets"]
+            and match["model"] == coreset_plan.stage_model(spec["proxy"])[0]
+        )
+    return (
+        match["dataset"] in spec["datasets"]
+        and match["model"] in spec["models"]
+        and match["variant"] in spec["variants"]
+    )
 
 
 def _local(path: str, key: str, default_where: str, alternatives: tuple = ()) -> LocalInput:
@@ -347,9 +416,12 @@ def local_inputs(config: dict) -> list[LocalInput]:
         elif spec["source"] in RAW_FILES and spec.get("download") is False:
             root = spec.get("data_root") or f"resources/raw/{spec['source']}"
             for first, *others in RAW_FILES[spec["source"]]:
-                add(os.path.join(root, first), f"datasets.{name}.data_root",
+                add(
+                    os.path.join(root, first),
+                    f"datasets.{name}.data_root",
                     f"torchvision's {spec['source']} raw files (or set download: true to fetch them)",
-                    tuple(os.path.join(root, other) for other in others))
+                    tuple(os.path.join(root, other) for other in others),
+                )
     weights = "a local state-dict file (torch.save); nothing is downloaded"
     for study, spec in config["studies"].items():
         if study == coreset_plan.STUDY:
@@ -364,8 +436,11 @@ def local_inputs(config: dict) -> list[LocalInput]:
             for arg in ("weights", "pretrained"):
                 add(args.get(arg), f"studies.{study}.models.{model}.{arg}", weights)
             for arg in ("weights", "pretrained"):
-                add((args.get("encoder_args") or {}).get(arg), f"studies.{study}.models.{model}.encoder_args.{arg}",
-                    weights)
+                add(
+                    (args.get("encoder_args") or {}).get(arg),
+                    f"studies.{study}.models.{model}.encoder_args.{arg}",
+                    weights,
+                )
         seen: set[tuple] = set()
         for run, sources in study_runs(config, study):
             methods = run["methods"]
@@ -373,8 +448,7 @@ def local_inputs(config: dict) -> list[LocalInput]:
                 path = (methods.get(method) or {}).get(arg)
                 if path and (path, method) not in seen:
                     seen.add((path, method))
-                    add(path, f"{sources.get(f'methods.{method}.{arg}', 'studies.' + study)}.{method}.{arg}",
-                        weights)
+                    add(path, f"{sources.get(f'methods.{method}.{arg}', 'studies.' + study)}.{method}.{arg}", weights)
     return list(found.values())
 
 
@@ -386,9 +460,10 @@ def check_local_inputs(config: dict, root: str | os.PathLike = ".") -> None:
     """Every missing local input in one ConfigError, before any job runs."""
     missing = missing_local_inputs(config, root)
     if missing:
-        raise ConfigError(f"{len(missing)} local input(s) missing: the config reads them and no rule makes them "
-                          f"(paths relative to {os.path.abspath(root)}):\n"
-                          + "\n".join(describe_input(item) for item in missing))
+        raise ConfigError(
+            f"{len(missing)} local input(s) missing: the config reads them and no rule makes them "
+            f"(paths relative to {os.path.abspath(root)}):\n" + "\n".join(describe_input(item) for item in missing)
+        )
 
 
 def describe_input(item: LocalInput) -> str:
@@ -402,11 +477,17 @@ def describe_input(item: LocalInput) -> str:
 
 # --- the printed plan ----------------------------------------------------------------------
 
+
 def fmt(value: Any) -> str:
     """A setting's value, short: augmentation ops as op(key=value), JSON otherwise."""
     if isinstance(value, list) and value and all(isinstance(v, dict) and "op" in v for v in value):
-        return "[" + ", ".join(v["op"] + "(" + ", ".join(f"{k}={fmt(x)}" for k, x in v.items() if k != "op") + ")"
-                               for v in value) + "]"
+        return (
+            "["
+            + ", ".join(
+                v["op"] + "(" + ", ".join(f"{k}={fmt(x)}" for k, x in v.items() if k != "op") + ")" for v in value
+            )
+            + "]"
+        )
     if isinstance(value, str):
         return value
     if isinstance(value, _Missing):
@@ -414,8 +495,9 @@ def fmt(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def run_tokens(run: dict, sources: dict[str, str], baseline: dict, study: str,
-               own: dict | None = None) -> list[tuple[str, str]]:
+def run_tokens(
+    run: dict, sources: dict[str, str], baseline: dict, study: str, own: dict | None = None
+) -> list[tuple[str, str]]:
     """(path, "path=value [source]") for what a run sets beyond the baseline train settings;
     `own` (method.key -> value) are the variant's own settings, shown as `a -> b` where an
     override changed them."""
@@ -429,7 +511,7 @@ def run_tokens(run: dict, sources: dict[str, str], baseline: dict, study: str,
                 return f" [{rest.split('.variants.', 1)[0]} variants]"
             return f" [{rest.rsplit('.', 1)[0]}]"
         if source and study == coreset_plan.STUDY and source.startswith(prefix) and not source.endswith("selection"):
-            return f" [{source[len(prefix):]}]"
+            return f" [{source[len(prefix) :]}]"
         return ""
 
     tokens = [(f"model.{k}", f"model.{k}={fmt(v)}") for k, v in run["model_args"].items()]
@@ -449,8 +531,15 @@ def run_tokens(run: dict, sources: dict[str, str], baseline: dict, study: str,
     return tokens
 
 
-def wrap(label: str, tokens: list[str], label_width: int = 24, indent: int = 4, width: int = 118,
-         sep: str = "  ", gap: int = 2) -> list[str]:
+def wrap(
+    label: str,
+    tokens: list[str],
+    label_width: int = 24,
+    indent: int = 4,
+    width: int = 118,
+    sep: str = "  ",
+    gap: int = 2,
+) -> list[str]:
     """`label` then the tokens, `sep` apart, wrapped under the first token."""
     head = " " * indent + label.ljust(label_width) + " " * gap
     lines, line = [], ""
@@ -479,12 +568,16 @@ def format_study(config: dict, study: str) -> list[str]:
     if study == coreset_plan.STUDY:
         shape = f"{len(datasets)} dataset(s); proxy, core and removal stages"
     else:
-        shape = (f"{len(datasets)} dataset(s) x {len(models)} model(s) x {len(spec['variants'])} variants x "
-                 f"{len(spec['seeds'])} seed(s)")
+        shape = (
+            f"{len(datasets)} dataset(s) x {len(models)} model(s) x {len(spec['variants'])} variants x "
+            f"{len(spec['seeds'])} seed(s)"
+        )
     base_where, baseline = study_baseline(config, study)
-    lines = [f"== {study}: {total} runs ({shape})",
-             *wrap("runs per variant:", [f"{v} {n}" for v, n in per_variant.items()], 0, indent=2, sep=", ", gap=1),
-             *wrap(f"baseline ({base_where}):", [f"{k}={fmt(v)}" for k, v in baseline.items()], 0, indent=2, gap=1)]
+    lines = [
+        f"== {study}: {total} runs ({shape})",
+        *wrap("runs per variant:", [f"{v} {n}" for v, n in per_variant.items()], 0, indent=2, sep=", ", gap=1),
+        *wrap(f"baseline ({base_where}):", [f"{k}={fmt(v)}" for k, v in baseline.items()], 0, indent=2, gap=1),
+    ]
     blocks: dict[tuple[str, str], dict[str, tuple[list, list]]] = {}
     for run, sources in runs:
         block = blocks.setdefault((run["dataset"], run["model"]), {})
@@ -510,14 +603,20 @@ def format_plan(config: dict, studies: Iterable[str] | None = None, root: str | 
     unknown = [s for s in names if s not in config["studies"]]
     if unknown:
         raise ConfigError(f"studies: no study {unknown[0]!r} in this config (have {list(config['studies'])})")
-    lines = ["Per run: what it sets beyond its study's baseline. a -> b: changed from the baseline's train or from",
-             ("the variant's own setting; [key]: set by overrides.<key> for every variant; [key variants]: set by "
-              "overrides.<key>.variants.<variant>.")]
+    lines = [
+        "Per run: what it sets beyond its study's baseline. a -> b: changed from the baseline's train or from",
+        (
+            "the variant's own setting; [key]: set by overrides.<key> for every variant; [key variants]: set by "
+            "overrides.<key>.variants.<variant>."
+        ),
+    ]
     for study in names:
         lines += [""] + format_study(config, study)
     totals = {s: study_counts(config, s)[0] for s in names}
-    lines += ["", "runs per study: " + ", ".join(f"{s} {n}" for s, n in totals.items())
-              + f"; total {sum(totals.values())}"]
+    lines += [
+        "",
+        "runs per study: " + ", ".join(f"{s} {n}" for s, n in totals.items()) + f"; total {sum(totals.values())}",
+    ]
     inputs = local_inputs(config)
     if inputs:
         missing = {item.path for item in missing_local_inputs(config, root)}
@@ -534,4 +633,3 @@ def main(configfiles: list[str], studies: list[str]) -> int:
     print(format_plan(config, studies))
     check_rows(config)
     return 0
-

@@ -10,6 +10,7 @@ The estimate: a study's remaining runs x the mean wall time of its finished runs
 over every finished run while a study has none), divided by the number of runs going at
 once (those running now, at least one).
 """
+
 from __future__ import annotations
 
 import json
@@ -65,8 +66,9 @@ def eta_seconds(studies: list[StudyProgress], parallel: int = 1) -> float | None
     if not measured:
         return None
     overall = sum(mean * n for mean, n in measured) / sum(n for _, n in measured)
-    work = sum((row.planned - row.finished) * (row.mean_wall_s if row.mean_wall_s is not None else overall)
-               for row in studies)
+    work = sum(
+        (row.planned - row.finished) * (row.mean_wall_s if row.mean_wall_s is not None else overall) for row in studies
+    )
     return work / max(1, parallel)
 
 
@@ -107,16 +109,20 @@ def format_progress(workdir: Path, runs: list[dict], now: float | None = None) -
         each = f", {duration(row.mean_wall_s)} each" if row.mean_wall_s is not None else ""
         lines.append(f"  {row.study}: {row.finished}/{row.planned}{each}")
     for run, log in running:
-        lines.append(f"  running {run['study']}/{run['dataset']}/{run['model']}/{run['variant']}/seed{run['seed']}: "
-                     f"{last_line(log)[:100]}  (log: {log.relative_to(workdir)})")
+        lines.append(
+            f"  running {run['study']}/{run['dataset']}/{run['model']}/{run['variant']}/seed{run['seed']}: "
+            f"{last_line(log)[:100]}  (log: {log.relative_to(workdir)})"
+        )
     eta = eta_seconds(studies, len(running))
     if done == len(runs):
         lines.append("  every run is finished; tables and figures follow")
     elif eta is None:
         lines.append("  time left: known once a run has finished")
     else:
-        lines.append(f"  time left ≈ {duration(eta)} ({len(running) or 1} run(s) at once; "
-                     f"from the finished runs' wall time). Job logs: logs/")
+        lines.append(
+            f"  time left ≈ {duration(eta)} ({len(running) or 1} run(s) at once; "
+            f"from the finished runs' wall time). Job logs: logs/"
+        )
     return "\n".join(lines)
 
 

@@ -1,7 +1,9 @@
 """Name -> object registries (timm style): config names map to classes and builders."""
+
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -26,9 +28,7 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            raise KeyError(
-                f"unknown {self.kind} {name!r}; registered: {', '.join(sorted(self._entries))}"
-            ) from None
+            raise KeyError(f"unknown {self.kind} {name!r}; registered: {', '.join(sorted(self._entries))}") from None
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

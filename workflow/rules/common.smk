@@ -205,8 +205,10 @@ def get_probe_config(wildcards):
 
 
 def get_config_files():
-    # The files this invocation read: --configfile ones, else the Snakefile's default.
-    return [os.path.relpath(f) for f in CLI_CONFIG_FILES] or ["config/config.yaml"]
+    # The files this invocation read: --configfile ones (Snakemake's public ConfigSettings, as
+    # its Python API takes them), else the Snakefile's default.
+    given = workflow.config_settings.configfiles
+    return [os.path.relpath(f) for f in given] or ["config/config.yaml"]
 
 
 def resolved_epochs(run):

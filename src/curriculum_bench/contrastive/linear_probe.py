@@ -6,6 +6,7 @@ embeddings with Adam (lr 1e-3, 60 epochs) for each weight decay of logspace(-6, 
 each scored on a stratified 90/10 split of the train set; the best weight decay is then
 retrained on all train embeddings, and its test accuracy is the model's score.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,10 +28,10 @@ from ..train.engine import InputPipeline, load_data, pick_device, to_inputs
 @dataclass(frozen=True)
 class ProbeConfig:
     weight_decays: tuple[float, ...] = tuple(np.logspace(-6, -1, 5).tolist())  # ETH: torch.logspace(-6, -1, 5)
-    epochs: int = 60            # ETH linear classifier epochs
-    lr: float = 1e-3            # ETH: Adam 1e-3
+    epochs: int = 60  # ETH linear classifier epochs
+    lr: float = 1e-3  # ETH: Adam 1e-3
     batch_size: int = 256
-    val_fraction: float = 0.1   # ETH: stratified 90/10 split to choose the weight decay
+    val_fraction: float = 0.1  # ETH: stratified 90/10 split to choose the weight decay
     seed: int = 0
 
 
@@ -38,8 +39,10 @@ class ProbeConfig:
 def embed(model, split, pipeline: InputPipeline, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
     model.eval()
     order = torch.arange(len(split.labels), device=split.labels.device)
-    feats = [model.features(pipeline.normalize(to_inputs(images))).float()
-             for _, images, _ in split.batches(order, batch_size)]
+    feats = [
+        model.features(pipeline.normalize(to_inputs(images))).float()
+        for _, images, _ in split.batches(order, batch_size)
+    ]
     return torch.cat(feats), split.labels.clone()
 
 
@@ -56,8 +59,9 @@ def stratified_split(labels: torch.Tensor, val_fraction: float, seed: int) -> tu
     return torch.cat(train).sort().values, torch.cat(val).sort().values
 
 
-def train_linear(x: torch.Tensor, y: torch.Tensor, num_classes: int, weight_decay: float,
-                 cfg: ProbeConfig) -> torch.nn.Linear:
+def train_linear(
+    x: torch.Tensor, y: torch.Tensor, num_classes: int, weight_decay: float, cfg: ProbeConfig
+) -> torch.nn.Linear:
     generator = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     classifier = torch.nn.Linear(x.shape[1], num_classes).to(x.device)
@@ -86,12 +90,15 @@ def linear_probe(train_x, train_y, test_x, test_y, num_classes: int, cfg: ProbeC
         val_acc[wd] = accuracy(classifier, train_x[val_idx], train_y[val_idx])
     best_wd = max(cfg.weight_decays, key=lambda wd: val_acc[wd])  # the smallest wd among ties
     final = train_linear(train_x, train_y, num_classes, best_wd, cfg)
-    return {"weight_decay": best_wd, "val_acc_per_weight_decay": {str(k): v for k, v in val_acc.items()},
-            "test_acc": accuracy(final, test_x, test_y), "train_acc": accuracy(final, train_x, train_y)}
+    return {
+        "weight_decay": best_wd,
+        "val_acc_per_weight_decay": {str(k): v for k, v in val_acc.items()},
+        "test_acc": accuracy(final, test_x, test_y),
+        "train_acc": accuracy(final, train_x, train_y),
+    }
 
 
-def probe_run(run_dir: Path, data_dir: Path, out: Path, probe: dict | None = None,
-              device: str | None = None) -> dict:
+def probe_run(run_dir: Path, data_dir: Path, out: Path, probe: dict | None = None, device: str | None = None) -> dict:
     """Score a finished pretraining run; writes a metrics file the study table reads."""
     start = time.perf_counter()
     run_dir = Path(run_dir)
@@ -120,19 +127,40 @@ def probe_run(run_dir: Path, data_dir: Path, out: Path, probe: dict | None = Non
         print(f"linear probe of {snapshot}: test acc {per_epoch[int(snapshot.stem[5:])]:.4f}", flush=True)
     probe_seconds = time.perf_counter() - start
     summary = {
-        **{k: metrics[k] for k in ("study", "dataset", "model", "variant", "seed", "num_train", "num_eval",
-                                   "train_images_per_s", "peak_mem_mb", "device_name", "dataset_source",
-                                   "final_epoch")},
+        **{
+            k: metrics[k]
+            for k in (
+                "study",
+                "dataset",
+                "model",
+                "variant",
+                "seed",
+                "num_train",
+                "num_eval",
+                "train_images_per_s",
+                "peak_mem_mb",
+                "device_name",
+                "dataset_source",
+                "final_epoch",
+            )
+        },
         # The score is the linear probe's test accuracy; a probe has no "best epoch".
-        "final_acc": result["test_acc"], "best_acc": result["test_acc"], "best_epoch": metrics["final_epoch"],
+        "final_acc": result["test_acc"],
+        "best_acc": result["test_acc"],
+        "best_epoch": metrics["final_epoch"],
         "eval_split": f"{metrics['eval_split']}, linear probe",
         "online_probe_final_acc": metrics["final_acc"],
-        "wall_s": metrics["wall_s"] + probe_seconds, "probe_wall_s": probe_seconds,
-        "probe": result, "probe_per_epoch": {str(e): per_epoch[e] for e in sorted(per_epoch)},
+        "wall_s": metrics["wall_s"] + probe_seconds,
+        "probe_wall_s": probe_seconds,
+        "probe": result,
+        "probe_per_epoch": {str(e): per_epoch[e] for e in sorted(per_epoch)},
         "probe_config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
         "run": run,
     }
     atomic_write_bytes(Path(out), (json.dumps(summary, indent=2) + "\n").encode())
-    print(f"linear probe of {run_dir}: weight decay {result['weight_decay']:.0e}, "
-          f"test acc {result['test_acc']:.4f} ({probe_seconds:.0f}s) -> {out}", flush=True)
+    print(
+        f"linear probe of {run_dir}: weight decay {result['weight_decay']:.0e}, "
+        f"test acc {result['test_acc']:.4f} ({probe_seconds:.0f}s) -> {out}",
+        flush=True,
+    )
     return summary

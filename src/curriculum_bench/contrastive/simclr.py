@@ -7,6 +7,7 @@ online-probe logits and keeps the projections z, on which the loss adds Weighted
 (contrastive/weighted_ntxent.py). With `sigma: null` the loss is plain NT-Xent (SimCLR);
 with a sigma, `mean_schedule` moves the desired hardness mu of negatives over epochs.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,20 +31,21 @@ ETH_VIEWS = (
 
 @dataclass(frozen=True)
 class SimCLRConfig:
-    views: tuple = ETH_VIEWS           # ops making each view (data/augment.py), ETH's at 32 px
-    temperature: float = 0.1           # ETH tau (Tab. 2: best of 0.05 / 0.1 / 0.5 / 1)
-    sigma: float | None = None         # None: NT-Xent; ETH experiments 0.5 (0.25 unstable)
+    views: tuple = ETH_VIEWS  # ops making each view (data/augment.py), ETH's at 32 px
+    temperature: float = 0.1  # ETH tau (Tab. 2: best of 0.05 / 0.1 / 0.5 / 1)
+    sigma: float | None = None  # None: NT-Xent; ETH experiments 0.5 (0.25 unstable)
     weight_normalization: str = "negatives_constant_total_weight"  # ETH default; or "none"
-    mean_schedule: str = "constant"    # ETH `mean` class: constant, linear, exponential, random, ...
-    mean_begin: float = -1.0           # ETH mean_config.begin (example -0.99; experiments -1)
-    mean_end: float = 1.0              # ETH mean_config.end
-    mean_steps: int = 50               # ETH example 50; experiments 25-750 (epochs to reach end)
-    mean_factor: float = 0.99          # ExponentialParam
-    mean_const_value: float = 0.8      # RandomThenConst
-    b_l: float = -1.0                  # weights x1e-3 below b_l / above b_u (ETH: never active)
+    mean_schedule: str = "constant"  # ETH `mean` class: constant, linear, exponential, random, ...
+    mean_begin: float = -1.0  # ETH mean_config.begin (example -0.99; experiments -1)
+    mean_end: float = 1.0  # ETH mean_config.end
+    mean_steps: int = 50  # ETH example 50; experiments 25-750 (epochs to reach end)
+    mean_factor: float = 0.99  # ExponentialParam
+    mean_const_value: float = 0.8  # RandomThenConst
+    b_l: float = -1.0  # weights x1e-3 below b_l / above b_u (ETH: never active)
     b_u: float = 1.0
-    probe_epochs: tuple[int, ...] = ()  # snapshot the model after these epochs for linear
-                                        # evaluation (ETH: every 100); the final epoch always is
+    # Snapshot the model after these epochs for linear evaluation (ETH: every 100); the final
+    # epoch always is.
+    probe_epochs: tuple[int, ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "views", tuple(dict(v) for v in self.views))
@@ -64,8 +66,17 @@ class SimCLRConfig:
             raise ValueError(f"probe_epochs must be epochs >= 1, got {list(self.probe_epochs)}")
 
     def mean(self, epoch: int, step: int, seed: int) -> float:
-        return mean_at(self.mean_schedule, epoch, step, seed, self.mean_begin, self.mean_end,
-                       self.mean_steps, self.mean_factor, self.mean_const_value)
+        return mean_at(
+            self.mean_schedule,
+            epoch,
+            step,
+            seed,
+            self.mean_begin,
+            self.mean_end,
+            self.mean_steps,
+            self.mean_factor,
+            self.mean_const_value,
+        )
 
 
 def interleave_views(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
@@ -86,6 +97,7 @@ VIEW_STREAM = 3  # distinct from the engine's order (0) and augmentation (1) str
 @register_method("simclr", SimCLRConfig)
 class SimCLR(Hook):
     compilable = False  # the loss reads `projections`, which the model's forward stores on itself
+
     def __init__(self, cfg: SimCLRConfig):
         from ..data.augment import Augment
 
@@ -100,8 +112,9 @@ class SimCLR(Hook):
 
     def on_fit_start(self, state: TrainState) -> None:
         if not hasattr(state.model, "projections"):
-            raise ConfigError(f"methods.simclr needs the `simclr` model (encoder + projection head), "
-                              f"got {type(state.model).__name__}")
+            raise ConfigError(
+                f"methods.simclr needs the `simclr` model (encoder + projection head), got {type(state.model).__name__}"
+            )
         self.model = state.model
         self.seed = state.seed
         self.loss_sum = torch.zeros((), device=state.device)
@@ -127,8 +140,9 @@ class SimCLR(Hook):
 
     def loss(self, logits, y, idx, loss):
         cfg = self.cfg
-        contrastive = weighted_nt_xent(self.model.projections, cfg.temperature, self.mean, cfg.sigma,
-                                       cfg.weight_normalization, cfg.b_l, cfg.b_u)
+        contrastive = weighted_nt_xent(
+            self.model.projections, cfg.temperature, self.mean, cfg.sigma, cfg.weight_normalization, cfg.b_l, cfg.b_u
+        )
         self.loss_sum += contrastive.detach().sum()
         self.anchors += len(contrastive)
         return loss + contrastive  # the online probe's CE trains only the probe (detached h)
@@ -146,8 +160,12 @@ class SimCLR(Hook):
     def state_dict(self) -> dict:
         if not hasattr(self, "epoch"):
             return {}
-        return {"epoch": self.epoch, "generator": self.generator.get_state(),
-                "loss_sum": self.loss_sum.item(), "anchors": self.anchors}
+        return {
+            "epoch": self.epoch,
+            "generator": self.generator.get_state(),
+            "loss_sum": self.loss_sum.item(),
+            "anchors": self.anchors,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.resumed = state or None

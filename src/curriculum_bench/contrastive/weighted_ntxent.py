@@ -18,6 +18,7 @@ mu(t) follows one of ETH's schedules, stepped once per epoch (per batch for
 RandomParamEveryIter); each is a pure function of (epoch, step, seed) here, so a resumed run
 draws the same values.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,7 +29,7 @@ import torch.nn.functional as F
 MEAN_SCHEDULES = ("constant", "linear", "exponential", "random", "random_then_const", "random_every_iter")
 NORMALIZATIONS = ("negatives_constant_total_weight", "none")
 OUT_OF_RANGE_FACTOR = 1e-3  # ETH weights.py: entries outside [b_l, b_u]
-EPS = 1e-10                 # ETH: in the cosine norms and in 1/rho
+EPS = 1e-10  # ETH: in the cosine norms and in 1/rho
 
 
 def cosine_similarities(z: torch.Tensor) -> torch.Tensor:
@@ -38,20 +39,27 @@ def cosine_similarities(z: torch.Tensor) -> torch.Tensor:
     return unit @ unit.T
 
 
-def negative_weights(sim: torch.Tensor, mean: float, sigma: float | None,
-                     b_l: float = -1.0, b_u: float = 1.0) -> torch.Tensor:
+def negative_weights(
+    sim: torch.Tensor, mean: float, sigma: float | None, b_l: float = -1.0, b_u: float = 1.0
+) -> torch.Tensor:
     """alpha_ik for every pair (diagonal and positives included; the loss masks them)."""
     sim = sim.detach()
     if sigma is None:
         return torch.ones_like(sim)
-    alpha = torch.exp(-(sim - mean) ** 2 / sigma ** 2)
+    alpha = torch.exp(-((sim - mean) ** 2) / sigma**2)
     outside = (sim < b_l) | (sim > b_u)
     return torch.where(outside, alpha * OUT_OF_RANGE_FACTOR, alpha)
 
 
-def weighted_nt_xent(z: torch.Tensor, temperature: float, mean: float = 0.0, sigma: float | None = None,
-                     normalization: str = "negatives_constant_total_weight",
-                     b_l: float = -1.0, b_u: float = 1.0) -> torch.Tensor:
+def weighted_nt_xent(
+    z: torch.Tensor,
+    temperature: float,
+    mean: float = 0.0,
+    sigma: float | None = None,
+    normalization: str = "negatives_constant_total_weight",
+    b_l: float = -1.0,
+    b_u: float = 1.0,
+) -> torch.Tensor:
     """Per-anchor loss (2K,) of views z (2K, d) paired as rows (2i, 2i+1); sigma None = NT-Xent."""
     n = z.shape[0]
     if n % 2:
@@ -76,15 +84,24 @@ def weighted_nt_xent(z: torch.Tensor, temperature: float, mean: float = 0.0, sig
     return torch.logsumexp(torch.stack([pos, weighted]), dim=0) - pos
 
 
-def mean_at(schedule: str, epoch: int, step: int, seed: int, begin: float, end: float,
-            steps: int, factor: float, const_value: float) -> float:
+def mean_at(
+    schedule: str,
+    epoch: int,
+    step: int,
+    seed: int,
+    begin: float,
+    end: float,
+    steps: int,
+    factor: float,
+    const_value: float,
+) -> float:
     """mu for this epoch (and step, for random_every_iter): ETH's Param classes, §3.2, §8."""
     if schedule == "constant":
         return begin
     if schedule == "linear":  # LinearParam: + (end - begin) / steps per epoch for `steps` epochs
         return begin + (end - begin) * min(epoch, steps) / steps
     if schedule == "exponential":  # ExponentialParam: approaches `end`, never reaches it
-        return end + (begin - end) * factor ** epoch
+        return end + (begin - end) * factor**epoch
     if schedule == "random_then_const" and epoch > steps:  # random for steps + 1 epochs (§8)
         return const_value
     if schedule in ("random", "random_then_const"):

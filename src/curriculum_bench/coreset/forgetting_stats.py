@@ -15,6 +15,7 @@ spec/methods.md §5.1 (FE:order_examples_by_forgetting.py `compute_forgetting_st
 Pure numpy on the arrays `curricula/forgetting.py` writes (`forgetting.npz`): `correct` is
 (presentations, examples) int8 with 1 / 0 and -1 where an example had no such presentation.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,7 +31,7 @@ def forgetting_events(correct: np.ndarray) -> np.ndarray:
     previous = np.full(correct.shape[1], -1, dtype=np.int8)
     for row in correct:
         presented = row >= 0
-        events += (presented & (previous == 1) & (row == 0))
+        events += presented & (previous == 1) & (row == 0)
         previous = np.where(presented, row, previous)
     return events
 
@@ -92,9 +93,17 @@ def forgetting_table(runs: list[dict], never_learned: str) -> dict[str, np.ndarr
         has_loss = all("loss" in run for run in runs)
         mean_loss = loss_sum / presentations if has_loss else np.full(n, np.nan)
         mean_margin = margin_sum / presentations if has_loss else np.full(n, np.nan)
-    return {"index": np.arange(n), "label": runs[0]["labels"].astype(np.int64), "score": score,
-            "events": events, "never_learned_runs": never_runs, "first_learned_epoch": first_epoch,
-            "presentations": presentations, "mean_loss": mean_loss, "mean_margin": mean_margin}
+    return {
+        "index": np.arange(n),
+        "label": runs[0]["labels"].astype(np.int64),
+        "score": score,
+        "events": events,
+        "never_learned_runs": never_runs,
+        "first_learned_epoch": first_epoch,
+        "presentations": presentations,
+        "mean_loss": mean_loss,
+        "mean_margin": mean_margin,
+    }
 
 
 def load_run(path: str | Path) -> dict:
@@ -112,10 +121,13 @@ def write_forgetting_stats(run_paths: list[Path], never_learned: str, out_npz: P
     np.savez(out_npz, never_learned=np.array(never_learned), num_runs=np.array(len(run_paths)), **table)
     pd.DataFrame(table).to_csv(out_csv, index=False)
     n = len(table["index"])
-    print(f"forgetting statistics of {n} examples from {len(run_paths)} proxy run(s), never-learned "
-          f"treatment {never_learned!r}: {int((table['score'] == 0).sum())} unforgettable "
-          f"({100 * (table['score'] == 0).mean():.1f} %), {int((table['never_learned_runs'] > 0).sum())} "
-          f"never learned in some run, max score {int(table['score'].max())} -> {out_npz}, {out_csv}", flush=True)
+    print(
+        f"forgetting statistics of {n} examples from {len(run_paths)} proxy run(s), never-learned "
+        f"treatment {never_learned!r}: {int((table['score'] == 0).sum())} unforgettable "
+        f"({100 * (table['score'] == 0).mean():.1f} %), {int((table['never_learned_runs'] > 0).sum())} "
+        f"never learned in some run, max score {int(table['score'].max())} -> {out_npz}, {out_csv}",
+        flush=True,
+    )
     return table
 
 

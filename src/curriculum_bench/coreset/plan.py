@@ -14,10 +14,11 @@ results/coreset/<dataset>/<model>/<variant>/seed<s>/, so the generic study table
 read it. Variants: `proxy`; `<method>_<backbone>` for core runs (`reverse_frozen`);
 `remove_0` (the full training set) and `remove_<order>_<k>` for the removal curve.
 """
+
 from __future__ import annotations
 
 import copy
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..config import ConfigError, run_dir
 
@@ -39,7 +40,7 @@ def study(config: dict) -> dict:
 
 def stage_model(block: dict) -> tuple[str, dict]:
     """A stage's one model (`models: {name: args}`, as a study's models map) and its args."""
-    (name, args), = block["models"].items()
+    ((name, args),) = block["models"].items()
     return name, dict(args or {})
 
 
@@ -63,8 +64,9 @@ def removal_variants(spec: dict) -> list[str]:
     removal = spec.get("removal")
     if not removal:
         return []
-    return [removal_variant(None, 0)] + [removal_variant(order, k) for k in removal["removed"]
-                                         for order in removal["orders"]]
+    return [removal_variant(None, 0)] + [
+        removal_variant(order, k) for k in removal["removed"] for order in removal["orders"]
+    ]
 
 
 def iter_coreset_runs(config: dict) -> Iterator[dict]:
@@ -79,8 +81,7 @@ def iter_coreset_runs(config: dict) -> Iterator[dict]:
         for stage, variants in stages:
             for variant in variants:
                 for seed in stage["seeds"]:
-                    yield dict(study=STUDY, dataset=dataset, model=stage_model(stage)[0], variant=variant,
-                                   seed=seed)
+                    yield dict(study=STUDY, dataset=dataset, model=stage_model(stage)[0], variant=variant, seed=seed)
 
 
 def stage_of(spec: dict, model: str, variant: str) -> tuple[str, dict]:
@@ -135,8 +136,16 @@ def resolve_coreset_run(config: dict, dataset: str, model: str, variant: str, se
         if stage == "proxy":
             raise ConfigError("studies.coreset.proxy.models: `pretrained: proxy` would start the proxy from itself")
         model_args["pretrained"] = proxy_model_file(config, dataset)
-    return {"study": STUDY, "dataset": dataset, "model": model, "model_args": model_args,
-            "variant": variant, "methods": methods, "seed": int(seed), "train": dict(block["train"])}
+    return {
+        "study": STUDY,
+        "dataset": dataset,
+        "model": model,
+        "model_args": model_args,
+        "variant": variant,
+        "methods": methods,
+        "seed": int(seed),
+        "train": dict(block["train"]),
+    }
 
 
 def selection_names(spec: dict) -> list[str]:
@@ -152,14 +161,17 @@ def selection_settings(config: dict, selection: str) -> dict:
     sel = study(config)["selection"]
     common = {"tie_break": sel.get("tie_break", "stable"), "seed": sel.get("seed", 0)}
     if selection in sel["methods"]:
-        return {"method": selection, "size": sel["size"],
-                "class_balanced": sel.get("class_balanced", False), **common}
+        return {"method": selection, "size": sel["size"], "class_balanced": sel.get("class_balanced", False), **common}
     for k in (study(config).get("removal") or {}).get("removed", []):
         for order in study(config)["removal"]["orders"]:
             if selection == removal_selection(order, k):
                 # FE removes the least forgettable first: the `reverse` ranking, never class-balanced.
-                return {"method": "reverse" if order == "forgetting" else "random", "size": k,
-                        "class_balanced": False, **common}
+                return {
+                    "method": "reverse" if order == "forgetting" else "random",
+                    "size": k,
+                    "class_balanced": False,
+                    **common,
+                }
     raise ConfigError(f"studies.coreset: no selection named {selection!r}; have {selection_names(study(config))}")
 
 

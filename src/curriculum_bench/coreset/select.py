@@ -17,6 +17,7 @@ lowest class indices) in the same order; C1K does not balance classes.
 The output indices index the train split of the store the proxy trained on, which is the
 original dataset's train split in file order when that store is a `validation_tail` subset.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,11 +33,11 @@ TIE_BREAKS = ("stable", "random")
 
 @dataclass(frozen=True)
 class SelectionConfig:
-    method: str = "reverse"        # C1K main.py default `reverse_forgetting_events`
-    size: int = 1000               # C1K: coreset of 1,000
-    tie_break: str = "stable"      # C1K: Python's stable sort (lowest indices among ties)
-    class_balanced: bool = False   # C1K: no class balance
-    seed: int = 0                  # random method and random tie-breaking
+    method: str = "reverse"  # C1K main.py default `reverse_forgetting_events`
+    size: int = 1000  # C1K: coreset of 1,000
+    tie_break: str = "stable"  # C1K: Python's stable sort (lowest indices among ties)
+    class_balanced: bool = False  # C1K: no class balance
+    seed: int = 0  # random method and random tie-breaking
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -76,8 +77,10 @@ def take(order: np.ndarray, labels: np.ndarray, size: int, class_balanced: bool,
     available = np.bincount(labels, minlength=num_classes)
     short = np.flatnonzero(available < quotas)
     if len(short):
-        raise ValueError(f"class_balanced: class {int(short[0])} has {int(available[short[0]])} examples, "
-                         f"its quota is {int(quotas[short[0]])}")
+        raise ValueError(
+            f"class_balanced: class {int(short[0])} has {int(available[short[0]])} examples, "
+            f"its quota is {int(quotas[short[0]])}"
+        )
     rank_in_class = np.empty(len(order), dtype=np.int64)
     ordered_labels = labels[order]
     for c in range(num_classes):
@@ -121,7 +124,10 @@ def write_selection(stats_path: Path, cfg: SelectionConfig, out: Path, dataset: 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record) + "\n")
-    print(f"{cfg.method} selection of {len(indices)} / {record['num_train']} examples "
-          f"(tie-break {cfg.tie_break}, class-balanced {cfg.class_balanced}): scores "
-          f"{min(record['scores'])}..{max(record['scores'])}, classes {record['class_counts']} -> {out}", flush=True)
+    print(
+        f"{cfg.method} selection of {len(indices)} / {record['num_train']} examples "
+        f"(tie-break {cfg.tie_break}, class-balanced {cfg.class_balanced}): scores "
+        f"{min(record['scores'])}..{max(record['scores'])}, classes {record['class_counts']} -> {out}",
+        flush=True,
+    )
     return record

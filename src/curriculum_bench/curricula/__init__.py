@@ -1,4 +1,6 @@
 """Curriculum methods, one file per paper section; importing this registers them all."""
+
+from .. import contrastive  # noqa: F401,E402  (the `simclr` method lives with its loss and probe)
 from . import (  # noqa: F401
     augmentation,
     blur,
@@ -15,4 +17,3 @@ from . import (  # noqa: F401
     weight_init,
     weighted_sampling,
 )
-from .. import contrastive  # noqa: F401,E402  (the `simclr` method lives with its loss and probe)

@@ -8,6 +8,7 @@ no flips, which would change digits). Each step's parameters come from a CPU gen
 seeded by (run seed, step): a pure function of time, so a resumed run (even mid-epoch)
 draws the same augmentations.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

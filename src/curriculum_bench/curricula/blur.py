@@ -21,6 +21,7 @@ before normalisation (HCL: ToTensor -> GaussianBlur -> Normalize), through data/
 per-sample `gaussian_blur`. Which images are blurred is drawn from a generator seeded by
 (seed, step), so a resumed run blurs exactly the same images.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,11 +37,11 @@ BLUR_STREAM = 3_141_593  # keeps the blur draws apart from the engine's order/au
 
 @dataclass(frozen=True)
 class BlurConfig:
-    blur_epochs: int = 20            # HCL --blur_epochs 20 (ConvNeXt: curriculum_k 5)
-    schedule: str = "constant"       # HCL main; linear_sigma: HCL ConvNeXt; linear_probability: HCL extension
-    sigma: float = 1.0               # HCL CvT/ResNet 1.0; linear_sigma: the starting sigma (ConvNeXt 2.0)
-    kernel_size: int = 7             # HCL ResNet-18 7, CvT 5, ConvNeXt 5 (CIFAR at 224 px) / 21 (ImageNet-100)
-    min_sigma: float = 0.1           # linear_sigma: blur only while sigma(e) > min_sigma (HCL ConvNeXt)
+    blur_epochs: int = 20  # HCL --blur_epochs 20 (ConvNeXt: curriculum_k 5)
+    schedule: str = "constant"  # HCL main; linear_sigma: HCL ConvNeXt; linear_probability: HCL extension
+    sigma: float = 1.0  # HCL CvT/ResNet 1.0; linear_sigma: the starting sigma (ConvNeXt 2.0)
+    kernel_size: int = 7  # HCL ResNet-18 7, CvT 5, ConvNeXt 5 (CIFAR at 224 px) / 21 (ImageNet-100)
+    min_sigma: float = 0.1  # linear_sigma: blur only while sigma(e) > min_sigma (HCL ConvNeXt)
     keep_augmentation: bool = False  # HCL CvT/ResNet: blurred epochs have no other augmentation
 
     def __post_init__(self):
@@ -87,13 +88,13 @@ def batch_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + step + BLUR_STREAM)
 
 
-def blur_batch(x: torch.Tensor, sigma: float, kernel_size: int, probability: float,
-               generator: torch.Generator) -> torch.Tensor:
+def blur_batch(
+    x: torch.Tensor, sigma: float, kernel_size: int, probability: float, generator: torch.Generator
+) -> torch.Tensor:
     """Blur each sample of x (N, C, H, W in [0, 1]) with probability `probability`."""
     if sigma <= 0 or probability <= 0:
         return x
-    return gaussian_blur(x, float(sigma), kernel_size, p=None if probability >= 1 else probability,
-                         generator=generator)
+    return gaussian_blur(x, float(sigma), kernel_size, p=None if probability >= 1 else probability, generator=generator)
 
 
 @register_method("blur", BlurConfig)
@@ -107,8 +108,10 @@ class Blur(Hook):
     def on_fit_start(self, state: TrainState) -> None:
         _, height, width = state.data.in_shape if state.data is not None else (0, 10**9, 10**9)
         if self.cfg.kernel_size // 2 >= min(height, width):
-            raise ValueError(f"methods.blur.kernel_size {self.cfg.kernel_size} is too large for "
-                             f"{height}x{width} images (reflect padding needs kernel_size // 2 < size)")
+            raise ValueError(
+                f"methods.blur.kernel_size {self.cfg.kernel_size} is too large for "
+                f"{height}x{width} images (reflect padding needs kernel_size // 2 < size)"
+            )
 
     def on_epoch_start(self, state: TrainState) -> None:
         self.epoch = state.epoch
@@ -119,5 +122,8 @@ class Blur(Hook):
         return blur_batch(x, sigma, self.cfg.kernel_size, p, batch_generator(state.seed, state.step)), y
 
     def epoch_log(self) -> dict:
-        return {"sigma": blur_sigma(self.epoch, self.cfg), "probability": blur_probability(self.epoch, self.cfg),
-                "augmentation": augmentation_on(self.epoch, self.cfg)}
+        return {
+            "sigma": blur_sigma(self.epoch, self.cfg),
+            "probability": blur_probability(self.epoch, self.cfg),
+            "augmentation": augmentation_on(self.epoch, self.cfg),
+        }

@@ -9,6 +9,7 @@ store this run trains on; the proxy that scored them trained on the same store.
 Only `sample_order` is touched: each epoch is a permutation of the kept indices, drawn from
 the engine's per-epoch generator, so a resumed run draws the same order.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,8 +25,8 @@ MODES = ("keep", "drop")
 
 @dataclass(frozen=True)
 class CoresetSubsetConfig:
-    selection: str = ""   # selection JSON (coreset/select.py); its `indices` index the train split
-    mode: str = "keep"    # keep: train on those indices only (C1K) | drop: train on all others (FE removal)
+    selection: str = ""  # selection JSON (coreset/select.py); its `indices` index the train split
+    mode: str = "keep"  # keep: train on those indices only (C1K) | drop: train on all others (FE removal)
 
     def __post_init__(self):
         if not self.selection:
@@ -60,21 +61,29 @@ class CoresetSubset(Hook):
         selection = read_selection(self.cfg.selection)
         num_train = len(state.train_labels)
         if selection["num_train"] != num_train:
-            raise InputFileError(self.cfg.selection, f"indexes a train split of {selection['num_train']} "
-                                 f"examples, this run's has {num_train}",
-                                 "the proxy and this run must train on the same store; rerun the selection")
+            raise InputFileError(
+                self.cfg.selection,
+                f"indexes a train split of {selection['num_train']} examples, this run's has {num_train}",
+                "the proxy and this run must train on the same store; rerun the selection",
+            )
         from ..coreset.select import labels_digest
 
         if selection.get("train_labels_sha256") not in (None, labels_digest(state.train_labels.cpu().numpy())):
-            raise InputFileError(self.cfg.selection, "was scored on a train split with other labels than "
-                                 "this run's", "the proxy and this run must train on the same store; rerun the selection")
+            raise InputFileError(
+                self.cfg.selection,
+                "was scored on a train split with other labels than this run's",
+                "the proxy and this run must train on the same store; rerun the selection",
+            )
         selected = torch.tensor(selection["indices"], dtype=torch.long)
         if len(selected) and (int(selected.min()) < 0 or int(selected.max()) >= num_train):
             raise InputFileError(self.cfg.selection, f"indices outside [0, {num_train})", "rerun the selection")
         self.indices = kept_indices(selected, num_train, self.cfg.mode)
         if len(self.indices) == 0:
-            raise InputFileError(self.cfg.selection, f"mode {self.cfg.mode!r} leaves no training example",
-                                 "select fewer examples or use mode 'keep'")
+            raise InputFileError(
+                self.cfg.selection,
+                f"mode {self.cfg.mode!r} leaves no training example",
+                "select fewer examples or use mode 'keep'",
+            )
 
     def sample_order(self, state: TrainState, generator: torch.Generator) -> torch.Tensor:
         return self.indices[torch.randperm(len(self.indices), generator=generator)]

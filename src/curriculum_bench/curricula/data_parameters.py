@@ -21,6 +21,7 @@ spec/methods.md §4.1-4.2, §6 pitfall 5 and §8 (behaviour confirmed on the off
   [log(1/20), log(20)].
 - Evaluation uses the raw logits: data parameters exist only in the training loss.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,20 +39,22 @@ SIGMA_MIN, SIGMA_MAX = 1 / 20, 20.0  # DP config clamp_{cls,inst}_sigma: σ in [
 @dataclass(frozen=True)
 class DataParametersConfig:
     learn_class: bool = False  # DP --learn_class_parameters (off by default)
-    learn_inst: bool = False   # DP --learn_inst_parameters (off by default)
-    init_class: float = 1.0    # DP --init_class_param: σ at start (stored as log 1 = 0)
-    init_inst: float = 1.0     # DP --init_inst_param; README joint runs: 0.001 so σ_class + σ_inst ≈ 1
-    lr_class: float = 0.1      # DP --lr_class_param
-    lr_inst: float = 0.1       # DP --lr_inst_param; README CIFAR-100 noisy: 0.2, ImageNet joint: 0.8
-    wd_class: float = 0.0      # DP --wd_class_param; README ImageNet: 1e-4
-    wd_inst: float = 0.0       # DP --wd_inst_param; README ImageNet joint: 1e-8
-    momentum: float = 0.9      # DP utils.get_class_inst_data_params_n_optimizer (hard-coded)
-    clamp: bool = True         # DP: clamp unless --skip_clamp_data_param
+    learn_inst: bool = False  # DP --learn_inst_parameters (off by default)
+    init_class: float = 1.0  # DP --init_class_param: σ at start (stored as log 1 = 0)
+    init_inst: float = 1.0  # DP --init_inst_param; README joint runs: 0.001 so σ_class + σ_inst ≈ 1
+    lr_class: float = 0.1  # DP --lr_class_param
+    lr_inst: float = 0.1  # DP --lr_inst_param; README CIFAR-100 noisy: 0.2, ImageNet joint: 0.8
+    wd_class: float = 0.0  # DP --wd_class_param; README ImageNet: 1e-4
+    wd_inst: float = 0.0  # DP --wd_inst_param; README ImageNet joint: 1e-8
+    momentum: float = 0.9  # DP utils.get_class_inst_data_params_n_optimizer (hard-coded)
+    clamp: bool = True  # DP: clamp unless --skip_clamp_data_param
 
     def __post_init__(self):
         if not (self.learn_class or self.learn_inst):
-            raise ValueError("learn_class and learn_inst are both false: that is the baseline; "
-                             "leave the data_parameters method out of the variant instead")
+            raise ValueError(
+                "learn_class and learn_inst are both false: that is the baseline; "
+                "leave the data_parameters method out of the variant instead"
+            )
         for name in ("init_class", "init_inst", "lr_class", "lr_inst"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
@@ -62,8 +65,9 @@ class DataParametersConfig:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
 
 
-def minibatch_sigma(class_log: torch.Tensor | None, inst_log: torch.Tensor | None,
-                    y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+def minibatch_sigma(
+    class_log: torch.Tensor | None, inst_log: torch.Tensor | None, y: torch.Tensor, idx: torch.Tensor
+) -> torch.Tensor:
     """Effective temperature per sample (DP utils.get_data_param_for_minibatch).
 
     A tensor left as None is not learned: class and instance give the joint σ_class + σ_inst,
@@ -84,8 +88,14 @@ def scaled_cross_entropy(logits: torch.Tensor, y: torch.Tensor, sigma: torch.Ten
     return F.cross_entropy(logits / sigma.unsqueeze(1), y, reduction="none")
 
 
-def log_space_penalty(class_log: torch.Tensor | None, inst_log: torch.Tensor | None,
-                      y: torch.Tensor, idx: torch.Tensor, wd_class: float, wd_inst: float) -> torch.Tensor:
+def log_space_penalty(
+    class_log: torch.Tensor | None,
+    inst_log: torch.Tensor | None,
+    y: torch.Tensor,
+    idx: torch.Tensor,
+    wd_class: float,
+    wd_inst: float,
+) -> torch.Tensor:
     """Per-sample share of DP's minibatch weight decay (utils.apply_weight_decay_data_parameters).
 
     Sample i carries 0.5·wd_inst·(log σ_inst[i])² + 0.5·wd_class·(log σ_class[y_i])²; the sum
@@ -184,12 +194,12 @@ class DataParameters(Hook):
         cfg = self.cfg
         num_samples = len(state.train_labels)
         if cfg.learn_class:
-            self.class_log = torch.full((state.num_classes,), math.log(cfg.init_class),
-                                        device=state.device, requires_grad=True)
+            self.class_log = torch.full(
+                (state.num_classes,), math.log(cfg.init_class), device=state.device, requires_grad=True
+            )
             self.optimizers["class"] = SparseSGD([self.class_log], lr=cfg.lr_class, momentum=cfg.momentum)
         if cfg.learn_inst:
-            self.inst_log = torch.full((num_samples,), math.log(cfg.init_inst),
-                                       device=state.device, requires_grad=True)
+            self.inst_log = torch.full((num_samples,), math.log(cfg.init_inst), device=state.device, requires_grad=True)
             self.optimizers["inst"] = SparseSGD([self.inst_log], lr=cfg.lr_inst, momentum=cfg.momentum)
         self.corrupted = self._store_mask(state, "train_corrupted", num_samples)
         self.snapshot_at = snapshot_epochs(state.epochs)
@@ -244,8 +254,11 @@ class DataParameters(Hook):
             epochs = sorted(self.snapshots)
             arrays["inst_sigma"] = self.inst_log.detach().exp().cpu().numpy()
             arrays["snapshot_epochs"] = np.asarray(epochs, dtype=np.int64)
-            arrays["inst_sigma_snapshots"] = np.stack([self.snapshots[e].numpy() for e in epochs]) \
-                if epochs else np.zeros((0, len(self.corrupted)), dtype=np.float32)
+            arrays["inst_sigma_snapshots"] = (
+                np.stack([self.snapshots[e].numpy() for e in epochs])
+                if epochs
+                else np.zeros((0, len(self.corrupted)), dtype=np.float32)
+            )
         np.savez_compressed(state.out_dir / "data_parameters.npz", **arrays)
 
     def state_dict(self) -> dict:

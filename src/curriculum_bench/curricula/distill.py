@@ -11,6 +11,7 @@ every run folder. The workflow makes that file an input of the student's train j
 names a local file instead. The teacher predicts in eval mode on the batch the student
 sees (after earlier methods' transforms), normalised as evaluation does.
 """
+
 from __future__ import annotations
 
 import copy
@@ -31,13 +32,13 @@ from .transfer import load_weights
 
 @dataclass(frozen=True)
 class DistillConfig:
-    teacher_variant: str = "baseline"    # a variant of the same study; its final_model.pt
-    teacher_model: str | None = None     # None = the student's model (registered name otherwise)
+    teacher_variant: str = "baseline"  # a variant of the same study; its final_model.pt
+    teacher_model: str | None = None  # None = the student's model (registered name otherwise)
     teacher_model_args: dict = field(default_factory=dict)  # with teacher_model
-    teacher_seed: int | None = None      # None = the student's seed
+    teacher_seed: int | None = None  # None = the student's seed
     teacher_checkpoint: str | None = None  # a local state-dict file instead of a run
-    temperature: float = 4.0             # T; Hinton et al. §3 use 1-20, 4 is common in KD code
-    alpha: float = 0.9                   # weight of the soft (teacher) term
+    temperature: float = 4.0  # T; Hinton et al. §3 use 1-20, 4 is common in KD code
+    alpha: float = 0.9  # weight of the soft (teacher) term
 
     def __post_init__(self):
         if not self.temperature > 0:
@@ -58,13 +59,18 @@ def teacher_path(student_dir: Path, cfg: DistillConfig) -> Path:
     return Path(teacher_file_of_run_dir(student_dir, asdict(cfg)))
 
 
-def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, hard_loss: torch.Tensor,
-                      temperature: float, alpha: float) -> torch.Tensor:
+def distillation_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    hard_loss: torch.Tensor,
+    temperature: float,
+    alpha: float,
+) -> torch.Tensor:
     """Per sample: (1 - α) hard + α T² KL(p_teacher^T || p_student^T)."""
     log_student = F.log_softmax(student_logits / temperature, dim=1)
     log_teacher = F.log_softmax(teacher_logits / temperature, dim=1)
     soft = (log_teacher.exp() * (log_teacher - log_student)).sum(1)
-    return (1 - alpha) * hard_loss + alpha * temperature ** 2 * soft
+    return (1 - alpha) * hard_loss + alpha * temperature**2 * soft
 
 
 @register_method("distill", DistillConfig)
@@ -83,11 +89,15 @@ class Distill(Hook):
     def on_fit_start(self, state: TrainState) -> None:
         path = teacher_path(state.out_dir, self.cfg)
         if not path.exists():
-            raise MissingInputFile(path, "the distillation teacher's weights do not exist (methods.distill)",
-                                   "train the teacher run first; the workflow does so")
+            raise MissingInputFile(
+                path,
+                "the distillation teacher's weights do not exist (methods.distill)",
+                "train the teacher run first; the workflow does so",
+            )
         if self.cfg.teacher_model:
-            teacher = create_model(self.cfg.teacher_model, tuple(state.data.in_shape), state.num_classes,
-                                   **self.cfg.teacher_model_args)
+            teacher = create_model(
+                self.cfg.teacher_model, tuple(state.data.in_shape), state.num_classes, **self.cfg.teacher_model_args
+            )
         else:
             teacher = copy.deepcopy(state.model)
         teacher.load_state_dict(load_weights(path))

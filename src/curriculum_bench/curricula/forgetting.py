@@ -17,6 +17,7 @@ The records stay on the training device (no host sync per step); `on_fit_end` wr
 `forgetting.npz` into the run folder, and `state_dict` carries them, so a resumed run
 records exactly what an uninterrupted one does.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -63,8 +64,10 @@ class ForgettingRecorder(Hook):
         self.presentations = torch.zeros(n, dtype=torch.long, device=dev)
         # One row per epoch fits the usual one-presentation-per-epoch order; `_grow` adds
         # rows when a sampler presents an example more often.
-        self.tables = {"correct": torch.full((rows, n), NOT_PRESENTED, dtype=torch.int8, device=dev),
-                       "epoch": torch.full((rows, n), -1, dtype=torch.int16, device=dev)}
+        self.tables = {
+            "correct": torch.full((rows, n), NOT_PRESENTED, dtype=torch.int8, device=dev),
+            "epoch": torch.full((rows, n), -1, dtype=torch.int16, device=dev),
+        }
         if self.cfg.record_loss_and_margin:
             for key in ("loss", "margin"):
                 self.tables[key] = torch.full((rows, n), float("nan"), dtype=torch.float32, device=dev)
@@ -87,8 +90,12 @@ class ForgettingRecorder(Hook):
             return
         extra = max(rows_needed, 2 * rows) - rows
         for key, table in self.tables.items():
-            fill = torch.full((extra, table.shape[1]), NOT_PRESENTED if key in ("correct", "epoch") else float("nan"),
-                              dtype=table.dtype, device=table.device)
+            fill = torch.full(
+                (extra, table.shape[1]),
+                NOT_PRESENTED if key in ("correct", "epoch") else float("nan"),
+                dtype=table.dtype,
+                device=table.device,
+            )
             self.tables[key] = torch.cat([table, fill])
 
     def after_forward(self, idx: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
@@ -118,12 +125,18 @@ class ForgettingRecorder(Hook):
     def on_fit_end(self, state: TrainState) -> None:
         used = int(self.presentations.max()) if len(self.presentations) else 0
         arrays = {key: table[:used].cpu().numpy() for key, table in self.tables.items()}
-        np.savez_compressed(state.out_dir / ARTIFACT, labels=self.labels.cpu().numpy(),
-                            presentations=self.presentations.cpu().numpy(), **arrays)
+        np.savez_compressed(
+            state.out_dir / ARTIFACT,
+            labels=self.labels.cpu().numpy(),
+            presentations=self.presentations.cpu().numpy(),
+            **arrays,
+        )
 
     def state_dict(self) -> dict:
-        return {"presentations": self.presentations.cpu(),
-                "tables": {key: table.cpu() for key, table in self.tables.items()}}
+        return {
+            "presentations": self.presentations.cpu(),
+            "tables": {key: table.cpu() for key, table in self.tables.items()},
+        }
 
     def load_state_dict(self, state: dict) -> None:
         if not state:

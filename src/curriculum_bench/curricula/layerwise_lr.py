@@ -9,6 +9,7 @@ fewer than 2 dimensions (biases, BatchNorm affine) get `weight_decay_1d` (0: no 
 the others the study's weight decay, or `weight_decay` when set. The scales are fixed, the
 study's LR schedule multiplies them (`lr_scale`), nothing to checkpoint.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,9 +21,9 @@ from ..train.hooks import Hook, TrainState, register_method
 
 @dataclass(frozen=True)
 class LayerwiseLRConfig:
-    layer_decay: float = 0.5              # BEiT uses 0.65-0.9 for 12-24 layers; 3 layers here
-    weight_decay: float | None = None     # matrices and kernels; None = the study's train.weight_decay
-    weight_decay_1d: float = 0.0          # biases and norms: no decay (nanoGPT, timm)
+    layer_decay: float = 0.5  # BEiT uses 0.65-0.9 for 12-24 layers; 3 layers here
+    weight_decay: float | None = None  # matrices and kernels; None = the study's train.weight_decay
+    weight_decay_1d: float = 0.0  # biases and norms: no decay (nanoGPT, timm)
 
     def __post_init__(self):
         if not 0 < self.layer_decay <= 1:
@@ -39,10 +40,11 @@ def layer_scales(num_layers: int, layer_decay: float) -> list[float]:
 
 
 def layerwise_groups(model: nn.Module, cfg: LayerwiseLRConfig) -> list[dict]:
-    layers = [(name, child) for name, child in model.named_children()
-              if any(p.requires_grad for p in child.parameters())]
+    layers = [
+        (name, child) for name, child in model.named_children() if any(p.requires_grad for p in child.parameters())
+    ]
     groups = []
-    for (name, child), scale in zip(layers, layer_scales(len(layers), cfg.layer_decay)):
+    for (name, child), scale in zip(layers, layer_scales(len(layers), cfg.layer_decay), strict=True):
         params = [p for p in child.parameters() if p.requires_grad]
         matrices = [p for p in params if p.ndim >= 2]
         vectors = [p for p in params if p.ndim < 2]
@@ -67,8 +69,11 @@ class LayerwiseLR(Hook):
 
     def on_fit_start(self, state: TrainState) -> None:
         for group in state.optimizer.param_groups:
-            print(f"layerwise_lr: {group['name']}: {sum(p.numel() for p in group['params']):,} parameters, "
-                  f"lr x {group['lr_scale']:.3g}, weight decay {group['weight_decay']}", flush=True)
+            print(
+                f"layerwise_lr: {group['name']}: {sum(p.numel() for p in group['params']):,} parameters, "
+                f"lr x {group['lr_scale']:.3g}, weight decay {group['weight_decay']}",
+                flush=True,
+            )
 
     def epoch_log(self) -> dict:
         return {"groups": [g["name"] for g in self.groups]}

@@ -25,6 +25,7 @@ base schedule before every step: lr_j = base_schedule(t) x scale_j(t). Nothing c
 to a starting rate (HCL's SequentialLR bug, §1.3), and the multipliers are pure functions of
 (epoch, batch), so a resumed run needs no LeRaC state.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,20 +42,25 @@ CLASSIFIER = "classifier"
 
 @dataclass(frozen=True)
 class LeRaCConfig:
-    rule: str = "paper"              # "paper": Eq. 8 (log-space, equal arrival) | "official": LRC code
-    lerac_epochs: int = 5            # paper: k (Tab. 1: 5-7 ResNet, 2-5 CvT); HCL --lerac_epochs 5;
-                                     # official: LRC stop_update_epoch (20 ResNet-18, 5 CvT)
-    eta_min: float = 1e-8            # absolute LR. paper: eta_n(0) of the last block (Tab. 1 ResNet-18
-                                     # 1e-1 -> 1e-8; HCL --eta_min 2e-8, ConvNeXt 1e-8);
-                                     # official: LRC min_lr, the ladder's floor (CIFAR-10 1e-5)
-    step_unit: str = "step"          # paper only. "step": t in fractional epochs (paper: per iteration);
-                                     # "epoch": t = whole epochs (HCL CvT/ResNet step once per epoch)
-    c_factor: float = 10.0           # official only: x per update (LRC scale_lr 10). The paper's c
-                                     # cancels in Eq. 8, so rule "paper" ignores it (as HCL does)
-    clf_lr: float = 1e-3             # official only: classifier starts at base x clf_lr (LRC CIFAR-10)
-    cap: float = 1.1                 # official only: grow while the product < cap x base
-                                     # (LRC stop_lr 0.11 for base 0.1; CvT 0.0021 for 2e-3, i.e. 1.05)
-    updates_per_epoch: int = 1       # official only: LRC update_per_epoch 1 (CIFAR), 2 (CvT), 4 (ImageNet)
+    # "paper": Eq. 8 (log-space, equal arrival) | "official": the LRC code's update rule.
+    rule: str = "paper"
+    # paper: k (Tab. 1: 5-7 ResNet, 2-5 CvT); HCL --lerac_epochs 5.
+    # official: LRC stop_update_epoch (20 ResNet-18, 5 CvT).
+    lerac_epochs: int = 5
+    # Absolute LR. paper: eta_n(0) of the last block (Tab. 1 ResNet-18 1e-1 -> 1e-8; HCL --eta_min
+    # 2e-8, ConvNeXt 1e-8). official: LRC min_lr, the ladder's floor (CIFAR-10 1e-5).
+    eta_min: float = 1e-8
+    # paper only. "step": t in fractional epochs (paper: per iteration); "epoch": t = whole epochs
+    # (HCL CvT/ResNet step once per epoch).
+    step_unit: str = "step"
+    # official only: x per update (LRC scale_lr 10). The paper's c cancels in Eq. 8, so rule
+    # "paper" ignores it (as HCL does).
+    c_factor: float = 10.0
+    clf_lr: float = 1e-3  # official only: classifier starts at base x clf_lr (LRC CIFAR-10)
+    # official only: grow while the product < cap x base (LRC stop_lr 0.11 for base 0.1; CvT
+    # 0.0021 for 2e-3, i.e. 1.05).
+    cap: float = 1.1
+    updates_per_epoch: int = 1  # official only: LRC update_per_epoch 1 (CIFAR), 2 (CvT), 4 (ImageNet)
 
     def __post_init__(self):
         if self.rule not in RULES:
@@ -76,6 +82,7 @@ class LeRaCConfig:
 
 
 # --- blocks: each supported model family, input -> output, classifier last ------------------
+
 
 def _resnet_block(name: str) -> str:
     """torchvision ResNet (both stems): conv1/bn1 stem, one block per BasicBlock (LRC: the
@@ -129,8 +136,10 @@ def _block_rule(model: nn.Module):
         return _cvt_block
     if type(model).__name__ == "ConvNeXt" and type(model).__module__.startswith("timm"):
         return _convnext_block
-    raise ValueError(f"methods.lerac: no block layout for {type(model).__name__}; supported: torchvision "
-                     "ResNet (resnet18, resnet18_cifar), MLTConvNet, CvT, timm ConvNeXt")
+    raise ValueError(
+        f"methods.lerac: no block layout for {type(model).__name__}; supported: torchvision "
+        "ResNet (resnet18, resnet18_cifar), MLTConvNet, CvT, timm ConvNeXt"
+    )
 
 
 def model_blocks(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:
@@ -147,6 +156,7 @@ def model_blocks(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:
 
 
 # --- the two update rules (pure) --------------------------------------------------------------
+
 
 def paper_start_ratios(n_blocks: int, eta_min_ratio: float) -> list[float]:
     """eta_j(0) / eta(0): 1 for the first block, eta_min_ratio for the last, log-evenly between."""
@@ -179,8 +189,9 @@ def official_update_points(steps_per_epoch: int, updates_per_epoch: int) -> list
     return sorted({p for p in points if 1 <= p < n})
 
 
-def official_updates_before(epoch: int, batch: int, steps_per_epoch: int, updates_per_epoch: int,
-                            stop_update_epoch: int) -> int:
+def official_updates_before(
+    epoch: int, batch: int, steps_per_epoch: int, updates_per_epoch: int, stop_update_epoch: int
+) -> int:
     """Updates made before 0-based `batch` of 0-based `epoch`. LRC updates in its 1-based
     epochs E < stop_update_epoch, i.e. 0-based epochs e < stop_update_epoch - 1."""
     points = official_update_points(steps_per_epoch, updates_per_epoch)
@@ -243,7 +254,7 @@ class LeRaC(Hook):
 
     def on_batch_start(self, state: TrainState) -> None:
         self.last_scales = self.scales(state.epoch, state.batch, state.steps_per_epoch)
-        for group, scale in zip(state.optimizer.param_groups, self.last_scales):
+        for group, scale in zip(state.optimizer.param_groups, self.last_scales, strict=True):
             group["lr_scale"] = scale
 
     def on_epoch_end(self, state: TrainState) -> None:
@@ -252,5 +263,4 @@ class LeRaC(Hook):
     def epoch_log(self) -> dict:
         # The engine logs each group's LR at the epoch's last step; the first step's multiplier
         # completes the picture of a ramp inside the epoch.
-        return {"groups": self.names, "lr_scale_first_step": self.first_scales,
-                "lr_scale_last_step": self.last_scales}
+        return {"groups": self.names, "lr_scale_first_step": self.first_scales, "lr_scale_last_step": self.last_scales}

@@ -13,6 +13,7 @@ schedulers stepped per iteration (per epoch for `step`):
               final_div_factor 1e4, cosine annealing): peak lr at 30 % of the steps
 * `warmup`    LinearLR from warmup_start_factor to 1 over warmup_epochs, then constant
 """
+
 from __future__ import annotations
 
 import math
@@ -27,13 +28,13 @@ KINDS = ("step", "cosine", "one_cycle", "warmup")
 @dataclass(frozen=True)
 class LRScheduleConfig:
     kind: str = "one_cycle"
-    step_size: int = 3               # step: epochs between decays (StepLR)
-    gamma: float = 0.1               # step: decay factor (StepLR default)
-    min_factor: float = 0.0          # cosine: eta_min / lr (CosineAnnealingLR default 0)
-    pct_start: float = 0.3           # one_cycle: torch OneCycleLR defaults
+    step_size: int = 3  # step: epochs between decays (StepLR)
+    gamma: float = 0.1  # step: decay factor (StepLR default)
+    min_factor: float = 0.0  # cosine: eta_min / lr (CosineAnnealingLR default 0)
+    pct_start: float = 0.3  # one_cycle: torch OneCycleLR defaults
     div_factor: float = 25.0
     final_div_factor: float = 1e4
-    warmup_epochs: float = 1.0       # warmup: LinearLR over this many epochs (in steps)
+    warmup_epochs: float = 1.0  # warmup: LinearLR over this many epochs (in steps)
     warmup_start_factor: float = 1e-3
 
     def __post_init__(self):
@@ -92,9 +93,11 @@ class LRSchedule(Hook):
         self.factor = schedule_factor(self.cfg, state.step, state.epoch, steps, state.epochs * steps)
         study = lr_factor(state.epoch, self.train_cfg)
         if study <= 0:
-            raise ValueError(f"methods.lr_schedule: the study's schedule is 0 in epoch {state.epoch + 1}; "
-                             "nothing to rescale (use train.schedule: constant)")
-        for group, scale in zip(state.optimizer.param_groups, self.group_scales):
+            raise ValueError(
+                f"methods.lr_schedule: the study's schedule is 0 in epoch {state.epoch + 1}; "
+                "nothing to rescale (use train.schedule: constant)"
+            )
+        for group, scale in zip(state.optimizer.param_groups, self.group_scales, strict=True):
             group["lr_scale"] = scale * self.factor / study
 
     def epoch_log(self) -> dict:

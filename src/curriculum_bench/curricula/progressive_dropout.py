@@ -22,6 +22,7 @@ the Dropout2d after each residual block, `input`/`fc` when built with `input_dro
 `fc_dropout`); a model without that method has all its dropout modules treated as `conv`.
 Both schedules are pure functions of the epoch or the step: nothing to checkpoint.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,13 +42,13 @@ DRIVEN_KINDS = {"linear_epoch": ("conv",), "exp_iter": LAYER_KINDS}
 class ProgressiveDropoutConfig:
     schedule: str = "linear_epoch"  # linear_epoch (MLT, per epoch) | exp_iter (CD paper, per iteration)
     # linear_epoch (MLT README snippet; the script's end = 1.0 zeroes every channel, spec §2.3)
-    start: float = 0.0              # p at epoch 0 (script: 0.05)
-    end: float = 0.5                # p from end_epoch on (README 0.5; script 1.0 = bug)
-    end_epoch: int = 2              # MLT: 2
+    start: float = 0.0  # p at epoch 0 (script: 0.05)
+    end: float = 0.5  # p from end_epoch on (README 0.5; script 1.0 = bug)
+    end_epoch: int = 2  # MLT: 2
     # exp_iter (CD:mnist/experiments/*/input_configuration)
-    gamma: float = 1e-3             # per iteration
+    gamma: float = 1e-3  # per iteration
     retain: dict = field(default_factory=lambda: {"input": 0.9, "conv": 0.75, "fc": 0.5})  # θ̄ per layer kind
-    direction: str = "curriculum"   # curriculum (scheduled_dropout) | anneal (ann_dropout control)
+    direction: str = "curriculum"  # curriculum (scheduled_dropout) | anneal (ann_dropout control)
 
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
@@ -87,13 +88,13 @@ def curriculum_retain(step: int, target: float, gamma: float, direction: str = "
 def dropout_layers(model: nn.Module) -> dict[str, list[nn.Module]]:
     if hasattr(model, "dropout_layers"):
         return model.dropout_layers()
-    return {"input": [], "conv": [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)],
-            "fc": []}
+    return {"input": [], "conv": [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)], "fc": []}
 
 
 @register_method("progressive_dropout", ProgressiveDropoutConfig)
 class ProgressiveDropout(Hook):
     compilable = False  # sets each dropout module's p, a Python float, as the schedule moves
+
     def __init__(self, cfg: ProgressiveDropoutConfig):
         self.cfg = cfg
         self.layers: dict[str, list[nn.Module]] = {}
@@ -103,13 +104,16 @@ class ProgressiveDropout(Hook):
         driven = DRIVEN_KINDS[self.cfg.schedule]
         self.layers = {k: v for k, v in dropout_layers(state.model).items() if v and k in driven}
         if not self.layers:
-            raise ValueError(f"methods.progressive_dropout: the model has no {'/'.join(driven)} dropout modules "
-                             f"for the {self.cfg.schedule} schedule")
+            raise ValueError(
+                f"methods.progressive_dropout: the model has no {'/'.join(driven)} dropout modules "
+                f"for the {self.cfg.schedule} schedule"
+            )
         if self.cfg.schedule == "exp_iter":
             missing = sorted(set(self.layers) - set(self.cfg.retain))
             if missing:
-                raise ValueError(f"methods.progressive_dropout.retain: no target for the model's "
-                                 f"{missing[0]!r} dropout layers")
+                raise ValueError(
+                    f"methods.progressive_dropout.retain: no target for the model's {missing[0]!r} dropout layers"
+                )
 
     def p_at(self, kind: str, epoch: int, step: int) -> float:
         cfg = self.cfg

@@ -36,6 +36,7 @@ with the best-on-validation checkpoint of the previous round; here it is the rou
 model. The best round is chosen by the engine on a `val` split when the dataset has one
 (derived `validation_tail`): metrics.json's `test_at_best_val_acc`.
 """
+
 from __future__ import annotations
 
 import math
@@ -49,14 +50,19 @@ from ..train.hooks import Hook, TrainState, register_method
 from ..train.schedule import lr_factor
 from ..train.speed import Speed, run_model
 
-
 # --- the maths ---------------------------------------------------------------------------------
 
-def split_indices(n_train: int, n_labelled: int, n_pool: int, split_seed: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+
+def split_indices(
+    n_train: int, n_labelled: int, n_pool: int, split_seed: int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(labelled, pool) training indices: file order (MLT) or a seeded permutation's prefix."""
-    order = (torch.arange(n_train) if split_seed is None
-             else torch.randperm(n_train, generator=torch.Generator().manual_seed(split_seed)))
-    return order[:n_labelled], order[n_labelled:n_labelled + n_pool]
+    order = (
+        torch.arange(n_train)
+        if split_seed is None
+        else torch.randperm(n_train, generator=torch.Generator().manual_seed(split_seed))
+    )
+    return order[:n_labelled], order[n_labelled : n_labelled + n_pool]
 
 
 def pool_sizes(n_train: int, labelled_fraction: float, pool_fraction: float) -> tuple[int, int]:
@@ -65,8 +71,10 @@ def pool_sizes(n_train: int, labelled_fraction: float, pool_fraction: float) -> 
     if n_labelled < 1:
         raise ValueError(f"labelled_fraction {labelled_fraction} of {n_train} training samples labels none")
     if n_labelled + n_pool > n_train:
-        raise ValueError(f"labelled_fraction + pool_fraction ask for {n_labelled} + {n_pool} samples; "
-                         f"the training split has {n_train}")
+        raise ValueError(
+            f"labelled_fraction + pool_fraction ask for {n_labelled} + {n_pool} samples; "
+            f"the training split has {n_train}"
+        )
     return n_labelled, n_pool
 
 
@@ -123,25 +131,27 @@ def predict(state: TrainState, indices: torch.Tensor, batch_size: int) -> tuple[
 
 # --- the shared pool -----------------------------------------------------------------------------
 
+
 class PseudoLabelPool(Hook):
     """Labelled prefix + unlabelled pool with the pseudo-labels currently in use."""
 
-    cfg: "SelfLabelingConfig | CurriculumLabelingConfig"
+    cfg: SelfLabelingConfig | CurriculumLabelingConfig
 
     def __init__(self, cfg):
         self.cfg = cfg
         self.n_labelled = self.n_pool = 0
         self.labelled = self.pool = torch.zeros(0, dtype=torch.long)  # training indices
         self.pool_position = torch.zeros(0, dtype=torch.long)  # sample index -> pool slot, -1 outside
-        self.in_use = torch.zeros(0, dtype=torch.bool)   # pool samples trained on, with pseudo-labels
-        self.pseudo = torch.zeros(0, dtype=torch.long)   # argmax of the last prediction (-1: none yet)
+        self.in_use = torch.zeros(0, dtype=torch.bool)  # pool samples trained on, with pseudo-labels
+        self.pseudo = torch.zeros(0, dtype=torch.long)  # argmax of the last prediction (-1: none yet)
         self.threshold = float("nan")
         self.log: dict = {}
 
     def on_fit_start(self, state: TrainState) -> None:
         try:
-            self.n_labelled, self.n_pool = pool_sizes(len(state.train_labels), self.cfg.labelled_fraction,
-                                                      self.cfg.pool_fraction)
+            self.n_labelled, self.n_pool = pool_sizes(
+                len(state.train_labels), self.cfg.labelled_fraction, self.cfg.pool_fraction
+            )
         except ValueError as err:
             raise ValueError(f"methods.{self.name}: {err}") from None
         n_train = len(state.train_labels)
@@ -165,9 +175,13 @@ class PseudoLabelPool(Hook):
         hidden = state.train_labels.cpu()[self.pool]
         kept = int(self.in_use.sum())
         # Diagnostics only: the hidden labels never reach the loss.
-        return {"pool_kept": kept, "threshold": threshold,
-                "pseudo_label_acc": (float((self.pseudo[self.in_use] == hidden[self.in_use]).float().mean())
-                                     if kept else None)}
+        return {
+            "pool_kept": kept,
+            "threshold": threshold,
+            "pseudo_label_acc": (
+                float((self.pseudo[self.in_use] == hidden[self.in_use]).float().mean()) if kept else None
+            ),
+        }
 
     def transform_batch(self, x, y, idx, state):
         if self.n_pool:
@@ -177,8 +191,10 @@ class PseudoLabelPool(Hook):
         return x, y
 
     def on_epoch_start(self, state: TrainState) -> None:
-        self.log = {"pool_fraction_used": float(self.in_use.float().mean()) if self.n_pool else 0.0,
-                    "train_pool_samples": int(self.in_use.sum())}
+        self.log = {
+            "pool_fraction_used": float(self.in_use.float().mean()) if self.n_pool else 0.0,
+            "train_pool_samples": int(self.in_use.sum()),
+        }
 
     def epoch_log(self) -> dict:
         return dict(self.log)
@@ -194,21 +210,24 @@ class PseudoLabelPool(Hook):
 
 # --- MLT: one model, quantile per epoch ------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class SelfLabelingConfig:
-    labelled_fraction: float = 0.1    # MLT: first 10 % of MNIST's training set
-    pool_fraction: float = 0.1        # MLT: the next 10 %, labels hidden
-    start_epoch: int = 1              # MLT script, 1-based
-    end_epoch: int = 5                # MLT script (= max_epochs 5)
-    num_samples: int | None = None    # draws per epoch; None = labelled + pool size (MLT)
-    split_seed: int | None = None     # None: file order (MLT); an int: seeded permutation first
-    predict_batch_size: int = 1000    # inference only; does not change results
+    labelled_fraction: float = 0.1  # MLT: first 10 % of MNIST's training set
+    pool_fraction: float = 0.1  # MLT: the next 10 %, labels hidden
+    start_epoch: int = 1  # MLT script, 1-based
+    end_epoch: int = 5  # MLT script (= max_epochs 5)
+    num_samples: int | None = None  # draws per epoch; None = labelled + pool size (MLT)
+    split_seed: int | None = None  # None: file order (MLT); an int: seeded permutation first
+    predict_batch_size: int = 1000  # inference only; does not change results
 
     def __post_init__(self):
         for name in ("labelled_fraction", "pool_fraction"):
             value = getattr(self, name)
             if not 0 <= value <= 1 or (name == "labelled_fraction" and value == 0):
-                raise ValueError(f"{name} must be in {'(0, 1]' if name == 'labelled_fraction' else '[0, 1]'}, got {value}")
+                raise ValueError(
+                    f"{name} must be in {'(0, 1]' if name == 'labelled_fraction' else '[0, 1]'}, got {value}"
+                )
         if self.start_epoch < 1:
             raise ValueError(f"start_epoch must be >= 1 (1-based, as MLT), got {self.start_epoch}")
         if self.end_epoch <= self.start_epoch:
@@ -242,17 +261,18 @@ class SelfLabeling(PseudoLabelPool):
 
 # --- CLab: rounds, re-initialisation, percentiles --------------------------------------------------
 
+
 @dataclass(frozen=True)
 class CurriculumLabelingConfig:
-    labelled_fraction: float = 0.1    # the labelled share (CLab CIFAR-10: 4,000 of 50,000 = 0.08)
-    pool_fraction: float = 0.1        # the unlabelled pool's share
-    percentile_step: float = 20.0     # μ, CLab --percentiles_holder: top 20 %, 40 %, ... per round
+    labelled_fraction: float = 0.1  # the labelled share (CLab CIFAR-10: 4,000 of 50,000 = 0.08)
+    pool_fraction: float = 0.1  # the unlabelled pool's share
+    percentile_step: float = 20.0  # μ, CLab --percentiles_holder: top 20 %, 40 %, ... per round
     epochs_per_round: int | None = None  # None = epochs // number of rounds; CLab: a full run per round
-    class_weighted: bool = True       # CLab: class-weighted CE from round 1 on
-    reinit: bool = True               # CLab: fresh network and optimiser every round
-    restart_schedule: bool = True     # CLab: every round runs the whole LR schedule again
-    split_seed: int | None = None     # None: file order; an int: seeded permutation (CLab seeds its draw)
-    predict_batch_size: int = 1000    # inference only; does not change results
+    class_weighted: bool = True  # CLab: class-weighted CE from round 1 on
+    reinit: bool = True  # CLab: fresh network and optimiser every round
+    restart_schedule: bool = True  # CLab: every round runs the whole LR schedule again
+    split_seed: int | None = None  # None: file order; an int: seeded permutation (CLab seeds its draw)
+    predict_batch_size: int = 1000  # inference only; does not change results
 
     def __post_init__(self):
         if not 0 < self.labelled_fraction <= 1:
@@ -287,7 +307,8 @@ class CurriculumLabeling(PseudoLabelPool):
             raise ValueError(
                 f"methods.curriculum_labeling.epochs_per_round: {self.rounds} rounds "
                 f"(percentile_step {self.cfg.percentile_step}) of {self.cfg.epochs_per_round or 'epochs // rounds'} "
-                f"epochs do not fit in train.epochs = {state.epochs}")
+                f"epochs do not fit in train.epochs = {state.epochs}"
+            )
         self.train_cfg = state.extras.get("train_config")
         self.base_scales = [g.get("lr_scale", 1.0) for g in state.optimizer.param_groups]
         # The run's seeded initialisation (the engine seeds before building the model, so a
@@ -309,7 +330,7 @@ class CurriculumLabeling(PseudoLabelPool):
             return
         epoch_in_round = state.epoch - self.round * self.epochs_per_round
         factor = lr_factor(epoch_in_round, self.train_cfg) / lr_factor(state.epoch, self.train_cfg)
-        for group, scale in zip(state.optimizer.param_groups, self.base_scales):
+        for group, scale in zip(state.optimizer.param_groups, self.base_scales, strict=True):
             group["lr_scale"] = scale * factor
 
     def start_round(self, state: TrainState, round_: int) -> dict:

@@ -11,6 +11,7 @@ excluded from the optimiser's gradient updates (requires_grad = False). The work
 the file an input of the train job (`curriculum_bench.run_inputs`), so a file produced by
 another run is trained first.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,10 +25,10 @@ from ..train.hooks import Hook, TrainState, register_method
 
 @dataclass(frozen=True)
 class PretrainedConfig:
-    checkpoint: str = ""                 # required: path of the weights file
+    checkpoint: str = ""  # required: path of the weights file
     exclude: tuple[str, ...] = ("fc.",)  # name prefixes not loaded (the task head)
-    strict: bool = True                  # every other parameter present with the same shape
-    freeze: tuple[str, ...] = ()         # name prefixes trained no further (linear probe: all but fc.)
+    strict: bool = True  # every other parameter present with the same shape
+    freeze: tuple[str, ...] = ()  # name prefixes trained no further (linear probe: all but fc.)
 
     def __post_init__(self):
         object.__setattr__(self, "exclude", tuple(self.exclude))
@@ -46,8 +47,9 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
     return payload
 
 
-def transferable(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor],
-                 exclude: tuple[str, ...], strict: bool) -> dict[str, torch.Tensor]:
+def transferable(
+    source: dict[str, torch.Tensor], target: dict[str, torch.Tensor], exclude: tuple[str, ...], strict: bool
+) -> dict[str, torch.Tensor]:
     """The entries of `source` to copy into `target`; with `strict`, any other gap is an error."""
     wanted = {k for k in target if not k.startswith(exclude)}
     chosen = {k: v for k, v in source.items() if k in wanted and v.shape == target[k].shape}
@@ -55,8 +57,9 @@ def transferable(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor
         missing = sorted(wanted - set(source))
         mismatched = sorted(k for k in wanted & set(source) if source[k].shape != target[k].shape)
         if missing or mismatched:
-            raise ValueError(f"missing {missing[:3]}, shape mismatch {mismatched[:3]} "
-                             "(exclude them or set strict: false)")
+            raise ValueError(
+                f"missing {missing[:3]}, shape mismatch {mismatched[:3]} (exclude them or set strict: false)"
+            )
     return chosen
 
 
@@ -72,8 +75,11 @@ class Pretrained(Hook):
     def on_fit_start(self, state: TrainState) -> None:
         path = Path(self.cfg.checkpoint)
         if not path.exists():
-            raise MissingInputFile(path, "no such file (methods.pretrained.checkpoint)",
-                                   "train the run it names first, or point checkpoint at a weights file")
+            raise MissingInputFile(
+                path,
+                "no such file (methods.pretrained.checkpoint)",
+                "train the run it names first, or point checkpoint at a weights file",
+            )
         target = state.model.state_dict()
         try:
             chosen = transferable(load_weights(path), target, self.cfg.exclude, self.cfg.strict)

@@ -7,6 +7,7 @@ the start of training, from the run's seeded generator, with one of
 (Saxe et al., ICLR 2014). Conv and Linear weights only; their biases are zeroed;
 BatchNorm keeps weight 1, bias 0. A resumed run re-draws and then loads its checkpoint.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,9 +21,9 @@ SCHEMES = ("kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform
 
 @dataclass(frozen=True)
 class WeightInitConfig:
-    scheme: str = "kaiming_normal"   # He et al. for the ReLU network of MLT
-    mode: str = "fan_out"            # kaiming only: torchvision ResNet uses fan_out
-    gain: float = 1.0                # xavier / orthogonal
+    scheme: str = "kaiming_normal"  # He et al. for the ReLU network of MLT
+    mode: str = "fan_out"  # kaiming only: torchvision ResNet uses fan_out
+    gain: float = 1.0  # xavier / orthogonal
 
     def __post_init__(self):
         if self.scheme not in SCHEMES:

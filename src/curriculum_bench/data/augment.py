@@ -26,12 +26,14 @@ batch, one lambda per batch, cutmix's lambda corrected to the box that fits). Di
   0.299, so results match torchvision to float error.
 - RandomCrop has no pad_if_needed; a crop larger than the padded image is an error.
 """
+
 from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -43,16 +45,39 @@ PADDING_MODES = ("constant", "edge", "reflect", "symmetric")  # torchvision's na
 RESIZED_CROP_TRIES = 10  # torchvision RandomResizedCrop.get_params
 
 __all__ = [
-    "Augment", "OPS", "LUMA", "PADDING_MODES",
-    "RandomCropConfig", "HorizontalFlipConfig", "RandomResizedCropConfig", "ColorJitterConfig",
-    "RandomGrayscaleConfig", "GaussianBlurConfig", "NormalizeConfig", "MixupConfig", "CutMixConfig",
-    "random_crop", "horizontal_flip", "random_resized_crop", "random_resized_crop_boxes",
-    "resized_crop", "color_jitter", "adjust_color", "rgb_to_hsv", "hsv_to_rgb", "rgb_to_grayscale",
-    "random_grayscale", "gaussian_blur", "normalize", "mixup", "cutmix",
+    "Augment",
+    "OPS",
+    "LUMA",
+    "PADDING_MODES",
+    "RandomCropConfig",
+    "HorizontalFlipConfig",
+    "RandomResizedCropConfig",
+    "ColorJitterConfig",
+    "RandomGrayscaleConfig",
+    "GaussianBlurConfig",
+    "NormalizeConfig",
+    "MixupConfig",
+    "CutMixConfig",
+    "random_crop",
+    "horizontal_flip",
+    "random_resized_crop",
+    "random_resized_crop_boxes",
+    "resized_crop",
+    "color_jitter",
+    "adjust_color",
+    "rgb_to_hsv",
+    "hsv_to_rgb",
+    "rgb_to_grayscale",
+    "random_grayscale",
+    "gaussian_blur",
+    "normalize",
+    "mixup",
+    "cutmix",
 ]
 
 
 # --- checks shared by the config dataclasses and the functions --------------------------
+
 
 def _check_batch(x: torch.Tensor) -> None:
     if x.dim() != 4 or not x.is_floating_point():
@@ -88,14 +113,15 @@ def _range(name: str, value: Sequence[float], positive: bool = False) -> tuple[f
     if isinstance(value, (int, float, str)) or len(value) != 2:
         raise ValueError(f"{name} must be a (min, max) pair, got {value!r}")
     lo, hi = (float(v) for v in value)
-    if not (0 < lo if positive else 0 <= lo) or lo > hi:
+    if not (lo > 0 if positive else lo >= 0) or lo > hi:
         bound = "0 <" if positive else "0 <="
         raise ValueError(f"{name} must be a pair with {bound} {name}[0] <= {name}[1], got {tuple(value)}")
     return lo, hi
 
 
-def _jitter_range(name: str, value: float | Sequence[float], center: float,
-                  bound: tuple[float, float]) -> tuple[float, float] | None:
+def _jitter_range(
+    name: str, value: float | Sequence[float], center: float, bound: tuple[float, float]
+) -> tuple[float, float] | None:
     """torchvision ColorJitter._check_input: v -> [max(0, c - v), c + v]; None means no-op."""
     if isinstance(value, (int, float)):
         if value < 0:
@@ -157,12 +183,13 @@ def _chance(n: int, p: float, generator: torch.Generator) -> torch.Tensor:
 
 # --- random crop ---------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class RandomCropConfig:
-    size: int | tuple[int, int] = 32           # CIFAR recipe: RandomCrop(32, padding=4)
+    size: int | tuple[int, int] = 32  # CIFAR recipe: RandomCrop(32, padding=4)
     padding: int | tuple[int, ...] = 4
-    padding_mode: str = "constant"             # torchvision: constant | edge | reflect | symmetric
-    fill: float = 0.0                          # constant mode only; torchvision default 0
+    padding_mode: str = "constant"  # torchvision: constant | edge | reflect | symmetric
+    fill: float = 0.0  # constant mode only; torchvision default 0
 
     def __post_init__(self):
         _as_tuple(self, "size")
@@ -192,9 +219,14 @@ def _source_index(idx: torch.Tensor, length: int, mode: str) -> tuple[torch.Tens
     return torch.where(m < length, m, period - 1 - m), None
 
 
-def random_crop(x: torch.Tensor, size: int | tuple[int, int], padding: int | Sequence[int],
-                generator: torch.Generator, padding_mode: str = "constant",
-                fill: float = 0.0) -> torch.Tensor:
+def random_crop(
+    x: torch.Tensor,
+    size: int | tuple[int, int],
+    padding: int | Sequence[int],
+    generator: torch.Generator,
+    padding_mode: str = "constant",
+    fill: float = 0.0,
+) -> torch.Tensor:
     """Pad, then crop a (size) window at a uniformly random offset per sample (RandomCrop)."""
     _check_batch(x)
     RandomCropConfig(size, padding, padding_mode, fill)
@@ -220,6 +252,7 @@ def random_crop(x: torch.Tensor, size: int | tuple[int, int], padding: int | Seq
 
 # --- horizontal flip -----------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class HorizontalFlipConfig:
     p: float = 0.5  # torchvision RandomHorizontalFlip default
@@ -238,10 +271,11 @@ def horizontal_flip(x: torch.Tensor, p: float, generator: torch.Generator) -> to
 
 # --- random resized crop -------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class RandomResizedCropConfig:
-    size: int | tuple[int, int] = 224            # ImageNet recipe
-    scale: tuple[float, float] = (0.08, 1.0)     # torchvision default
+    size: int | tuple[int, int] = 224  # ImageNet recipe
+    scale: tuple[float, float] = (0.08, 1.0)  # torchvision default
     ratio: tuple[float, float] = (3 / 4, 4 / 3)  # torchvision default
 
     def __post_init__(self):
@@ -252,8 +286,9 @@ class RandomResizedCropConfig:
         _range("ratio", self.ratio, positive=True)
 
 
-def random_resized_crop_boxes(n: int, height: int, width: int, scale: tuple[float, float],
-                              ratio: tuple[float, float], generator: torch.Generator) -> torch.Tensor:
+def random_resized_crop_boxes(
+    n: int, height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float], generator: torch.Generator
+) -> torch.Tensor:
     """(N, 4) int64 boxes (top, left, h, w) by RandomResizedCrop.get_params' rule, for N samples.
 
     torchvision tries up to 10 (area, log-aspect) draws and keeps the first box that fits,
@@ -266,7 +301,8 @@ def random_resized_crop_boxes(n: int, height: int, width: int, scale: tuple[floa
     log_ratio = torch.log(torch.tensor(ratio))  # float32, as torchvision
     frac = torch.empty(n, RESIZED_CROP_TRIES).uniform_(scale[0], scale[1], generator=generator)
     log_aspect = torch.empty(n, RESIZED_CROP_TRIES).uniform_(
-        log_ratio[0].item(), log_ratio[1].item(), generator=generator)
+        log_ratio[0].item(), log_ratio[1].item(), generator=generator
+    )
     # torchvision takes .item() of the float32 draws and does the rest in Python floats.
     target_area = area * frac.double()
     aspect = torch.exp(log_aspect).double()
@@ -322,10 +358,14 @@ def resized_crop(x: torch.Tensor, boxes: torch.Tensor, size: int | tuple[int, in
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def random_resized_crop(x: torch.Tensor, size: int | tuple[int, int],
-                        scale: tuple[float, float] = (0.08, 1.0),
-                        ratio: tuple[float, float] = (3 / 4, 4 / 3), *,
-                        generator: torch.Generator) -> torch.Tensor:
+def random_resized_crop(
+    x: torch.Tensor,
+    size: int | tuple[int, int],
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    *,
+    generator: torch.Generator,
+) -> torch.Tensor:
     """RandomResizedCrop per sample: a random box by torchvision's rule, resized to `size`."""
     _check_batch(x)
     boxes = random_resized_crop_boxes(len(x), x.shape[2], x.shape[3], scale, ratio, generator)
@@ -333,6 +373,7 @@ def random_resized_crop(x: torch.Tensor, size: int | tuple[int, int],
 
 
 # --- colour ---------------------------------------------------------------------------------
+
 
 def rgb_to_grayscale(x: torch.Tensor, num_output_channels: int = 1) -> torch.Tensor:
     """torchvision's luma (same weights and operation order), 1 or 3 output channels."""
@@ -354,8 +395,7 @@ def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
     ones = torch.ones_like(delta)
     sat = delta / torch.where(gray, ones, maxc)
     d = torch.where(gray, ones, delta)
-    hue = torch.where(maxc == r, (g - b) / d,
-                      torch.where(maxc == g, 2.0 + (b - r) / d, 4.0 + (r - g) / d))
+    hue = torch.where(maxc == r, (g - b) / d, torch.where(maxc == g, 2.0 + (b - r) / d, 4.0 + (r - g) / d))
     hue = torch.where(gray, torch.zeros_like(hue), hue).div(6.0).remainder(1.0)
     return torch.stack((hue, sat, maxc), -3)
 
@@ -384,9 +424,13 @@ def _blend(a: torch.Tensor, b: torch.Tensor, ratio: torch.Tensor) -> torch.Tenso
     return (a * ratio + b * (1.0 - ratio)).clamp(0, 1)
 
 
-def adjust_color(x: torch.Tensor, brightness: torch.Tensor | None = None,
-                 contrast: torch.Tensor | None = None, saturation: torch.Tensor | None = None,
-                 hue: torch.Tensor | None = None) -> torch.Tensor:
+def adjust_color(
+    x: torch.Tensor,
+    brightness: torch.Tensor | None = None,
+    contrast: torch.Tensor | None = None,
+    saturation: torch.Tensor | None = None,
+    hue: torch.Tensor | None = None,
+) -> torch.Tensor:
     """torchvision's adjust_brightness, _contrast, _saturation, _hue in that order, each with
     a per-sample (N,) factor (None skips it). Saturation and hue are no-ops for C == 1."""
     _check_batch(x)
@@ -420,10 +464,10 @@ def adjust_color(x: torch.Tensor, brightness: torch.Tensor | None = None,
 @dataclass(frozen=True)
 class ColorJitterConfig:
     brightness: float | tuple[float, float] = 0.4  # SimCLR CIFAR (strength s=0.5): 0.8 s ...
-    contrast: float | tuple[float, float] = 0.4    # ... 0.8 s
+    contrast: float | tuple[float, float] = 0.4  # ... 0.8 s
     saturation: float | tuple[float, float] = 0.4  # ... 0.8 s
-    hue: float | tuple[float, float] = 0.1         # ... 0.2 s
-    p: float = 0.8                                 # SimCLR: RandomApply(ColorJitter, p=0.8)
+    hue: float | tuple[float, float] = 0.1  # ... 0.2 s
+    p: float = 0.8  # SimCLR: RandomApply(ColorJitter, p=0.8)
 
     def __post_init__(self):
         for name in ("brightness", "contrast", "saturation", "hue"):
@@ -434,9 +478,15 @@ class ColorJitterConfig:
         _check_prob("p", self.p)
 
 
-def color_jitter(x: torch.Tensor, brightness: float | tuple[float, float],
-                 contrast: float | tuple[float, float], saturation: float | tuple[float, float],
-                 hue: float | tuple[float, float], p: float, generator: torch.Generator) -> torch.Tensor:
+def color_jitter(
+    x: torch.Tensor,
+    brightness: float | tuple[float, float],
+    contrast: float | tuple[float, float],
+    saturation: float | tuple[float, float],
+    hue: float | tuple[float, float],
+    p: float,
+    generator: torch.Generator,
+) -> torch.Tensor:
     """ColorJitter with per-sample factors, applied to each sample with probability p.
 
     Factors are uniform in [max(0, 1 - v), 1 + v] (hue: shift in [-h, h]) or in a given
@@ -446,17 +496,19 @@ def color_jitter(x: torch.Tensor, brightness: float | tuple[float, float],
     ColorJitterConfig(brightness, contrast, saturation, hue, p)
     n = len(x)
     apply = _chance(n, p, generator)
-    ranges = (_jitter_range("brightness", brightness, 1.0, (0.0, math.inf)),
-              _jitter_range("contrast", contrast, 1.0, (0.0, math.inf)),
-              _jitter_range("saturation", saturation, 1.0, (0.0, math.inf)),
-              _jitter_range("hue", hue, 0.0, (-0.5, 0.5)))
-    factors = [None if r is None else torch.empty(n).uniform_(r[0], r[1], generator=generator)
-               for r in ranges]
+    ranges = (
+        _jitter_range("brightness", brightness, 1.0, (0.0, math.inf)),
+        _jitter_range("contrast", contrast, 1.0, (0.0, math.inf)),
+        _jitter_range("saturation", saturation, 1.0, (0.0, math.inf)),
+        _jitter_range("hue", hue, 0.0, (-0.5, 0.5)),
+    )
+    factors = [None if r is None else torch.empty(n).uniform_(r[0], r[1], generator=generator) for r in ranges]
     out = adjust_color(x, *factors)
     return torch.where(_per_sample(_on(apply, x)), out, x)
 
 
 # --- grayscale ------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class RandomGrayscaleConfig:
@@ -478,11 +530,12 @@ def random_grayscale(x: torch.Tensor, p: float, generator: torch.Generator) -> t
 
 # --- gaussian blur --------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class GaussianBlurConfig:
     sigma: float | tuple[float, float] = (0.1, 2.0)  # torchvision GaussianBlur default range
-    kernel_size: int = 23        # SimCLR: 10 % of a 224 image, made odd
-    p: float | None = None       # None: blur every sample (torchvision); SimCLR ImageNet uses 0.5
+    kernel_size: int = 23  # SimCLR: 10 % of a 224 image, made odd
+    p: float | None = None  # None: blur every sample (torchvision); SimCLR ImageNet uses 0.5
 
     def __post_init__(self):
         _as_tuple(self, "sigma")
@@ -500,8 +553,13 @@ def _gaussian_kernels(sigma: torch.Tensor, kernel_size: int) -> torch.Tensor:
     return kernel / kernel.sum(1, keepdim=True)
 
 
-def gaussian_blur(x: torch.Tensor, sigma: float | tuple[float, float] | torch.Tensor, kernel_size: int,
-                  p: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+def gaussian_blur(
+    x: torch.Tensor,
+    sigma: float | tuple[float, float] | torch.Tensor,
+    kernel_size: int,
+    p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Gaussian blur with a per-sample sigma, separable, reflect-padded as torchvision's.
 
     `sigma` is one float, a (min, max) range drawn uniformly per sample (torchvision
@@ -552,6 +610,7 @@ def gaussian_blur(x: torch.Tensor, sigma: float | tuple[float, float] | torch.Te
 
 # --- normalize ------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class NormalizeConfig:
     mean: tuple[float, ...] = (0.485, 0.456, 0.406)  # ImageNet statistics (torchvision models)
@@ -573,6 +632,7 @@ def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> t
 
 
 # --- mixup / cutmix (timm.data.Mixup, mode="batch") ----------------------------------------
+
 
 @dataclass(frozen=True)
 class MixupConfig:
@@ -609,8 +669,9 @@ def _check_targets(x: torch.Tensor, y: torch.Tensor) -> None:
         raise ValueError(f"targets must be float (N, classes) one-hot or soft, got {y.dtype} {tuple(y.shape)}")
 
 
-def mixup(x: torch.Tensor, y_onehot: torch.Tensor, alpha: float,
-          generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def mixup(
+    x: torch.Tensor, y_onehot: torch.Tensor, alpha: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mix the batch with itself flipped: lam * x + (1 - lam) * x.flip(0), one lam ~
     Beta(alpha, alpha) per batch, targets mixed alike (timm Mixup, mode="batch")."""
     _check_targets(x, y_onehot)
@@ -618,8 +679,9 @@ def mixup(x: torch.Tensor, y_onehot: torch.Tensor, alpha: float,
     return x * lam + x.flip(0) * (1.0 - lam), y_onehot * lam + y_onehot.flip(0) * (1.0 - lam)
 
 
-def cutmix(x: torch.Tensor, y_onehot: torch.Tensor, alpha: float,
-           generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def cutmix(
+    x: torch.Tensor, y_onehot: torch.Tensor, alpha: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Paste one box of the flipped batch into every sample (timm rand_bbox: side
     sqrt(1 - lam) of the image, centre uniform, clipped to the image), then weigh the targets
     by the area actually kept (timm's correct_lam=True)."""
@@ -649,8 +711,7 @@ OPS: dict[str, tuple[type, Callable[..., torch.Tensor]]] = {
     "gaussian_blur": (GaussianBlurConfig, gaussian_blur),
     "normalize": (NormalizeConfig, normalize),
 }
-_RANDOM_OPS = frozenset(name for name, (_, fn) in OPS.items()
-                        if "generator" in inspect.signature(fn).parameters)
+_RANDOM_OPS = frozenset(name for name, (_, fn) in OPS.items() if "generator" in inspect.signature(fn).parameters)
 
 
 @dataclass(frozen=True)
@@ -678,8 +739,7 @@ class Augment:
         return cls(tuple(steps))
 
     def to_config(self) -> list[dict[str, Any]]:
-        return [{"op": name, **{f.name: getattr(cfg, f.name) for f in fields(cfg)}}
-                for name, cfg in self.steps]
+        return [{"op": name, **{f.name: getattr(cfg, f.name) for f in fields(cfg)}} for name, cfg in self.steps]
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         for name, cfg in self.steps:

@@ -18,6 +18,7 @@ the truth):
   get a uniformly random *different* class, drawn as the official code does with
   numpy.random.RandomState(seed).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,9 +36,9 @@ NOISE_MODES = ("permute_first", "uniform_other")
 @dataclass(frozen=True)
 class SubsetConfig:
     kind: str = "first_n"
-    n: int | None = None            # number of samples ...
-    fraction: float | None = None   # ... or a fraction of the train split, floor(N * fraction)
-    seed: int = 0                   # stratified_n only
+    n: int | None = None  # number of samples ...
+    fraction: float | None = None  # ... or a fraction of the train split, floor(N * fraction)
+    seed: int = 0  # stratified_n only
 
     def __post_init__(self):
         if self.kind not in SUBSET_KINDS:
@@ -108,19 +109,27 @@ def uniform_other(labels: np.ndarray, num_classes: int, fraction: float, seed: i
 
 def derive(name: str, spec: dict, base_dir: Path, out_dir: Path) -> dict:
     """spec: {source: derived, from: <base>, subset: {...}?, label_noise: {...}?}."""
-    subset = config_from_dict(SubsetConfig, spec["subset"], f"datasets.{name}.subset") \
-        if spec.get("subset") else None
-    noise = config_from_dict(LabelNoiseConfig, spec["label_noise"], f"datasets.{name}.label_noise") \
-        if spec.get("label_noise") else None
+    subset = config_from_dict(SubsetConfig, spec["subset"], f"datasets.{name}.subset") if spec.get("subset") else None
+    noise = (
+        config_from_dict(LabelNoiseConfig, spec["label_noise"], f"datasets.{name}.label_noise")
+        if spec.get("label_noise")
+        else None
+    )
     base = read_manifest(base_dir)
     classes = base["classes"]
     images = load_array(base_dir, "train_images")
     labels = load_array(base_dir, "train_labels")
-    extras = {k: load_array(base_dir, k) for k in base["arrays"]
-              if k.startswith("train_") and k not in ("train_images", "train_labels")}
+    extras = {
+        k: load_array(base_dir, k)
+        for k in base["arrays"]
+        if k.startswith("train_") and k not in ("train_images", "train_labels")
+    }
     clean = extras.pop("train_clean_labels", labels)
-    splits = {s: (load_array(base_dir, f"{s}_images"), load_array(base_dir, f"{s}_labels"))
-              for s in base["splits"] if s != "train"}
+    splits = {
+        s: (load_array(base_dir, f"{s}_images"), load_array(base_dir, f"{s}_labels"))
+        for s in base["splits"]
+        if s != "train"
+    }
     if subset is not None:
         keep, val = subset_indices(labels, subset)
         if val is not None:
@@ -151,8 +160,10 @@ def derive(name: str, spec: dict, base_dir: Path, out_dir: Path) -> dict:
         for key, array in extras.items():
             writer.add_extra(key, array)
         manifest = writer.commit(classes, {"name": name, **spec, "base_source": base["source"], **info})
-    print(f"derived {name} from {spec['from']}: "
-          + ", ".join(f"{k} {v}" for k, v in manifest["splits"].items())
-          + (f"; {info['label_is_noisy']} noisy labels" if "label_is_noisy" in info else ""), flush=True)
+    print(
+        f"derived {name} from {spec['from']}: "
+        + ", ".join(f"{k} {v}" for k, v in manifest["splits"].items())
+        + (f"; {info['label_is_noisy']} noisy labels" if "label_is_noisy" in info else ""),
+        flush=True,
+    )
     return manifest
-

@@ -41,6 +41,7 @@ pixels travel through pipes. JPEGs are decoded with `draft`, i.e. DCT-domain dow
 1/2, 1/4 or 1/8 while both sides stay >= S, before the Lanczos step; at S = 224 ImageNet's
 ~500x375 photos decode at full size.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -51,10 +52,10 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -65,8 +66,8 @@ from .store import StoreWriter
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # torchvision's
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")
 RESIZE_MODES = ("shorter_then_center_crop", "squash")
-RESAMPLE = "LANCZOS"      # PIL filter; the reference resize script's choice
-CHUNK_IMAGES = 256        # images per worker task: big enough to amortise the task overhead
+RESAMPLE = "LANCZOS"  # PIL filter; the reference resize script's choice
+CHUNK_IMAGES = 256  # images per worker task: big enough to amortise the task overhead
 LABELS_JSON = "Labels.json"
 KAGGLE_TRAIN_PREFIX = "train.X"
 KAGGLE_VAL = "val.X"
@@ -74,9 +75,9 @@ KAGGLE_VAL = "val.X"
 
 @dataclass(frozen=True)
 class ImageNet100Options:
-    path: str                                # folder, or .tar/.tar.gz/.tgz/.zip archive
-    image_size: int = 224                    # stored S x S resolution (the models' input size)
-    workers: int = 0                         # decoding processes; 0 = all usable cores
+    path: str  # folder, or .tar/.tar.gz/.tgz/.zip archive
+    image_size: int = 224  # stored S x S resolution (the models' input size)
+    workers: int = 0  # decoding processes; 0 = all usable cores
     resize: str = "shorter_then_center_crop"  # or "squash"
 
     def __post_init__(self):
@@ -92,7 +93,7 @@ class ImageNet100Options:
 
 @dataclass(frozen=True)
 class Layout:
-    kind: str                   # "kaggle" or "imagefolder"
+    kind: str  # "kaggle" or "imagefolder"
     root: Path
     train_dirs: tuple[Path, ...]
     test_dir: Path
@@ -101,12 +102,13 @@ class Layout:
 
 @dataclass
 class SplitFiles:
-    paths: list[Path]           # in store order
-    labels: np.ndarray          # int64
-    skipped: int                # non-image files ignored
+    paths: list[Path]  # in store order
+    labels: np.ndarray  # int64
+    skipped: int  # non-image files ignored
 
 
 # ------------------------------------------------------------------------------- layout
+
 
 def usable_cpus() -> int:
     """Cores this process may run on (SLURM / taskset aware), not the machine's total."""
@@ -122,24 +124,27 @@ def visible(folder: Path) -> list[Path]:
 
 
 def detect_layout(folder: Path) -> Layout | None:
-    kaggle_train = [p for p in visible(folder)
-                    if p.is_dir() and p.name.startswith(KAGGLE_TRAIN_PREFIX)
-                    and p.name[len(KAGGLE_TRAIN_PREFIX):].isdigit()]
+    kaggle_train = [
+        p
+        for p in visible(folder)
+        if p.is_dir() and p.name.startswith(KAGGLE_TRAIN_PREFIX) and p.name[len(KAGGLE_TRAIN_PREFIX) :].isdigit()
+    ]
     labels = folder / LABELS_JSON
     if kaggle_train:
-        kaggle_train.sort(key=lambda p: int(p.name[len(KAGGLE_TRAIN_PREFIX):]))
+        kaggle_train.sort(key=lambda p: int(p.name[len(KAGGLE_TRAIN_PREFIX) :]))
         if not (folder / KAGGLE_VAL).is_dir():
-            raise FileNotFoundError(f"{folder / KAGGLE_VAL}: missing; the ImageNet-100 layout has "
-                                    f"{', '.join(p.name for p in kaggle_train)} and needs "
-                                    f"{KAGGLE_VAL} for the test split")
+            raise FileNotFoundError(
+                f"{folder / KAGGLE_VAL}: missing; the ImageNet-100 layout has "
+                f"{', '.join(p.name for p in kaggle_train)} and needs "
+                f"{KAGGLE_VAL} for the test split"
+            )
         if not labels.is_file():
             raise FileNotFoundError(f"{labels}: missing; the ImageNet-100 layout's wnid -> class name map")
         return Layout("kaggle", folder, tuple(kaggle_train), folder / KAGGLE_VAL, labels)
     if (folder / "train").is_dir():
         if not (folder / "val").is_dir():
             raise FileNotFoundError(f"{folder / 'val'}: missing; an ImageFolder layout needs train/ and val/")
-        return Layout("imagefolder", folder, (folder / "train",), folder / "val",
-                      labels if labels.is_file() else None)
+        return Layout("imagefolder", folder, (folder / "train",), folder / "val", labels if labels.is_file() else None)
     return None
 
 
@@ -153,7 +158,8 @@ def find_layout(root: Path, shown: Callable[[Path], str]) -> Layout:
         listing = ", ".join(p.name for p in entries[:10]) + (", ..." if len(entries) > 10 else "")
         raise FileNotFoundError(
             f"{shown(root)}: no ImageNet-100 layout found (expected train.X1/.../val.X/ and "
-            f"{LABELS_JSON}, or train/<class>/ and val/<class>/); it holds: {listing or 'nothing'}")
+            f"{LABELS_JSON}, or train/<class>/ and val/<class>/); it holds: {listing or 'nothing'}"
+        )
     return layout
 
 
@@ -177,30 +183,29 @@ def class_files(split_dir: Path, shown: Callable[[Path], str]) -> tuple[dict[str
                 else:
                     skipped += 1
         if not files:
-            raise ValueError(f"{shown(class_dir)}: empty class folder (no image files with "
-                             f"extensions {' '.join(IMAGE_EXTENSIONS)})")
+            raise ValueError(
+                f"{shown(class_dir)}: empty class folder (no image files with extensions {' '.join(IMAGE_EXTENSIONS)})"
+            )
         classes.setdefault(class_dir.name, []).extend(files)
     return classes, skipped
 
 
-def read_class_names(labels_json: Path, wnids: list[str], folders: dict[str, Path],
-                     shown: Callable[[Path], str]) -> list[str]:
+def read_class_names(
+    labels_json: Path, wnids: list[str], folders: dict[str, Path], shown: Callable[[Path], str]
+) -> list[str]:
     try:
         names = json.loads(labels_json.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"{shown(labels_json)}: not a readable JSON object ({err})") from None
     if not isinstance(names, dict):
-        raise ValueError(f"{shown(labels_json)}: expected a JSON object wnid -> class name, "
-                         f"got {type(names).__name__}")
+        raise ValueError(f"{shown(labels_json)}: expected a JSON object wnid -> class name, got {type(names).__name__}")
     for wnid in wnids:
         if wnid not in names:
-            raise ValueError(f"{shown(labels_json)}: no entry for class {wnid} "
-                             f"(the folder {shown(folders[wnid])})")
+            raise ValueError(f"{shown(labels_json)}: no entry for class {wnid} (the folder {shown(folders[wnid])})")
     return [str(names[wnid]) for wnid in wnids]
 
 
-def index_layout(layout: Layout, shown: Callable[[Path], str]
-                 ) -> tuple[list[str], list[str], dict[str, SplitFiles]]:
+def index_layout(layout: Layout, shown: Callable[[Path], str]) -> tuple[list[str], list[str], dict[str, SplitFiles]]:
     """(class folder names, class names, {"train": ..., "test": ...}) in store order."""
     train: dict[str, list[tuple]] = {}
     first_folder: dict[str, Path] = {}
@@ -216,18 +221,22 @@ def index_layout(layout: Layout, shown: Callable[[Path], str]
     test, test_skipped = class_files(layout.test_dir, shown)
     for name in sorted(test):
         if name not in train:
-            raise ValueError(f"{shown(layout.test_dir / name)}: class {name} is in "
-                             f"{layout.test_dir.name}/ but in no training folder "
-                             f"({', '.join(d.name for d in layout.train_dirs)})")
+            raise ValueError(
+                f"{shown(layout.test_dir / name)}: class {name} is in "
+                f"{layout.test_dir.name}/ but in no training folder "
+                f"({', '.join(d.name for d in layout.train_dirs)})"
+            )
     if not test:
         raise ValueError(f"{shown(layout.test_dir)}: no class folders")
     wnids = sorted(train)
     absent = [w for w in wnids if w not in test]
     if absent:
-        print(f"warning: {shown(layout.test_dir)} has no folder for {len(absent)} training "
-              f"class(es): {', '.join(absent[:5])}{' ...' if len(absent) > 5 else ''}", file=sys.stderr)
-    names = (read_class_names(layout.labels_json, wnids, first_folder, shown)
-             if layout.labels_json else list(wnids))
+        print(
+            f"warning: {shown(layout.test_dir)} has no folder for {len(absent)} training "
+            f"class(es): {', '.join(absent[:5])}{' ...' if len(absent) > 5 else ''}",
+            file=sys.stderr,
+        )
+    names = read_class_names(layout.labels_json, wnids, first_folder, shown) if layout.labels_json else list(wnids)
 
     def ordered(found: dict[str, list[tuple]], skipped: int) -> SplitFiles:
         paths, labels = [], []
@@ -242,6 +251,7 @@ def index_layout(layout: Layout, shown: Callable[[Path], str]
 
 
 # ------------------------------------------------------------------------------- archives
+
 
 def is_archive(path: Path) -> bool:
     return path.is_file() and path.name.lower().endswith(ARCHIVE_SUFFIXES)
@@ -261,14 +271,14 @@ def extract_archive(archive: Path, dest: Path) -> None:
             for member in tar:
                 name = PurePosixPath(member.name)
                 if name.is_absolute() or ".." in name.parts:
-                    raise ValueError(f"{archive}: member {member.name!r} would land outside "
-                                     "the extraction folder")
+                    raise ValueError(f"{archive}: member {member.name!r} would land outside the extraction folder")
                 if member.isfile() or member.isdir():
                     tar.extract(member, dest, **kwargs)
             check_tar_end(archive, tar)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as err:
-        raise ValueError(f"{archive}: cannot extract ({type(err).__name__}: {err}); "
-                         "the archive is truncated or corrupted") from None
+        raise ValueError(
+            f"{archive}: cannot extract ({type(err).__name__}: {err}); the archive is truncated or corrupted"
+        ) from None
 
 
 def check_tar_end(archive: Path, tar: tarfile.TarFile) -> None:
@@ -283,9 +293,11 @@ def check_tar_end(archive: Path, tar: tarfile.TarFile) -> None:
             pass
         complete = stream.tell() >= end + 2 * tarfile.BLOCKSIZE
     if not complete:
-        raise ValueError(f"{archive}: no end-of-archive marker after member {len(tar.members)} "
-                         f"({tar.members[-1].name if tar.members else 'none'}): the archive is truncated "
-                         "or corrupted")
+        raise ValueError(
+            f"{archive}: no end-of-archive marker after member {len(tar.members)} "
+            f"({tar.members[-1].name if tar.members else 'none'}): the archive is truncated "
+            "or corrupted"
+        )
 
 
 @contextlib.contextmanager
@@ -308,6 +320,7 @@ def opened(path: Path, scratch: Path) -> Iterator[tuple[Path, Callable[[Path], s
 
 # ------------------------------------------------------------------------------- decoding
 
+
 def load_image(path: str | Path, size: int, resize: str) -> np.ndarray:
     """One image file -> uint8 (3, size, size)."""
     from PIL import Image
@@ -326,8 +339,7 @@ def load_image(path: str | Path, size: int, resize: str) -> np.ndarray:
     return np.asarray(out, dtype=np.uint8).transpose(2, 0, 1)
 
 
-def decode_chunk(npy_path: str, start: int, paths: list[str], shown: list[str],
-                 size: int, resize: str) -> int:
+def decode_chunk(npy_path: str, start: int, paths: list[str], shown: list[str], size: int, resize: str) -> int:
     """Worker task: decode `paths` into rows start.. of the memory-mapped .npy."""
     out = np.load(npy_path, mmap_mode="r+")
     for i, path in enumerate(paths):
@@ -365,13 +377,22 @@ class _PlainProgress:
         pass
 
 
-def decode_split(npy_path: str, paths: list[Path], shown: Callable[[Path], str], size: int,
-                 resize: str, workers: int, desc: str) -> None:
+def decode_split(
+    npy_path: str, paths: list[Path], shown: Callable[[Path], str], size: int, resize: str, workers: int, desc: str
+) -> None:
     n = len(paths)
     chunk = max(1, min(CHUNK_IMAGES, -(-n // (4 * workers))))  # >= 4 tasks per worker when small
-    tasks = [(npy_path, start, [str(p) for p in paths[start:start + chunk]],
-              [shown(p) for p in paths[start:start + chunk]], size, resize)
-             for start in range(0, n, chunk)]
+    tasks = [
+        (
+            npy_path,
+            start,
+            [str(p) for p in paths[start : start + chunk]],
+            [shown(p) for p in paths[start : start + chunk]],
+            size,
+            resize,
+        )
+        for start in range(0, n, chunk)
+    ]
     bar = progress_bar(n, desc)
     try:
         if workers == 1 or len(tasks) == 1:
@@ -394,6 +415,7 @@ def decode_split(npy_path: str, paths: list[Path], shown: Callable[[Path], str],
 
 # ------------------------------------------------------------------------------- source
 
+
 @register_source("imagenet100")
 def imagenet100(options: dict, writer: StoreWriter) -> dict:
     """ImageNet-100 (Kaggle layout or an ImageFolder), resized to image_size x image_size."""
@@ -409,13 +431,13 @@ def imagenet100(options: dict, writer: StoreWriter) -> dict:
         wnids, names, splits = index_layout(layout, shown)
         for split, files in splits.items():
             if not files.paths:
-                raise ValueError(f"{shown(layout.test_dir if split == 'test' else layout.root)}: "
-                                 f"no images for the {split} split")
+                raise ValueError(
+                    f"{shown(layout.test_dir if split == 'test' else layout.root)}: no images for the {split} split"
+                )
             images = writer.open_images(split, (len(files.paths), 3, size, size))
             npy_path = str(images.filename)
             del images  # the workers write through their own maps of the same file
-            decode_split(npy_path, files.paths, shown, size, opts.resize, workers,
-                         desc=f"imagenet100 {split}")
+            decode_split(npy_path, files.paths, shown, size, opts.resize, workers, desc=f"imagenet100 {split}")
             writer.add_labels(split, files.labels)
 
         rel = lambda p: p.relative_to(root).as_posix()  # noqa: E731

@@ -5,11 +5,12 @@ too large for that (ImageNet-100 at 224 px on a small machine) stays a memory ma
 and is read by DataLoader workers, batch by batch, in exactly the order the engine asks
 for, so both paths give the same batch contents for the same seed.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -28,7 +29,7 @@ class ResidentSplit:
 
     def batches(self, order: torch.Tensor, batch_size: int) -> Iterator[tuple[torch.Tensor, ...]]:
         for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             yield idx, self.images[idx], self.labels[idx]
 
 
@@ -37,8 +38,11 @@ def open_mapped(path: Path) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r")
     except (OSError, ValueError, EOFError) as err:
-        raise InputFileError(path, f"cannot read the images ({err}): the file was removed, truncated or "
-                             f"replaced while training", rebuild_hint(Path(path).parent)) from None
+        raise InputFileError(
+            path,
+            f"cannot read the images ({err}): the file was removed, truncated or replaced while training",
+            rebuild_hint(Path(path).parent),
+        ) from None
 
 
 class _MappedBatches(torch.utils.data.Dataset):
@@ -54,7 +58,7 @@ class _MappedBatches(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self.images is None:
             self.images = open_mapped(self.path)
-        idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
+        idx = self.order[i * self.batch_size : (i + 1) * self.batch_size]
         # Reading rows in sorted order is kinder to the disk; put them back in batch order.
         rows = np.argsort(idx, kind="stable")
         gathered = np.empty((len(idx),) + self.images.shape[1:], dtype=np.uint8)
@@ -72,8 +76,13 @@ class MappedSplit:
         open_mapped(self.images_path)  # a file gone or cut short is named here, not in a worker's traceback
         dataset = _MappedBatches(self.images_path, order.cpu().numpy(), batch_size)
         loader = torch.utils.data.DataLoader(
-            dataset, batch_size=None, shuffle=False, num_workers=self.workers,
-            pin_memory=self.device.type == "cuda", prefetch_factor=4 if self.workers else None)
+            dataset,
+            batch_size=None,
+            shuffle=False,
+            num_workers=self.workers,
+            pin_memory=self.device.type == "cuda",
+            prefetch_factor=4 if self.workers else None,
+        )
         for idx, images in loader:
             idx = idx.to(self.device, non_blocking=True)
             yield idx, images.to(self.device, non_blocking=True), self.labels[idx]
@@ -87,8 +96,9 @@ def memory_budget(device: torch.device) -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
 
 
-def open_split(store_dir: Path, split: str, device: torch.device, placement: str = "auto",
-               workers: int = 4) -> ResidentSplit | MappedSplit:
+def open_split(
+    store_dir: Path, split: str, device: torch.device, placement: str = "auto", workers: int = 4
+) -> ResidentSplit | MappedSplit:
     if placement not in PLACEMENTS:
         raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
     mapped = load_split(store_dir, split, mmap=True)

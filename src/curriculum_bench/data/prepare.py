@@ -1,4 +1,5 @@
 """`prepare`: build one dataset's canonical store from its source (all or nothing)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,6 +17,10 @@ def prepare(name: str, spec: dict, out_dir: Path) -> dict:
         if not writer.classes:
             raise RuntimeError(f"source {spec['source']!r} did not set the class names")
         manifest = writer.commit(writer.classes, {"name": name, **spec, **info})
-    print(f"prepared {name}: " + ", ".join(f"{k} {v}" for k, v in manifest["splits"].items())
-          + f" images of shape {manifest['image_shape']} -> {out_dir}", flush=True)
+    print(
+        f"prepared {name}: "
+        + ", ".join(f"{k} {v}" for k, v in manifest["splits"].items())
+        + f" images of shape {manifest['image_shape']} -> {out_dir}",
+        flush=True,
+    )
     return manifest

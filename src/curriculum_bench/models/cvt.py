@@ -15,6 +15,7 @@ stage{i}.blocks.{j}.attn.conv_proj_q.conv, ..., stage2.cls_token, norm_final, he
 checkpoints load with `weights:` and LeRaC's block layout matches LRC's prefixes. As in
 microsoft/CvT, attention scores are scaled by dim ** -0.5 (the stage width, not the head width).
 """
+
 from __future__ import annotations
 
 import torch
@@ -24,9 +25,17 @@ from torchvision.ops import StochasticDepth
 
 from . import register_model
 
-CVT13 = dict(patch_size=(7, 3, 3), patch_stride=(4, 2, 2), patch_padding=(2, 1, 1),
-             dims=(64, 192, 384), heads=(1, 3, 6), depths=(1, 2, 10), mlp_ratio=4.0,
-             drop_path=(0.0, 0.0, 0.1), cls_token=(False, False, True))
+CVT13 = dict(
+    patch_size=(7, 3, 3),
+    patch_stride=(4, 2, 2),
+    patch_padding=(2, 1, 1),
+    dims=(64, 192, 384),
+    heads=(1, 3, 6),
+    depths=(1, 2, 10),
+    mlp_ratio=4.0,
+    drop_path=(0.0, 0.0, 0.1),
+    cls_token=(False, False, True),
+)
 
 
 class ConvEmbed(nn.Module):
@@ -55,7 +64,7 @@ class ConvAttention(nn.Module):
     def __init__(self, dim: int, heads: int, with_cls_token: bool, kv_stride: int = 2):
         super().__init__()
         self.heads, self.with_cls_token = heads, with_cls_token
-        self.scale = dim ** -0.5  # microsoft/CvT: the stage width, not the head width
+        self.scale = dim**-0.5  # microsoft/CvT: the stage width, not the head width
         self.conv_proj_q = ConvProjection(dim, 1)
         self.conv_proj_k = ConvProjection(dim, kv_stride)
         self.conv_proj_v = ConvProjection(dim, kv_stride)
@@ -111,8 +120,19 @@ class Block(nn.Module):
 
 
 class Stage(nn.Module):
-    def __init__(self, in_channels: int, dim: int, heads: int, depth: int, kernel: int, stride: int,
-                 padding: int, mlp_ratio: float, drop_path: float, with_cls_token: bool):
+    def __init__(
+        self,
+        in_channels: int,
+        dim: int,
+        heads: int,
+        depth: int,
+        kernel: int,
+        stride: int,
+        padding: int,
+        mlp_ratio: float,
+        drop_path: float,
+        with_cls_token: bool,
+    ):
         super().__init__()
         self.patch_embed = ConvEmbed(in_channels, dim, kernel, stride, padding)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if with_cls_token else None
@@ -139,10 +159,22 @@ class CvT(nn.Module):
         self.num_stages = len(spec["dims"])
         channels = in_channels
         for i in range(self.num_stages):
-            setattr(self, f"stage{i}", Stage(
-                channels, spec["dims"][i], spec["heads"][i], spec["depths"][i], spec["patch_size"][i],
-                spec["patch_stride"][i], spec["patch_padding"][i], spec["mlp_ratio"],
-                spec["drop_path"][i], spec["cls_token"][i]))
+            setattr(
+                self,
+                f"stage{i}",
+                Stage(
+                    channels,
+                    spec["dims"][i],
+                    spec["heads"][i],
+                    spec["depths"][i],
+                    spec["patch_size"][i],
+                    spec["patch_stride"][i],
+                    spec["patch_padding"][i],
+                    spec["mlp_ratio"],
+                    spec["drop_path"][i],
+                    spec["cls_token"][i],
+                ),
+            )
             channels = spec["dims"][i]
         self.norm_final = nn.LayerNorm(channels, eps=1e-5)
         self.head = nn.Linear(channels, num_classes)

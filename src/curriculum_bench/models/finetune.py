@@ -13,6 +13,7 @@ Weights come from a local file only (nothing is downloaded): a state dict as tor
 writes it (torchvision's ImageNet .pth files, or a run's `final_model.pt`). The old head's
 keys are dropped; any other missing or unexpected key is an error naming it.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -43,8 +44,9 @@ def mlp_head(in_features: int, num_classes: int, dropout: float) -> nn.Sequentia
 def read_state_dict(path: str | Path) -> dict:
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"model_args.pretrained: {path} does not exist (weights are read from a "
-                                "local file; nothing is downloaded)")
+        raise FileNotFoundError(
+            f"model_args.pretrained: {path} does not exist (weights are read from a local file; nothing is downloaded)"
+        )
     state = torch.load(path, map_location="cpu", weights_only=True)
     for key in ("model", "state_dict"):
         if isinstance(state.get(key), dict):
@@ -59,12 +61,21 @@ def load_backbone(model: nn.Module, path: str | Path, head_attr: str) -> None:
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith(prefix)]
     if missing or unexpected:
-        raise ValueError(f"model_args.pretrained: {path} does not fit this model: "
-                         + (f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"))
+        raise ValueError(
+            f"model_args.pretrained: {path} does not fit this model: "
+            + (f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}")
+        )
 
 
-def finetune_form(model: nn.Module, num_classes: int, pretrained: str | None, head: str,
-                  freeze_backbone: bool, dropout: float, head_attr: str = "fc") -> nn.Module:
+def finetune_form(
+    model: nn.Module,
+    num_classes: int,
+    pretrained: str | None,
+    head: str,
+    freeze_backbone: bool,
+    dropout: float,
+    head_attr: str = "fc",
+) -> nn.Module:
     if head not in HEADS:
         raise ValueError(f"model_args.head must be one of {HEADS}, got {head!r}")
     if not 0 <= dropout < 1:
@@ -81,8 +92,9 @@ def finetune_form(model: nn.Module, num_classes: int, pretrained: str | None, he
     return model
 
 
-def torchvision_finetune(build, in_shape, num_classes: int, pretrained: str | None, head: str,
-                         freeze_backbone: bool, dropout: float) -> nn.Module:
+def torchvision_finetune(
+    build, in_shape, num_classes: int, pretrained: str | None, head: str, freeze_backbone: bool, dropout: float
+) -> nn.Module:
     """A torchvision ResNet (ImageNet form) with C1K's options; a grey stem for 1-channel input."""
     model = build(num_classes=1000 if pretrained else num_classes)
     if in_shape[0] != 3:
@@ -91,27 +103,44 @@ def torchvision_finetune(build, in_shape, num_classes: int, pretrained: str | No
 
 
 @register_model("resnet50")
-def resnet50(in_shape, num_classes: int, pretrained: str | None = None, head: str = "linear",
-             freeze_backbone: bool = False, dropout: float = 0.0) -> nn.Module:
+def resnet50(
+    in_shape,
+    num_classes: int,
+    pretrained: str | None = None,
+    head: str = "linear",
+    freeze_backbone: bool = False,
+    dropout: float = 0.0,
+) -> nn.Module:
     """torchvision ResNet-50; C1K's core: pretrained, head mlp."""
-    return torchvision_finetune(torchvision_resnet50, in_shape, num_classes, pretrained, head,
-                                freeze_backbone, dropout)
+    return torchvision_finetune(torchvision_resnet50, in_shape, num_classes, pretrained, head, freeze_backbone, dropout)
 
 
 @register_model("resnet18_finetune")
-def resnet18_finetune(in_shape, num_classes: int, pretrained: str | None = None, head: str = "mlp",
-                      freeze_backbone: bool = False, dropout: float = 0.0) -> nn.Module:
+def resnet18_finetune(
+    in_shape,
+    num_classes: int,
+    pretrained: str | None = None,
+    head: str = "mlp",
+    freeze_backbone: bool = False,
+    dropout: float = 0.0,
+) -> nn.Module:
     """torchvision ResNet-18; C1K's proxy: pretrained, all trainable."""
-    return torchvision_finetune(torchvision_resnet18, in_shape, num_classes, pretrained, head,
-                                freeze_backbone, dropout)
+    return torchvision_finetune(torchvision_resnet18, in_shape, num_classes, pretrained, head, freeze_backbone, dropout)
 
 
 @register_model("mlt_convnet_finetune")
-def mlt_convnet_finetune(in_shape, num_classes: int, pretrained: str | None = None, head: str = "mlp",
-                         freeze_backbone: bool = False, dropout: float = 0.0) -> nn.Module:
+def mlt_convnet_finetune(
+    in_shape,
+    num_classes: int,
+    pretrained: str | None = None,
+    head: str = "mlp",
+    freeze_backbone: bool = False,
+    dropout: float = 0.0,
+) -> nn.Module:
     """The small MNIST ConvNet with C1K's options: a CPU-sized stand-in for the core ResNet-50.
 
     Separate BatchNorms per convolution (not MLT's shared one, a techniques-study quirk that
     ruins eval-mode statistics under augmentation: 56 % vs 97 % test on digits, 6 epochs)."""
-    return finetune_form(MLTConvNet(in_shape, num_classes, share_bn=False), num_classes, pretrained, head,
-                         freeze_backbone, dropout)
+    return finetune_form(
+        MLTConvNet(in_shape, num_classes, share_bn=False), num_classes, pretrained, head, freeze_backbone, dropout
+    )

@@ -4,6 +4,7 @@ The CIFAR form (3x3 stride-1 stem, no max-pool) is what the LeRaC, forgetting-ev
 hybrid repositories train on 32x32 images (spec §1.2, §5.1); the ImageNet form is
 torchvision's own, used at 224 px (ImageNet-100, cifar_1k's upsampled CIFAR).
 """
+
 from __future__ import annotations
 
 from torch import nn

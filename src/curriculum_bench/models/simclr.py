@@ -7,6 +7,7 @@ h.detach(), trained by cross-entropy beside the contrastive loss, so every epoch
 test accuracy without touching the encoder (the run's score is the separate linear
 evaluation, contrastive/linear_probe.py).
 """
+
 from __future__ import annotations
 
 import torch
@@ -44,8 +45,13 @@ class SimCLRNet(nn.Module):
 
 
 @register_model("simclr")
-def simclr(in_shape, num_classes: int, encoder: str = "resnet18_cifar", encoder_args: dict | None = None,
-           projection_dim: int = 128) -> nn.Module:
+def simclr(
+    in_shape,
+    num_classes: int,
+    encoder: str = "resnet18_cifar",
+    encoder_args: dict | None = None,
+    projection_dim: int = 128,
+) -> nn.Module:
     base = create_model(encoder, in_shape, num_classes, **(encoder_args or {}))
     body, width = strip_classifier(base)
     return SimCLRNet(body, width, projection_dim, num_classes)

@@ -5,6 +5,7 @@ model configurations of the running config that train both of its rows. Deciding
 (`write_claims`) pairs the two rows' runs by seed and reads the verdict off the 95 % interval
 of the difference (report/stats.py): reproduced, contradicted or inconclusive.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,7 +36,7 @@ class Claim:
 
 
 def metric_parts(metric: str) -> tuple[str, int | None]:
-    """"final_acc" -> ("final_acc", None); "class 3" -> ("class", 3); "epoch 84" -> ("epoch", 84)."""
+    """ "final_acc" -> ("final_acc", None); "class 3" -> ("class", 3); "epoch 84" -> ("epoch", 84)."""
     if metric in ("final_acc", "best_acc", "selected_acc"):
         return metric, None
     kind, _, number = metric.partition(" ")
@@ -59,8 +60,9 @@ def load_claims(path: Path) -> list[Claim]:
                 raise ConfigError(f"{where}: expected a mapping with keys {sorted(REQUIRED)}")
             unknown, missing = set(entry) - CLAIM_FIELDS, REQUIRED - set(entry)
             if unknown or missing:
-                raise ConfigError(f"{where}: " + (f"unknown keys {sorted(unknown)}" if unknown
-                                                  else f"missing keys {sorted(missing)}"))
+                raise ConfigError(
+                    f"{where}: " + (f"unknown keys {sorted(unknown)}" if unknown else f"missing keys {sorted(missing)}")
+                )
             if entry["expect"] not in ("higher", "lower"):
                 raise ConfigError(f"{where}.expect: expected 'higher' or 'lower', got {entry['expect']!r}")
             try:
@@ -93,8 +95,9 @@ def label_noise_of(config: dict, dataset: str) -> float:
     return float(((config["datasets"][dataset].get("label_noise") or {}).get("fraction")) or 0.0)
 
 
-def plan_claims(claims: list[Claim], config: dict, runs: list[dict], reference_runs: list[dict],
-                path: str = "config/claims.yaml") -> list[dict]:
+def plan_claims(
+    claims: list[Claim], config: dict, runs: list[dict], reference_runs: list[dict], path: str = "config/claims.yaml"
+) -> list[dict]:
     """Per claim: the configurations [dataset, model] of `runs` that train both rows.
 
     A claim whose variant is in neither `runs` nor `reference_runs` (config/paper.yaml's) is a
@@ -109,9 +112,11 @@ def plan_claims(claims: list[Claim], config: dict, runs: list[dict], reference_r
         for side in ("a", "b"):
             variant = getattr(claim, side)
             if variant not in variants.get(claim.study, set()):
-                raise ConfigError(f"{path}: claim {claim.id}.{side}: {variant!r} is no variant of study "
-                                  f"{claim.study!r} in this config or config/paper.yaml "
-                                  f"(have {sorted(variants.get(claim.study, set()))})")
+                raise ConfigError(
+                    f"{path}: claim {claim.id}.{side}: {variant!r} is no variant of study "
+                    f"{claim.study!r} in this config or config/paper.yaml "
+                    f"(have {sorted(variants.get(claim.study, set()))})"
+                )
         configurations = []
         for study, dataset, model, variant in trained:
             if (study, variant) != (claim.study, claim.a) or (study, dataset, model, claim.b) not in trained:
@@ -145,34 +150,60 @@ def decide(planned: list[dict], runs) -> list[dict]:
 
     rows = []
     for claim in planned:
-        base = {"study": claim["study"], "claim": claim["id"], "statement": claim["claim"],
-                "comparison": f"{claim['a']} − {claim['b']}", "metric": claim["metric"],
-                "expect": claim["expect"], "source": claim["source"], "quote": claim["quote"]}
+        base = {
+            "study": claim["study"],
+            "claim": claim["id"],
+            "statement": claim["claim"],
+            "comparison": f"{claim['a']} − {claim['b']}",
+            "metric": claim["metric"],
+            "expect": claim["expect"],
+            "source": claim["source"],
+            "quote": claim["quote"],
+        }
         if not claim["configurations"]:
-            rows.append({**base, "configuration": "—", "n": 0, "effect_pp": math.nan, "low_pp": math.nan,
-                         "high_pp": math.nan, "verdict": "not run", "seeds_to_decide": "—"})
+            rows.append(
+                {
+                    **base,
+                    "configuration": "—",
+                    "n": 0,
+                    "effect_pp": math.nan,
+                    "low_pp": math.nan,
+                    "high_pp": math.nan,
+                    "verdict": "not run",
+                    "seeds_to_decide": "—",
+                }
+            )
             continue
         study_runs = runs[runs["study"] == claim["study"]]
         per_seed = values_per_seed(study_runs, claim_value(study_runs, claim["metric"]))
         for dataset, model in claim["configurations"]:
-            diff = paired_difference(per_seed.get((dataset, model, claim["a"]), {}),
-                                     per_seed.get((dataset, model, claim["b"]), {}))
-            rows.append({**base, "configuration": f"{dataset} / {model}", "n": diff.n if diff else 0,
-                         "effect_pp": 100 * diff.mean if diff else math.nan,
-                         "low_pp": 100 * diff.low if diff else math.nan,
-                         "high_pp": 100 * diff.high if diff else math.nan,
-                         "verdict": verdict(diff, claim["expect"]),
-                         "seeds_to_decide": describe_seeds_to_decide(diff) if not (diff and diff.excludes_zero) else "—"})
+            diff = paired_difference(
+                per_seed.get((dataset, model, claim["a"]), {}), per_seed.get((dataset, model, claim["b"]), {})
+            )
+            rows.append(
+                {
+                    **base,
+                    "configuration": f"{dataset} / {model}",
+                    "n": diff.n if diff else 0,
+                    "effect_pp": 100 * diff.mean if diff else math.nan,
+                    "low_pp": 100 * diff.low if diff else math.nan,
+                    "high_pp": 100 * diff.high if diff else math.nan,
+                    "verdict": verdict(diff, claim["expect"]),
+                    "seeds_to_decide": describe_seeds_to_decide(diff) if not (diff and diff.excludes_zero) else "—",
+                }
+            )
     return rows
 
 
-INTRO = ("Each source study's qualitative claims (config/claims.yaml), checked on the runs of this "
-         "config. Effect = a − b in percentage points, paired by seed over the seeds both rows ran, "
-         "with its 95 % Student-t interval over seeds. **reproduced**: the interval excludes zero in "
-         "the claimed direction; **contradicted**: it excludes zero the other way; **inconclusive**: "
-         "it contains zero (`seeds to decide`: about how many seeds would exclude it if the observed "
-         "effect and spread held). A verdict is about these runs (their datasets, models, epochs), "
-         "not about the paper's setting.")
+INTRO = (
+    "Each source study's qualitative claims (config/claims.yaml), checked on the runs of this "
+    "config. Effect = a − b in percentage points, paired by seed over the seeds both rows ran, "
+    "with its 95 % Student-t interval over seeds. **reproduced**: the interval excludes zero in "
+    "the claimed direction; **contradicted**: it excludes zero the other way; **inconclusive**: "
+    "it contains zero (`seeds to decide`: about how many seeds would exclude it if the observed "
+    "effect and spread held). A verdict is about these runs (their datasets, models, epochs), "
+    "not about the paper's setting."
+)
 
 
 def display_rows(rows: list[dict]) -> list[dict]:
@@ -183,31 +214,62 @@ def display_rows(rows: list[dict]) -> list[dict]:
             return f"{row['effect_pp']:+.2f} (n = 1: no interval)"
         return f"{row['effect_pp']:+.2f} [{row['low_pp']:+.2f}, {row['high_pp']:+.2f}]"
 
-    return [{"study": r["study"], "claim": r["statement"], "configuration": r["configuration"],
-             "a − b": r["comparison"], "metric": r["metric"], "expected": r["expect"], "n": r["n"],
-             "effect (pp) [95 % CI]": interval(r), "verdict": VERDICT_MARK.get(r["verdict"], r["verdict"]),
-             "seeds to decide": r["seeds_to_decide"], "source": f"{r['source']}: “{r['quote']}”"}
-            for r in rows]
+    return [
+        {
+            "study": r["study"],
+            "claim": r["statement"],
+            "configuration": r["configuration"],
+            "a − b": r["comparison"],
+            "metric": r["metric"],
+            "expected": r["expect"],
+            "n": r["n"],
+            "effect (pp) [95 % CI]": interval(r),
+            "verdict": VERDICT_MARK.get(r["verdict"], r["verdict"]),
+            "seeds to decide": r["seeds_to_decide"],
+            "source": f"{r['source']}: “{r['quote']}”",
+        }
+        for r in rows
+    ]
 
 
-def write_claims(planned: list[dict], metrics_paths: list[Path], out_md: Path, out_csv: Path,
-                 out_html: Path | None = None, fabricated_data: bool = False) -> list[dict]:
+def write_claims(
+    planned: list[dict],
+    metrics_paths: list[Path],
+    out_md: Path,
+    out_csv: Path,
+    out_html: Path | None = None,
+    fabricated_data: bool = False,
+) -> list[dict]:
     import pandas as pd
 
     from .table import TableOptions, load_runs
 
     parts = [metric_parts(c["metric"]) for c in planned]
-    options = TableOptions(per_class=tuple(sorted({k for kind, k in parts if kind == "class"})),
-                           at_epochs=tuple(sorted({k for kind, k in parts if kind == "epoch"})))
-    runs = load_runs(metrics_paths, options) if metrics_paths else pd.DataFrame(
-        columns=["study", "dataset", "model", "variant", "seed"])
+    options = TableOptions(
+        per_class=tuple(sorted({k for kind, k in parts if kind == "class"})),
+        at_epochs=tuple(sorted({k for kind, k in parts if kind == "epoch"})),
+    )
+    runs = (
+        load_runs(metrics_paths, options)
+        if metrics_paths
+        else pd.DataFrame(columns=["study", "dataset", "model", "variant", "seed"])
+    )
     rows = decide(planned, runs)
     frame = pd.DataFrame(display_rows(rows))
     counts = pd.Series([r["verdict"] for r in rows]).value_counts()
     tally = ", ".join(f"{counts.get(v, 0)} {v}" for v in ("reproduced", "contradicted", "inconclusive", "not run"))
     warning = [FABRICATED_WARNING, ""] if fabricated_data else []
-    lines = ["# Claims", "", *warning, INTRO, "", f"Verdicts: {tally}.", "",
-             frame.to_markdown(index=False, disable_numparse=True), ""]
+    lines = [
+        "# Claims",
+        "",
+        *warning,
+        INTRO,
+        "",
+        f"Verdicts: {tally}.",
+        "",
+        frame.to_markdown(index=False, disable_numparse=True),
+        "",
+    ]
     Path(out_md).parent.mkdir(parents=True, exist_ok=True)
     Path(out_md).write_text("\n".join(lines))
     pd.DataFrame(rows).to_csv(out_csv, index=False)
@@ -218,6 +280,7 @@ def write_claims(planned: list[dict], metrics_paths: list[Path], out_md: Path, o
             "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Claims</title></head><body>"
             f"<h1>Claims</h1>{''.join(f'<p>{escape(w)}</p>' for w in warning if w)}"
             f"<p>{escape(INTRO)}</p><p>Verdicts: {escape(tally)}.</p>"
-            f"{frame.to_html(index=False, border=0)}</body></html>\n")
+            f"{frame.to_html(index=False, border=0)}</body></html>\n"
+        )
     print(f"claims: {len(planned)} claims, {len(rows)} verdicts ({tally}) -> {out_md}", flush=True)
     return rows

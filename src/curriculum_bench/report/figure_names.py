@@ -5,6 +5,7 @@ heavy. Each name is drawn by a function registered under it in `report/figures*.
 (`register_figure` refuses a name that is not declared here; tests/test_figures.py checks
 that every declared name has its function).
 """
+
 from __future__ import annotations
 
 ALL_STUDIES = "*"

@@ -10,6 +10,7 @@ The names are declared in `report/figure_names.py`, which the Snakefile reads wh
 plans without importing pandas or matplotlib; figure modules import matplotlib inside their
 functions only.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -115,8 +116,7 @@ def seed_spread(values: pd.DataFrame, by: str, key: str) -> pd.DataFrame:
 
 def plot_seed_band(ax, runs: list[Run], key: str, label: str, scale: float = 1.0) -> bool:
     """Mean over seeds of history column `key` per epoch, with a min-max band over seeds; False if absent."""
-    frames = [r.history[["epoch", key]].assign(seed=r.metrics["seed"])
-              for r in runs if key in r.history.columns]
+    frames = [r.history[["epoch", key]].assign(seed=r.metrics["seed"]) for r in runs if key in r.history.columns]
     if not frames:
         return False
     values = pd.concat(frames).dropna()
@@ -127,7 +127,7 @@ def plot_seed_band(ax, runs: list[Run], key: str, label: str, scale: float = 1.0
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     stats = seed_spread(values, "epoch", key)
     seeds = int(stats["count"].max())
-    line, = ax.plot(stats["epoch"], stats["mean"] * scale, label=f"{label} ({seeds} seed{'s' * (seeds > 1)})")
+    (line,) = ax.plot(stats["epoch"], stats["mean"] * scale, label=f"{label} ({seeds} seed{'s' * (seeds > 1)})")
     if seeds > 1:
         ax.fill_between(stats["epoch"], stats["min"] * scale, stats["max"] * scale, color=line.get_color(), alpha=0.2)
     return True
@@ -151,7 +151,9 @@ def accuracy_per_epoch(runs: list[Run]):
     split = runs[0].metrics.get("eval_split", "test")
     if "online_probe_final_acc" in runs[0].metrics:  # contrastive: history holds the online probe
         split = "test (online linear probe)"
-    ax.set(xlabel="epoch", ylabel=f"{split} accuracy (%)", title=f"{runs[0].metrics['study']}: {split} accuracy per epoch")
+    ax.set(
+        xlabel="epoch", ylabel=f"{split} accuracy (%)", title=f"{runs[0].metrics['study']}: {split} accuracy per epoch"
+    )
     ax.legend()
     return fig
 

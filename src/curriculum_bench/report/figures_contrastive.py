@@ -1,4 +1,5 @@
 """Contrastive study figures: the hardness schedule mu(t) and the contrastive loss per epoch."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -36,20 +37,28 @@ def probe_accuracy(runs):
     fig, (ax,) = new_figure()
     drawn = False
     for variant in variants_in_order(runs):
-        points = [(int(e), acc, r.metrics["seed"]) for r in runs if r.variant == variant
-                  for e, acc in (r.metrics.get("probe_per_epoch") or {}).items()]
+        points = [
+            (int(e), acc, r.metrics["seed"])
+            for r in runs
+            if r.variant == variant
+            for e, acc in (r.metrics.get("probe_per_epoch") or {}).items()
+        ]
         if not points:
             continue
         stats = seed_spread(pd.DataFrame(points, columns=["epoch", "acc", "seed"]), "epoch", "acc")
         seeds = int(stats["count"].max())
-        line, = ax.plot(stats["epoch"], 100 * stats["mean"], marker="o",
-                        label=f"{variant} ({seeds} seed{'s' * (seeds > 1)})")
+        (line,) = ax.plot(
+            stats["epoch"], 100 * stats["mean"], marker="o", label=f"{variant} ({seeds} seed{'s' * (seeds > 1)})"
+        )
         if seeds > 1:
             ax.fill_between(stats["epoch"], 100 * stats["min"], 100 * stats["max"], color=line.get_color(), alpha=0.2)
         drawn = True
     if not drawn:
         no_data(ax, "linear-probe scores")
-    ax.set(xlabel="pretraining epoch", ylabel="test accuracy, linear probe (%)",
-           title="contrastive: linear evaluation over pretraining")
+    ax.set(
+        xlabel="pretraining epoch",
+        ylabel="test accuracy, linear probe (%)",
+        title="contrastive: linear evaluation over pretraining",
+    )
     ax.legend()
     return fig

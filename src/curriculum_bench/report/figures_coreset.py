@@ -6,6 +6,7 @@ recounts with coreset/forgetting_stats.py (the never-learned treatment the proxi
 used is in the stats artifact; the histogram shows raw events and the never-learned count
 separately, so it needs neither).
 """
+
 from __future__ import annotations
 
 import re
@@ -17,8 +18,11 @@ from .figures import Run, new_figure, no_data, register_figure, seed_spread
 
 CORE = re.compile(r"^(forgetting|reverse|random)_(finetune|frozen)$")
 REMOVAL = re.compile(r"^remove_(?:(forgetting|random)_)?(\d+)$")
-METHOD_LABELS = {"forgetting": "forgetting\n(most forgotten)", "reverse": "reverse\n(least forgotten)",
-                 "random": "random"}
+METHOD_LABELS = {
+    "forgetting": "forgetting\n(most forgotten)",
+    "reverse": "reverse\n(least forgotten)",
+    "random": "random",
+}
 
 
 def selected_acc(run: Run) -> float:
@@ -43,12 +47,14 @@ def forgetting_histogram(runs: list[Run]):
     counts = np.bincount(learned_events, minlength=1)
     ax.bar(np.arange(len(counts)), counts, color="tab:blue", label="learned examples")
     ax.bar([len(counts)], [int(never.sum())], color="tab:red", label="never learned in some run")
-    ax.set_xticks(list(range(len(counts))) + [len(counts)],
-                  [str(i) for i in range(len(counts))] + ["never"])
+    ax.set_xticks(list(range(len(counts))) + [len(counts)], [str(i) for i in range(len(counts))] + ["never"])
     total = len(events)
-    ax.set(xlabel="forgetting events (summed over proxy seeds)", ylabel="examples",
-           title=f"coreset: forgetting events of {total} training examples, {len(proxies)} proxy run(s); "
-                 f"{100 * counts[0] / total:.1f} % unforgettable")
+    ax.set(
+        xlabel="forgetting events (summed over proxy seeds)",
+        ylabel="examples",
+        title=f"coreset: forgetting events of {total} training examples, {len(proxies)} proxy run(s); "
+        f"{100 * counts[0] / total:.1f} % unforgettable",
+    )
     ax.title.set_fontsize(9)
     ax.legend()
     return fig
@@ -70,9 +76,15 @@ def coreset_accuracy(runs: list[Run]):
         stats = seed_spread(frame[frame.backbone == backbone], "method", "acc").set_index("method").reindex(methods)
         x = np.arange(len(methods)) + (j - (len(backbones) - 1) / 2) * width
         spread = [100 * (stats["mean"] - stats["min"]).fillna(0), 100 * (stats["max"] - stats["mean"]).fillna(0)]
-        ax.bar(x, 100 * stats["mean"], width, yerr=spread, capsize=3,
-               label=f"{backbone} backbone ({int(stats['count'].max())} seeds)")
-        for xi, mean in zip(x, stats["mean"]):
+        ax.bar(
+            x,
+            100 * stats["mean"],
+            width,
+            yerr=spread,
+            capsize=3,
+            label=f"{backbone} backbone ({int(stats['count'].max())} seeds)",
+        )
+        for xi, mean in zip(x, stats["mean"], strict=True):
             ax.text(xi, 100 * mean + 1, f"{100 * mean:.1f}", ha="center", fontsize=7)
     ax.set_xticks(np.arange(len(methods)), [METHOD_LABELS[m] for m in methods])
     ax.set(ylabel="test accuracy at best-val epoch (%)", title="coreset: accuracy by selection method")
@@ -103,11 +115,13 @@ def removal_curve(runs: list[Run]):
         if stats.empty:
             continue
         percent = 100 * stats["k"] / frame["num_train"].iloc[0]
-        line, = ax.plot(percent, 100 * stats["mean"], marker="o", label=labels[order])
+        (line,) = ax.plot(percent, 100 * stats["mean"], marker="o", label=labels[order])
         ax.fill_between(percent, 100 * stats["min"], 100 * stats["max"], color=line.get_color(), alpha=0.2)
     with_val = any("test_at_best_val_acc" in r.metrics for r in runs if REMOVAL.match(r.variant))
-    ax.set(xlabel="training examples removed (%)",
-           ylabel="test accuracy at best-val epoch (%)" if with_val else "final test accuracy (%)",
-           title="coreset: removal curve (Toneva et al. 2019, §5.1)")
+    ax.set(
+        xlabel="training examples removed (%)",
+        ylabel="test accuracy at best-val epoch (%)" if with_val else "final test accuracy (%)",
+        title="coreset: removal curve (Toneva et al. 2019, §5.1)",
+    )
     ax.legend()
     return fig

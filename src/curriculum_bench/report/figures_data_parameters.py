@@ -10,6 +10,7 @@ over_iterations.png and its tensorboard histograms of clean vs corrupt instance 
   one panel per dataset/model/variant.
 Each figure draws the lowest seed of a group where one run stands for it.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -71,8 +72,9 @@ def instance_sigma_histogram(runs: list[Run]):
     import matplotlib.pyplot as plt
 
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(len(shown), ncols, figsize=(2.8 * ncols, 2.3 * len(shown) + 0.8),
-                                 squeeze=False, layout="constrained")
+        fig, axes = plt.subplots(
+            len(shown), ncols, figsize=(2.8 * ncols, 2.3 * len(shown) + 0.8), squeeze=False, layout="constrained"
+        )
     for r, (key, seed, saved) in enumerate(shown):
         corrupted = saved["corrupted"].astype(bool)
         bins = sigma_bins(saved["inst_sigma_snapshots"])
@@ -115,14 +117,15 @@ def instance_sigma_mean(runs: list[Run]):
 
 def class_sigma(runs: list[Run]):
     groups = groups_of(runs)
-    panels = [(key, members[0]) for key, members in groups.items()
-              if f"{KEY}/class_sigma" in members[0].history.columns][:MAX_ROWS]
+    panels = [
+        (key, members[0]) for key, members in groups.items() if f"{KEY}/class_sigma" in members[0].history.columns
+    ][:MAX_ROWS]
     if not panels:
         fig, (ax,) = new_figure()
         no_data(ax, "class data parameters")
         return fig
     fig, axes = new_figure(ncols=len(panels), width=3.4 * len(panels), height=3.2)
-    for ax, (key, run) in zip(axes, panels):
+    for ax, (key, run) in zip(axes, panels, strict=True):
         history = run.history.dropna(subset=[f"{KEY}/class_sigma"])
         sigma = np.array(history[f"{KEY}/class_sigma"].tolist())  # epochs x classes
         epochs = history["epoch"].to_numpy()

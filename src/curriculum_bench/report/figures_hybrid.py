@@ -6,6 +6,7 @@ engine logs each group's LR at the epoch's last step (`lr`), and the hook logs i
 at the first and last step (`lerac/lr_scale_first_step`, `lerac/lr_scale_last_step`), which
 gives the LR at both ends of every epoch.
 """
+
 from __future__ import annotations
 
 from .figures import Run, new_figure, no_data, register_figure
@@ -47,13 +48,17 @@ def lerac_learning_rates(runs: list[Run]):
     if not settings:
         no_data(axes[0], "LeRaC runs")
         return fig
-    for ax, ((dataset, model), run) in zip(axes, settings.items()):
+    for ax, ((dataset, model), run) in zip(axes, settings.items(), strict=True):
         names, xs, lrs = lerac_lr_points(run)
         for j, name in enumerate(names):
             ax.plot(xs, [lr[j] for lr in lrs], label=name, marker=".", markersize=3)
         rule = run.metrics["run"]["methods"]["lerac"].get("rule", "paper")
-        ax.set(yscale="log", xlabel="epoch", ylabel="learning rate",
-               title=f"{dataset}/{model}: LeRaC ({rule}), {run.variant} seed {run.metrics['seed']}")
+        ax.set(
+            yscale="log",
+            xlabel="epoch",
+            ylabel="learning rate",
+            title=f"{dataset}/{model}: LeRaC ({rule}), {run.variant} seed {run.metrics['seed']}",
+        )
         ax.legend(ncol=2)
     return fig
 

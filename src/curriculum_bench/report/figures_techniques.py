@@ -5,6 +5,7 @@
 pool that trained with pseudo-labels (`<method>/pool_fraction_used`) for the self-labelling
 variants. Test accuracy per epoch per variant is the common `accuracy` figure.
 """
+
 from __future__ import annotations
 
 from .figures import Run, new_figure, no_data, plot_seed_band, register_figure, variants_in_order
@@ -36,6 +37,9 @@ def schedules(runs: list[Run]):
         pool_ax.legend()
     else:
         no_data(pool_ax, "pseudo-labels")
-    pool_ax.set(xlabel="epoch", ylabel="pool trained with pseudo-labels (%)",
-                title="self-labelling: pseudo-labelled share per epoch")
+    pool_ax.set(
+        xlabel="epoch",
+        ylabel="pool trained with pseudo-labels (%)",
+        title="self-labelling: pseudo-labelled share per epoch",
+    )
     return fig

@@ -5,6 +5,7 @@ it when it plans), so the index's summary line cannot disagree with the runs beh
 The coreset study's stages (proxy, core, removal) train different models, variants, seeds
 and epochs; runs are grouped by what they share.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -19,8 +20,10 @@ def summarize_runs(runs: Iterable[dict], epochs_of: Callable[[dict], int]) -> di
     their models, seeds and epochs: {variants, models, seeds, epochs}."""
     studies: dict[str, dict] = {}
     for run in runs:
-        study = studies.setdefault(run["study"], {"datasets": [], "models": [], "variants": [], "runs": 0,
-                                                  "_seeds": {}, "_epochs": {}, "_models": {}})
+        study = studies.setdefault(
+            run["study"],
+            {"datasets": [], "models": [], "variants": [], "runs": 0, "_seeds": {}, "_epochs": {}, "_models": {}},
+        )
         study["runs"] += 1
         for key in ("dataset", "model", "variant"):
             if run[key] not in study[key + "s"]:
@@ -34,8 +37,10 @@ def summarize_runs(runs: Iterable[dict], epochs_of: Callable[[dict], int]) -> di
         for variant in study["variants"]:
             key = (tuple(unique(models[variant])), tuple(unique(seeds[variant])), tuple(unique(epochs[variant])))
             groups.setdefault(key, []).append(variant)
-        study["groups"] = [{"variants": variants, "models": list(m), "seeds": list(s), "epochs": list(e)}
-                           for (m, s, e), variants in groups.items()]
+        study["groups"] = [
+            {"variants": variants, "models": list(m), "seeds": list(s), "epochs": list(e)}
+            for (m, s, e), variants in groups.items()
+        ]
     return studies
 
 
@@ -57,5 +62,7 @@ def summary_line(summary: dict) -> str:
     """One sentence: datasets, models, variants, runs, and seeds/epochs per group of variants."""
     groups = summary["groups"]
     per_group = "; ".join(describe_group(g, len(groups) == 1) for g in groups)
-    return (f"Datasets {', '.join(summary['datasets'])}; models {', '.join(summary['models'])}; "
-            f"variants {', '.join(summary['variants'])}; {plural(summary['runs'], 'run')}: {per_group}.")
+    return (
+        f"Datasets {', '.join(summary['datasets'])}; models {', '.join(summary['models'])}; "
+        f"variants {', '.join(summary['variants'])}; {plural(summary['runs'], 'run')}: {per_group}."
+    )

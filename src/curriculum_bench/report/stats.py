@@ -5,6 +5,7 @@ of its baseline share the initialisation and, where the method allows, the data 
 the per-seed differences remove most of the seed-to-seed spread that an unpaired comparison
 of two means would carry. The 95 % interval is mean ± t(0.975, n − 1) · sd / √n.
 """
+
 from __future__ import annotations
 
 import math

@@ -12,6 +12,7 @@ seed_list columns are the runs the table holds: `rebuild_marker` compares them, 
 files' existence, with what the config asks for, so the workflow rebuilds a table whenever
 that set changes, without relying on Snakemake's .snakemake/metadata.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,21 @@ KEYS = ["dataset", "model", "variant"]
 RUN_FIELDS = ("study", "dataset", "model", "variant", "seed")
 RUN_FILES = (Path(METRICS).name, Path(PROBE_METRICS).name)
 # The keys a row is made of; a run file without one of them is refused, naming the key.
-METRICS_KEYS = (*RUN_FIELDS, "final_acc", "best_acc", "best_epoch", "final_epoch", "eval_split", "num_train",
-                "num_eval", "wall_s", "train_images_per_s", "peak_mem_mb", "device_name", "dataset_source")
+METRICS_KEYS = (
+    *RUN_FIELDS,
+    "final_acc",
+    "best_acc",
+    "best_epoch",
+    "final_epoch",
+    "eval_split",
+    "num_train",
+    "num_eval",
+    "wall_s",
+    "train_images_per_s",
+    "peak_mem_mb",
+    "device_name",
+    "dataset_source",
+)
 RERUN = "delete the run's folder and rerun snakemake, which retrains it and rebuilds the table"
 
 
@@ -54,8 +68,10 @@ def load_reported(path: Path | None, study: str) -> list[dict]:
         unknown = set(entry) - REPORTED_FIELDS
         missing = {"dataset", "model", "variant", "acc", "source"} - set(entry)
         if unknown or missing:
-            raise ValueError(f"{path}: {study}[{i}]: "
-                             + (f"unknown keys {sorted(unknown)}" if unknown else f"missing {sorted(missing)}"))
+            raise ValueError(
+                f"{path}: {study}[{i}]: "
+                + (f"unknown keys {sorted(unknown)}" if unknown else f"missing {sorted(missing)}")
+            )
     return entries
 
 
@@ -63,40 +79,57 @@ def reported_for(summary: pd.DataFrame, reported: list[dict]) -> list[str]:
     """Per summary row, the reported accuracy for the same dataset/model/variant, or '—'."""
     index = {(e["dataset"], e["model"], e["variant"]): e for e in reported}
     cells = []
-    for dataset, model, variant in zip(summary["dataset"], summary["model"], summary["variant"]):
+    for dataset, model, variant in zip(summary["dataset"], summary["model"], summary["variant"], strict=True):
         entry = index.get((dataset, model, variant))
         cells.append("—" if entry is None else f"{entry['acc']:.2f}")
     return cells
 
 
-NO_REPORTED = ("No reported numbers for this study in config/reported.yaml, so the table has "
-               "no `reported` column.")
+NO_REPORTED = "No reported numbers for this study in config/reported.yaml, so the table has no `reported` column."
 REPORTED_TITLE = "Reported by the original authors (not measured here)"
-REPORTED_INTRO = ("Quoted from the papers and repositories (spec/methods.md); rows of the table "
-                  "above whose dataset, model and variant match show the same number in their "
-                  "`reported` column.")
+REPORTED_INTRO = (
+    "Quoted from the papers and repositories (spec/methods.md); rows of the table "
+    "above whose dataset, model and variant match show the same number in their "
+    "`reported` column."
+)
 
 
 def reported_frame(reported: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame([{"dataset": e["dataset"], "model": e["model"], "variant": e["variant"],
-                          "reported acc (%)": f"{e['acc']:.2f}", "source": e["source"],
-                          "note": e.get("note", "")} for e in reported])
+    return pd.DataFrame(
+        [
+            {
+                "dataset": e["dataset"],
+                "model": e["model"],
+                "variant": e["variant"],
+                "reported acc (%)": f"{e['acc']:.2f}",
+                "source": e["source"],
+                "note": e.get("note", ""),
+            }
+            for e in reported
+        ]
+    )
 
 
 def reported_markdown(reported: list[dict]) -> list[str]:
     if not reported:
         return [NO_REPORTED, ""]
-    return [f"## {REPORTED_TITLE}", "", REPORTED_INTRO, "",
-            reported_frame(reported).to_markdown(index=False, disable_numparse=True), ""]
+    return [
+        f"## {REPORTED_TITLE}",
+        "",
+        REPORTED_INTRO,
+        "",
+        reported_frame(reported).to_markdown(index=False, disable_numparse=True),
+        "",
+    ]
 
 
 @dataclass(frozen=True)
 class TableOptions:
     """A study's `report:` section: extra columns for what that study is about."""
 
-    per_class: tuple[int, ...] = ()   # final accuracy of these classes (weighted sampling: 0)
-    at_epochs: tuple[int, ...] = ()   # test accuracy at these epochs (DP reports epoch 84)
-    baseline: str = "baseline"        # the variant the Δ column compares against
+    per_class: tuple[int, ...] = ()  # final accuracy of these classes (weighted sampling: 0)
+    at_epochs: tuple[int, ...] = ()  # test accuracy at these epochs (DP reports epoch 84)
+    baseline: str = "baseline"  # the variant the Δ column compares against
     # curriculum variant -> its random control (random order, random subset): a second Δ column
     controls: dict = field(default_factory=dict)
     # Every run the config asks for, as [dataset, model, variant, seed] (set by the workflow):
@@ -129,6 +162,7 @@ NOT_MEASURED = {"run", "train_config", "probe_config", "dataset_source", "versio
 
 def accuracies(record: dict) -> Iterator[tuple[str, object]]:
     """(key, value) of every accuracy in a metrics record or history line; nested keys dotted, list items [i]."""
+
     def walk(name: str, value, is_accuracy: bool):
         if isinstance(value, dict):
             for key, item in value.items():
@@ -153,24 +187,34 @@ def check_accuracies(path: Path, record: dict, where: str = "") -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise InputFileError(path, f"{where}{key} is {value!r}, not a number (an accuracy in [0, 1])", RERUN)
         if not math.isnan(value) and not 0 <= value <= 1:
-            raise InputFileError(path, f"{where}{key} = {value!r} is outside [0, 1]: accuracies are fractions "
-                                 "(0.975, not 97.5)", RERUN)
+            raise InputFileError(
+                path, f"{where}{key} = {value!r} is outside [0, 1]: accuracies are fractions (0.975, not 97.5)", RERUN
+            )
 
 
 def check_identity(path: Path, m: dict, study: str | None) -> None:
     """The run in the file is the one its path names, of this study."""
     named = run_of_path(path)
     if named is None or named["file"] not in RUN_FILES:
-        raise InputFileError(path, f"not where a run's scores are: tables read {RUN_DIR}/{RUN_FILES[0]} "
-                             f"(or {RUN_FILES[1]})", "pass the run files the workflow writes")
-    differ = [f"{key} {m[key]!r}" for key in RUN_FIELDS
-              if m[key] != named[key] or (key == "seed" and isinstance(m[key], bool))]
+        raise InputFileError(
+            path,
+            f"not where a run's scores are: tables read {RUN_DIR}/{RUN_FILES[0]} (or {RUN_FILES[1]})",
+            "pass the run files the workflow writes",
+        )
+    differ = [
+        f"{key} {m[key]!r}"
+        for key in RUN_FIELDS
+        if m[key] != named[key] or (key == "seed" and isinstance(m[key], bool))
+    ]
     if differ:
-        raise InputFileError(path, f"holds another run than its path names: {', '.join(differ)} (its path says "
-                             f"{', '.join(f'{k} {named[k]!r}' for k in RUN_FIELDS)})", RERUN)
+        raise InputFileError(
+            path,
+            f"holds another run than its path names: {', '.join(differ)} (its path says "
+            f"{', '.join(f'{k} {named[k]!r}' for k in RUN_FIELDS)})",
+            RERUN,
+        )
     if study is not None and m["study"] != study:
-        raise InputFileError(path, f"a run of study {m['study']!r}, not of {study!r}",
-                             "pass only the study's own runs")
+        raise InputFileError(path, f"a run of study {m['study']!r}, not of {study!r}", "pass only the study's own runs")
 
 
 def read_history(run_dir: Path) -> list[dict]:
@@ -220,30 +264,55 @@ def check_expected(path: Path, m: dict, options: TableOptions) -> None:
     if (*row, m["seed"]) in options.expected_runs:
         return
     seeds = options.expected_seeds().get(row)
-    raise InputFileError(path, f"seed {m['seed']} is not one of the config's seeds {seeds} for {'/'.join(row)}"
-                         if seeds else f"{'/'.join(row)} is not a row the config asks for",
-                         "tabulate only the runs the config asks for")
+    raise InputFileError(
+        path,
+        f"seed {m['seed']} is not one of the config's seeds {seeds} for {'/'.join(row)}"
+        if seeds
+        else f"{'/'.join(row)} is not a row the config asks for",
+        "tabulate only the runs the config asks for",
+    )
 
 
-def load_runs(metrics_paths: list[Path], options: TableOptions = TableOptions(),
-              study: str | None = None) -> pd.DataFrame:
+def load_runs(
+    metrics_paths: list[Path], options: TableOptions = TableOptions(), study: str | None = None
+) -> pd.DataFrame:
     rows, seen = [], {}
     for path in metrics_paths:
         m, history = read_run(path, study)
         run = tuple(m[k] for k in (*KEYS, "seed"))
         if run in seen:
-            raise InputFileError(path, f"the same run as {seen[run]} (each run is tabulated once)",
-                                 "pass each run file once")
+            raise InputFileError(
+                path, f"the same run as {seen[run]} (each run is tabulated once)", "pass each run file once"
+            )
         seen[run] = path
         check_expected(path, m, options)
-        rows.append({**{k: m[k] for k in ("study", *KEYS, "seed", "final_acc", "best_acc",
-                                          "best_epoch", "final_epoch", "eval_split", "num_train",
-                                          "num_eval", "wall_s", "train_images_per_s",
-                                          "peak_mem_mb", "device_name")},
-                     "test_at_best_val_acc": m.get("test_at_best_val_acc", float("nan")),
-                     "diverged": diverged(m, history),
-                     **{f"acc_{k}": v for k, v in extra_accuracies(m, history, options).items()},
-                     "source": m["dataset_source"].get("source", m["dataset"])})
+        rows.append(
+            {
+                **{
+                    k: m[k]
+                    for k in (
+                        "study",
+                        *KEYS,
+                        "seed",
+                        "final_acc",
+                        "best_acc",
+                        "best_epoch",
+                        "final_epoch",
+                        "eval_split",
+                        "num_train",
+                        "num_eval",
+                        "wall_s",
+                        "train_images_per_s",
+                        "peak_mem_mb",
+                        "device_name",
+                    )
+                },
+                "test_at_best_val_acc": m.get("test_at_best_val_acc", float("nan")),
+                "diverged": diverged(m, history),
+                **{f"acc_{k}": v for k, v in extra_accuracies(m, history, options).items()},
+                "source": m["dataset_source"].get("source", m["dataset"]),
+            }
+        )
     if not rows:
         raise ValueError("no runs to tabulate")
     return pd.DataFrame(rows)
@@ -260,7 +329,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         num_train=("num_train", "first"),
         num_eval=("num_eval", "first"),
         final_acc_mean=("final_acc", "mean"),
-        final_acc_std=("final_acc", "std"),   # sample std (ddof 1); NaN for one seed
+        final_acc_std=("final_acc", "std"),  # sample std (ddof 1); NaN for one seed
         best_acc_mean=("best_acc", "mean"),
         best_acc_std=("best_acc", "std"),
         test_at_best_val_mean=("test_at_best_val_acc", "mean"),
@@ -270,8 +339,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         peak_mem_mb_max=("peak_mem_mb", "max"),
         device=("device_name", "first"),
         diverged_runs=("diverged", "sum"),
-        **{f"{col}_{stat}": (col, stat) for col in runs.columns if col.startswith("acc_")
-           for stat in ("mean", "std")},
+        **{f"{col}_{stat}": (col, stat) for col in runs.columns if col.startswith("acc_") for stat in ("mean", "std")},
     ).reset_index()
     return summary
 
@@ -287,7 +355,9 @@ def headline_accuracy(runs: pd.DataFrame) -> tuple[pd.Series, str]:
 def values_per_seed(runs: pd.DataFrame, values: pd.Series) -> dict[tuple[str, str, str], dict[int, float]]:
     """(dataset, model, variant) -> {seed: value}: what a paired comparison of two rows reads."""
     per_seed: dict[tuple[str, str, str], dict[int, float]] = {}
-    for key, seed, value in zip(zip(runs.dataset, runs.model, runs.variant), runs.seed, values):
+    for key, seed, value in zip(
+        zip(runs.dataset, runs.model, runs.variant, strict=True), runs.seed, values, strict=True
+    ):
         per_seed.setdefault(key, {})[int(seed)] = float(value)
     return per_seed
 
@@ -297,7 +367,7 @@ def paired_deltas(runs: pd.DataFrame, summary: pd.DataFrame, reference_of) -> li
     dataset and model), over the seeds both ran; None where there is no such row."""
     per_seed = values_per_seed(runs, headline_accuracy(runs)[0])
     deltas = []
-    for dataset, model, variant in zip(summary.dataset, summary.model, summary.variant):
+    for dataset, model, variant in zip(summary.dataset, summary.model, summary.variant, strict=True):
         reference = reference_of(variant)
         if reference is None or reference == variant or (dataset, model, reference) not in per_seed:
             deltas.append(None)
@@ -315,7 +385,7 @@ def add_deltas(summary: pd.DataFrame, name: str, deltas: list[PairedDifference |
 
 
 def delta_cell(mean: float, low: float, high: float, n: int, seeds: int) -> str:
-    """"+3.20 [+1.10, +5.30] *": the mean paired difference, its 95 % interval, * where it excludes 0."""
+    """ "+3.20 [+1.10, +5.30] *": the mean paired difference, its 95 % interval, * where it excludes 0."""
     if math.isnan(mean):
         return "—"
     if math.isnan(low):
@@ -327,13 +397,23 @@ def delta_cell(mean: float, low: float, high: float, n: int, seeds: int) -> str:
 
 def delta_columns(summary: pd.DataFrame, options: TableOptions, metric: str) -> dict[str, list[str]]:
     columns = {}
-    for name, title in (("delta_baseline", f"Δ {metric} vs {options.baseline} (pp, 95 % CI)"),
-                        ("delta_control", f"Δ {metric} vs random control (pp, 95 % CI)")):
+    for name, title in (
+        ("delta_baseline", f"Δ {metric} vs {options.baseline} (pp, 95 % CI)"),
+        ("delta_control", f"Δ {metric} vs random control (pp, 95 % CI)"),
+    ):
         if f"{name}_pp" not in summary or not summary[f"{name}_pp"].notna().any():
             continue
-        columns[title] = [delta_cell(m, lo, hi, n, seeds) for m, lo, hi, n, seeds in zip(
-            summary[f"{name}_pp"], summary[f"{name}_low_pp"], summary[f"{name}_high_pp"], summary[f"{name}_n"],
-            summary["seeds"])]
+        columns[title] = [
+            delta_cell(m, lo, hi, n, seeds)
+            for m, lo, hi, n, seeds in zip(
+                summary[f"{name}_pp"],
+                summary[f"{name}_low_pp"],
+                summary[f"{name}_high_pp"],
+                summary[f"{name}_n"],
+                summary["seeds"],
+                strict=True,
+            )
+        ]
         if name == "delta_control":
             columns["random control"] = [options.controls.get(v, "") for v in summary["variant"]]
     return columns
@@ -344,29 +424,37 @@ def mean_std_percent(mean: float, std: float) -> str:
 
 
 def extra_columns(summary: pd.DataFrame) -> dict[str, list[str]]:
-    return {f"{col[len('acc_'):-len('_mean')]} acc (%)": [
-                "—" if pd.isna(m) else mean_std_percent(m, s)
-                for m, s in zip(summary[col], summary[col[:-len("_mean")] + "_std"])]
-            for col in summary.columns if col.startswith("acc_") and col.endswith("_mean")}
+    return {
+        f"{col[len('acc_') : -len('_mean')]} acc (%)": [
+            "—" if pd.isna(m) else mean_std_percent(m, s)
+            for m, s in zip(summary[col], summary[col[: -len("_mean")] + "_std"], strict=True)
+        ]
+        for col in summary.columns
+        if col.startswith("acc_") and col.endswith("_mean")
+    }
 
 
 def missing_seeds(summary: pd.DataFrame, options: TableOptions) -> list[list[int]]:
     """Per summary row, the seeds the config asks for that have no run here."""
     expected = options.expected_seeds()
-    return [[s for s in expected.get((d, m, v), []) if s not in {int(x) for x in str(seed_list).split()}]
-            for d, m, v, seed_list in zip(summary.dataset, summary.model, summary.variant, summary.seed_list)]
+    return [
+        [s for s in expected.get((d, m, v), []) if s not in {int(x) for x in str(seed_list).split()}]
+        for d, m, v, seed_list in zip(summary.dataset, summary.model, summary.variant, summary.seed_list, strict=True)
+    ]
 
 
 def missing_rows(summary: pd.DataFrame, options: TableOptions) -> list[str]:
     """The config's rows with no run at all (they would otherwise just be absent)."""
-    have = set(zip(summary.dataset, summary.model, summary.variant))
+    have = set(zip(summary.dataset, summary.model, summary.variant, strict=True))
     return ["/".join(row) for row in options.expected_seeds() if row not in have]
 
 
 def row_notes(summary: pd.DataFrame, options: TableOptions) -> list[str]:
     """What a reader must know about a row: missing seeds, diverged runs."""
     notes = []
-    for seeds, missing, diverged_runs in zip(summary.seeds, missing_seeds(summary, options), summary.diverged_runs):
+    for seeds, missing, diverged_runs in zip(
+        summary.seeds, missing_seeds(summary, options), summary.diverged_runs, strict=True
+    ):
         note = []
         if missing:
             note.append(f"{seeds} of {seeds + len(missing)} seeds (missing {' '.join(map(str, missing))})")
@@ -379,67 +467,99 @@ def row_notes(summary: pd.DataFrame, options: TableOptions) -> list[str]:
 def display_frame(summary: pd.DataFrame, reported: list[dict], options: TableOptions) -> pd.DataFrame:
     """The table as a reader sees it: formatted strings, one column per fact."""
     notes = row_notes(summary, options)
-    return pd.DataFrame({
-        "dataset": summary["dataset"],
-        "model": summary["model"],
-        "variant": summary["variant"],
-        "final acc (%)": [mean_std_percent(m, s) for m, s in zip(summary.final_acc_mean, summary.final_acc_std)],
-        # A score with no epoch to choose (a linear probe) has best == final: one column then.
-        **({"best-epoch acc (%)": [mean_std_percent(m, s) for m, s in zip(summary.best_acc_mean, summary.best_acc_std)]}
-           if not summary.best_acc_mean.equals(summary.final_acc_mean) else {}),
-        **({"acc at best-val epoch (%)": [
-            "—" if pd.isna(m) else mean_std_percent(m, s)
-            for m, s in zip(summary.test_at_best_val_mean, summary.test_at_best_val_std)]}
-           if summary.test_at_best_val_mean.notna().any() else {}),
-        **delta_columns(summary, options, summary.attrs.get("delta_metric", "final acc")),
-        **extra_columns(summary),
-        **({"reported acc (%)": reported_for(summary, reported)} if reported else {}),
-        "split": [f"{s} (n={n})" for s, n in zip(summary.split, summary.num_eval)],
-        "seeds": [f"{n} ({lst})" for n, lst in zip(summary.seeds, summary.seed_list)],
-        "epochs": summary["epochs"].astype(str),
-        "wall s": summary["wall_s_mean"].map(lambda v: f"{v:.1f}"),
-        "train img/s": summary["images_per_s_mean"].map(lambda v: f"{v:.0f}"),
-        "peak MB": summary["peak_mem_mb_max"].map(lambda v: f"{v:.0f}"),
-        "device": summary["device"],
-        **({"notes": notes} if any(notes) else {}),
-    })
+    return pd.DataFrame(
+        {
+            "dataset": summary["dataset"],
+            "model": summary["model"],
+            "variant": summary["variant"],
+            "final acc (%)": [
+                mean_std_percent(m, s) for m, s in zip(summary.final_acc_mean, summary.final_acc_std, strict=True)
+            ],
+            # A score with no epoch to choose (a linear probe) has best == final: one column then.
+            **(
+                {
+                    "best-epoch acc (%)": [
+                        mean_std_percent(m, s) for m, s in zip(summary.best_acc_mean, summary.best_acc_std, strict=True)
+                    ]
+                }
+                if not summary.best_acc_mean.equals(summary.final_acc_mean)
+                else {}
+            ),
+            **(
+                {
+                    "acc at best-val epoch (%)": [
+                        "—" if pd.isna(m) else mean_std_percent(m, s)
+                        for m, s in zip(summary.test_at_best_val_mean, summary.test_at_best_val_std, strict=True)
+                    ]
+                }
+                if summary.test_at_best_val_mean.notna().any()
+                else {}
+            ),
+            **delta_columns(summary, options, summary.attrs.get("delta_metric", "final acc")),
+            **extra_columns(summary),
+            **({"reported acc (%)": reported_for(summary, reported)} if reported else {}),
+            "split": [f"{s} (n={n})" for s, n in zip(summary.split, summary.num_eval, strict=True)],
+            "seeds": [f"{n} ({lst})" for n, lst in zip(summary.seeds, summary.seed_list, strict=True)],
+            "epochs": summary["epochs"].astype(str),
+            "wall s": summary["wall_s_mean"].map(lambda v: f"{v:.1f}"),
+            "train img/s": summary["images_per_s_mean"].map(lambda v: f"{v:.0f}"),
+            "peak MB": summary["peak_mem_mb_max"].map(lambda v: f"{v:.0f}"),
+            "device": summary["device"],
+            **({"notes": notes} if any(notes) else {}),
+        }
+    )
 
 
-INTRO = ("Measured here. Accuracy in % on the named split, mean ± sample std over seeds; "
-         "`best-epoch` is the best per-epoch accuracy on that same split (optimistic, as the "
-         "original repositories report it; omitted where every row's equals its final one, as "
-         "for a linear-probe score); `at best-val epoch`, where a run holds out a "
-         "validation split, is the accuracy at the epoch chosen on that split. Cost columns "
-         "are means per run (peak MB: max). Δ columns: the paired difference from the baseline "
-         "(or from the row's random control) over the seeds both rows ran (a seed shares the "
-         "initialisation and, where the method allows, the data order), in percentage points: "
-         "mean [95 % Student-t interval over seeds]; * marks an interval that excludes zero, "
-         "(n=k) a row paired over fewer seeds than it has. Without * the table does not "
-         "support a difference.")
+INTRO = (
+    "Measured here. Accuracy in % on the named split, mean ± sample std over seeds; "
+    "`best-epoch` is the best per-epoch accuracy on that same split (optimistic, as the "
+    "original repositories report it; omitted where every row's equals its final one, as "
+    "for a linear-probe score); `at best-val epoch`, where a run holds out a "
+    "validation split, is the accuracy at the epoch chosen on that split. Cost columns "
+    "are means per run (peak MB: max). Δ columns: the paired difference from the baseline "
+    "(or from the row's random control) over the seeds both rows ran (a seed shares the "
+    "initialisation and, where the method allows, the data order), in percentage points: "
+    "mean [95 % Student-t interval over seeds]; * marks an interval that excludes zero, "
+    "(n=k) a row paired over fewer seeds than it has. Without * the table does not "
+    "support a difference."
+)
 
 
 def caveats(summary: pd.DataFrame, options: TableOptions) -> list[str]:
     lines = []
     if any(missing_seeds(summary, options)):
-        lines.append("**Fewer seeds than configured in some rows**: "
-                     "their mean and std are over the finished runs only (see `notes`).")
+        lines.append(
+            "**Fewer seeds than configured in some rows**: "
+            "their mean and std are over the finished runs only (see `notes`)."
+        )
     absent = missing_rows(summary, options)
     if absent:
         lines.append(f"**No finished run for {len(absent)} configured row(s)**, not in the table: {', '.join(absent)}.")
     if summary.diverged_runs.any():
-        lines.append("**Some runs diverged** (non-finite training loss); they are included in the "
-                     "means with the accuracy they reached, and flagged in `notes`.")
+        lines.append(
+            "**Some runs diverged** (non-finite training loss); they are included in the "
+            "means with the accuracy they reached, and flagged in `notes`."
+        )
     return lines
 
 
-def to_markdown(summary: pd.DataFrame, study: str, reported: list[dict] | None = None,
-                options: TableOptions = TableOptions()) -> str:
+def to_markdown(
+    summary: pd.DataFrame, study: str, reported: list[dict] | None = None, options: TableOptions = TableOptions()
+) -> str:
     reported = reported or []
     table = display_frame(summary, reported, options)
     warning = [FABRICATED_WARNING, ""] if options.fabricated_data else []
-    lines = [f"# {study}", "", *warning, INTRO, "", *[line + "\n" for line in caveats(summary, options)],
-             table.to_markdown(index=False, disable_numparse=True),  # keep "75.00", not 75
-             "", *reported_markdown(reported)]
+    lines = [
+        f"# {study}",
+        "",
+        *warning,
+        INTRO,
+        "",
+        *[line + "\n" for line in caveats(summary, options)],
+        table.to_markdown(index=False, disable_numparse=True),  # keep "75.00", not 75
+        "",
+        *reported_markdown(reported),
+    ]
     return "\n".join(lines)
 
 
@@ -447,29 +567,47 @@ def to_html(summary: pd.DataFrame, study: str, reported: list[dict], options: Ta
     """A standalone page of the same table, for Snakemake's report."""
     from html import escape
 
-    parts = [f"<h1>{escape(study)}</h1>", *([f"<p>{escape(FABRICATED_WARNING)}</p>"] if options.fabricated_data else []),
-             f"<p>{escape(INTRO)}</p>",
-             *[f"<p>{escape(line)}</p>" for line in caveats(summary, options)],
-             display_frame(summary, reported, options).to_html(index=False, border=0)]
+    parts = [
+        f"<h1>{escape(study)}</h1>",
+        *([f"<p>{escape(FABRICATED_WARNING)}</p>"] if options.fabricated_data else []),
+        f"<p>{escape(INTRO)}</p>",
+        *[f"<p>{escape(line)}</p>" for line in caveats(summary, options)],
+        display_frame(summary, reported, options).to_html(index=False, border=0),
+    ]
     if reported:
-        parts += [f"<h2>{escape(REPORTED_TITLE)}</h2>", f"<p>{escape(REPORTED_INTRO)}</p>",
-                  reported_frame(reported).to_html(index=False, border=0)]
+        parts += [
+            f"<h2>{escape(REPORTED_TITLE)}</h2>",
+            f"<p>{escape(REPORTED_INTRO)}</p>",
+            reported_frame(reported).to_html(index=False, border=0),
+        ]
     else:
         parts.append(f"<p>{escape(NO_REPORTED)}</p>")
-    style = ("body{font-family:sans-serif;font-size:14px;margin:1em}table{border-collapse:collapse}"
-             "th,td{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left}")
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{escape(study)}</title>"
-            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")
+    style = (
+        "body{font-family:sans-serif;font-size:14px;margin:1em}table{border-collapse:collapse}"
+        "th,td{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left}"
+    )
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{escape(study)}</title>"
+        f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n"
+    )
 
 
-def write_table(metrics_paths: list[Path], study: str, out_md: Path, out_csv: Path,
-                reported_path: Path | None = None, options: dict | None = None,
-                out_html: Path | None = None) -> pd.DataFrame:
+def write_table(
+    metrics_paths: list[Path],
+    study: str,
+    out_md: Path,
+    out_csv: Path,
+    reported_path: Path | None = None,
+    options: dict | None = None,
+    out_html: Path | None = None,
+) -> pd.DataFrame:
     from ..config import config_from_dict
 
-    table_options = config_from_dict(TableOptions, {k: tuple(v) if isinstance(v, list) else v
-                                                    for k, v in (options or {}).items()},
-                                     where=f"studies.{study}.report")
+    table_options = config_from_dict(
+        TableOptions,
+        {k: tuple(v) if isinstance(v, list) else v for k, v in (options or {}).items()},
+        where=f"studies.{study}.report",
+    )
     runs = load_runs(metrics_paths, table_options, study)
     summary = summarize(runs)
     summary.attrs["delta_metric"] = headline_accuracy(runs)[1]
@@ -484,5 +622,3 @@ def write_table(metrics_paths: list[Path], study: str, out_md: Path, out_csv: Pa
     summary.to_csv(out_csv, index=False)
     print(f"{study}: {len(runs)} runs -> {len(summary)} rows in {out_md}, {out_csv}", flush=True)
     return summary
-
-

@@ -5,6 +5,7 @@ the tables and re-exports these. The CSV's dataset, model, variant and seed_list
 the runs the table holds; `rebuild_marker` compares them, and the run files' existence, with
 what the config asks for.
 """
+
 from __future__ import annotations
 
 import csv
@@ -19,8 +20,10 @@ from ..config import RUN_DIR
 def _run_path_pattern() -> re.Pattern:
     """RUN_DIR + "/<file>" as a regex with one group per field, matched at the end of a path."""
     pieces = re.split(r"\{(\w+)\}", RUN_DIR)
-    body = "".join(re.escape(piece) if i % 2 == 0 else (r"(?P<seed>\d+)" if piece == "seed" else f"(?P<{piece}>[^/]+)")
-                   for i, piece in enumerate(pieces))
+    body = "".join(
+        re.escape(piece) if i % 2 == 0 else (r"(?P<seed>\d+)" if piece == "seed" else f"(?P<{piece}>[^/]+)")
+        for i, piece in enumerate(pieces)
+    )
     return re.compile(f"(?:^|/){body}/(?P<file>[^/]+)$")
 
 
@@ -39,8 +42,11 @@ def tabulated_runs(csv_path: Path) -> set[tuple[str, str, str, int]] | None:
     """The runs a written table holds, from its CSV's dataset, model, variant and seed_list; None if unreadable."""
     try:
         with open(csv_path, newline="") as f:
-            return {(row["dataset"], row["model"], row["variant"], int(seed))
-                    for row in csv.DictReader(f) for seed in row["seed_list"].split()}
+            return {
+                (row["dataset"], row["model"], row["variant"], int(seed))
+                for row in csv.DictReader(f)
+                for seed in row["seed_list"].split()
+            }
     except (OSError, KeyError, ValueError, AttributeError):  # AttributeError: a row shorter than the header
         return None
 

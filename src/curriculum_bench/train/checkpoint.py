@@ -3,6 +3,7 @@
 A checkpoint that cannot be read all the same (a disk that filled up, a copy cut short) is
 set aside as `<name>.corrupt` and the run starts afresh, rather than failing every retry.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Training hyper-parameters shared by every study (a study's `train:` section)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -11,30 +12,30 @@ SPEED_SWITCHES = ("channels_last", "fused_optimizer", "compile", "cuda_graphs")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 10                   # MLT Trainer max_epochs (spec §2.1)
-    batch_size: int = 32               # MLT SimpleDataModule
-    eval_batch_size: int = 1000        # evaluation only; does not change results
-    optimizer: str = "adamw"           # MLT: AdamW
-    lr: float = 0.01                   # MLT scripts
-    weight_decay: float = 0.1          # MLT scripts (module default 0.01)
-    momentum: float = 0.9              # sgd only
-    nesterov: bool = False             # sgd only (forgetting events: true)
-    schedule: str = "warmup_cosine"    # MLT: LinearLR warm-up then CosineAnnealingLR, per epoch
-    warmup_epochs: int = 3             # MLT: 3 epochs from 1e-3 x lr
+    epochs: int = 10  # MLT Trainer max_epochs (spec §2.1)
+    batch_size: int = 32  # MLT SimpleDataModule
+    eval_batch_size: int = 1000  # evaluation only; does not change results
+    optimizer: str = "adamw"  # MLT: AdamW
+    lr: float = 0.01  # MLT scripts
+    weight_decay: float = 0.1  # MLT scripts (module default 0.01)
+    momentum: float = 0.9  # sgd only
+    nesterov: bool = False  # sgd only (forgetting events: true)
+    schedule: str = "warmup_cosine"  # MLT: LinearLR warm-up then CosineAnnealingLR, per epoch
+    warmup_epochs: int = 3  # MLT: 3 epochs from 1e-3 x lr
     warmup_start_factor: float = 1e-3
-    cosine_t_max: float = 3.0          # MLT: T_max = 3 epochs, so the cosine oscillates over 10
-    min_lr_factor: float = 0.1         # MLT: eta_min = lr / 10
-    milestones: tuple[int, ...] = ()   # multistep: epochs at which the LR is multiplied by gamma
-    gamma: float = 0.1                 # multistep factor (DP: x0.1 at 80 and 100)
-    log_every: int = 50                # progress line every N steps
+    cosine_t_max: float = 3.0  # MLT: T_max = 3 epochs, so the cosine oscillates over 10
+    min_lr_factor: float = 0.1  # MLT: eta_min = lr / 10
+    milestones: tuple[int, ...] = ()  # multistep: epochs at which the LR is multiplied by gamma
+    gamma: float = 0.1  # multistep factor (DP: x0.1 at 80 and 100)
+    log_every: int = 50  # progress line every N steps
     augment: list = field(default_factory=list)  # [{op: name, ...}], on the device (data/augment.py)
-    normalize: dict | None = None      # {mean: [...], std: [...]} per channel; MLT: none
+    normalize: dict | None = None  # {mean: [...], std: [...]} per channel; MLT: none
     # Speed (train/speed.py): "auto" = on where the run is on a CUDA GPU, off on the CPU.
-    precision: str = "auto"            # "bf16" autocast or "fp32"
+    precision: str = "auto"  # "bf16" autocast or "fp32"
     channels_last: str | bool = "auto"
     fused_optimizer: str | bool = "auto"
-    compile: str | bool = "auto"       # torch.compile; kernels cached between jobs
-    cuda_graphs: str | bool = "auto"   # via compile's reduce-overhead mode; auto at batch <= 256
+    compile: str | bool = "auto"  # torch.compile; kernels cached between jobs
+    cuda_graphs: str | bool = "auto"  # via compile's reduce-overhead mode; auto at batch <= 256
 
     def __post_init__(self):
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))

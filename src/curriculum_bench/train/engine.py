@@ -4,6 +4,7 @@ Data lives in memory (on the GPU when there is one) as uint8 tensors; a batch is
 indexing with the sample indices of this epoch's order, and those indices travel with the
 batch to every hook. Methods change the run only through hooks (train/hooks.py).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,8 +33,17 @@ from .config import TrainConfig
 from .hooks import Hook, TrainState, build_hooks, seeded_generator
 from .identity import model_files, run_identity, run_inputs, why_not_resume
 from .schedule import lr_factor
-from .speed import (Speed, autocast, begin_step, model_input, optimizer_kernel_args, prepare_model, resolve_speed,
-                    run_model, use_compile_cache)
+from .speed import (
+    Speed,
+    autocast,
+    begin_step,
+    model_input,
+    optimizer_kernel_args,
+    prepare_model,
+    resolve_speed,
+    run_model,
+    use_compile_cache,
+)
 
 
 def log(message: str) -> None:
@@ -95,8 +105,9 @@ class InputPipeline:
         return x if self.mean is None else (x - self.mean) / self.std
 
 
-def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, hooks: list[Hook],
-                    speed: Speed = Speed()) -> torch.optim.Optimizer:
+def build_optimizer(
+    model: torch.nn.Module, cfg: TrainConfig, hooks: list[Hook], speed: Speed = Speed()
+) -> torch.optim.Optimizer:
     groups = None
     for hook in hooks:
         hook_groups = hook.param_groups(model)
@@ -107,8 +118,12 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, hooks: list[Hook],
     groups = groups or [{"params": list(model.parameters())}]
     for group in groups:
         group.setdefault("lr_scale", 1.0)  # a hook's per-group multiplier of the base schedule
-    optimizers = {"adamw": torch.optim.AdamW, "sgd": torch.optim.SGD, "adam": torch.optim.Adam,
-                  "adamax": torch.optim.Adamax}
+    optimizers = {
+        "adamw": torch.optim.AdamW,
+        "sgd": torch.optim.SGD,
+        "adam": torch.optim.Adam,
+        "adamax": torch.optim.Adamax,
+    }
     if cfg.optimizer not in optimizers:
         raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
     optimizer_cls = optimizers[cfg.optimizer]
@@ -118,8 +133,16 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, hooks: list[Hook],
     return optimizer_cls(groups, **kwargs)
 
 
-def build_model(name: str, model_args: dict, data: Data, cfg: TrainConfig, hooks: list[Hook], seed: int,
-                device: torch.device, speed: Speed) -> tuple[torch.nn.Module, torch.nn.Module, torch.optim.Optimizer]:
+def build_model(
+    name: str,
+    model_args: dict,
+    data: Data,
+    cfg: TrainConfig,
+    hooks: list[Hook],
+    seed: int,
+    device: torch.device,
+    speed: Speed,
+) -> tuple[torch.nn.Module, torch.nn.Module, torch.optim.Optimizer]:
     """(model, the module a step calls, optimiser), seeded and laid out as `fit` trains them."""
     torch.manual_seed(seed)  # model initialisation and dropout
     model = create_model(name, data.in_shape, len(data.classes), **model_args).to(device)
@@ -168,7 +191,7 @@ class TerminationFlag:
         self.raised = False
         self.previous = None
 
-    def __enter__(self) -> "TerminationFlag":
+    def __enter__(self) -> TerminationFlag:
         if threading.current_thread() is threading.main_thread():
             self.previous = signal.signal(signal.SIGTERM, self._handle)
         return self
@@ -181,10 +204,19 @@ class TerminationFlag:
             signal.signal(signal.SIGTERM, self.previous)
 
 
-def train_one_epoch(state: TrainState, data: Data, pipeline: InputPipeline, hooks: list[Hook],
-                    cfg: TrainConfig, base_lr: float, seed: int,
-                    progress: EpochProgress | None = None,
-                    should_stop=lambda: False, speed: Speed = Speed(), forward=None) -> dict | EpochProgress:
+def train_one_epoch(
+    state: TrainState,
+    data: Data,
+    pipeline: InputPipeline,
+    hooks: list[Hook],
+    cfg: TrainConfig,
+    base_lr: float,
+    seed: int,
+    progress: EpochProgress | None = None,
+    should_stop=lambda: False,
+    speed: Speed = Speed(),
+    forward=None,
+) -> dict | EpochProgress:
     """Train one epoch; returns its statistics, or an EpochProgress if `should_stop()` said so
     after a step. `progress` continues an epoch that stopped that way. `forward` is the module
     a step calls (`state.model` compiled by train/speed.py, or `state.model` itself)."""
@@ -204,7 +236,7 @@ def train_one_epoch(state: TrainState, data: Data, pipeline: InputPipeline, hook
         correct += progress.correct
         augment_generator.set_state(progress.augment_state)
     start = time.perf_counter()
-    batches = data.train.batches(order[first * cfg.batch_size:], cfg.batch_size)
+    batches = data.train.batches(order[first * cfg.batch_size :], cfg.batch_size)
     for i, (idx, images, y) in enumerate(batches, start=first):
         x = pipeline.train(images, augment_generator) if state.augment else to_inputs(images)
         state.batch = i
@@ -237,22 +269,40 @@ def train_one_epoch(state: TrainState, data: Data, pipeline: InputPipeline, hook
             seen = min((i + 1) * cfg.batch_size, len(order))
             elapsed = time.perf_counter() - start
             eta = elapsed / (i + 1 - first) * (steps - i - 1)
-            log(f"epoch {state.epoch + 1}/{state.epochs} [{i + 1:>{len(str(steps))}}/{steps}] "
+            log(
+                f"epoch {state.epoch + 1}/{state.epochs} [{i + 1:>{len(str(steps))}}/{steps}] "
                 f"loss {loss.item():.4f} (avg {loss_sum.item() / seen:.4f}) lr {base_lr:.3g} "
-                f"{(seen - first * cfg.batch_size) / elapsed:.0f} img/s eta {eta:.0f}s")
+                f"{(seen - first * cfg.batch_size) / elapsed:.0f} img/s eta {eta:.0f}s"
+            )
         if should_stop() and i + 1 < steps:
-            return EpochProgress(i + 1, loss_sum.item(), int(correct.item()),
-                                 seconds_before + time.perf_counter() - start, 0.0,
-                                 augment_generator.get_state(), predictions)
-    stats = {"train_loss": loss_sum.item() / len(order), "train_acc": correct.item() / predictions,
-             "train_images": len(order)}
+            return EpochProgress(
+                i + 1,
+                loss_sum.item(),
+                int(correct.item()),
+                seconds_before + time.perf_counter() - start,
+                0.0,
+                augment_generator.get_state(),
+                predictions,
+            )
+    stats = {
+        "train_loss": loss_sum.item() / len(order),
+        "train_acc": correct.item() / predictions,
+        "train_images": len(order),
+    }
     # Read after .item(), which waits for the device: the clock then covers the queued work.
     return {**stats, "train_time_s": seconds_before + time.perf_counter() - start}
 
 
 @torch.inference_mode()
-def evaluate(model: torch.nn.Module, split: ResidentSplit | MappedSplit, pipeline: InputPipeline,
-             num_classes: int, batch_size: int, speed: Speed = Speed(), forward=None) -> dict:
+def evaluate(
+    model: torch.nn.Module,
+    split: ResidentSplit | MappedSplit,
+    pipeline: InputPipeline,
+    num_classes: int,
+    batch_size: int,
+    speed: Speed = Speed(),
+    forward=None,
+) -> dict:
     model.eval()
     forward = model if forward is None else forward
     labels = split.labels
@@ -263,9 +313,11 @@ def evaluate(model: torch.nn.Module, split: ResidentSplit | MappedSplit, pipelin
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
         hits += torch.bincount(y[logits.argmax(1) == y], minlength=num_classes)
     counts = torch.bincount(labels, minlength=num_classes).clamp(min=1)
-    return {"eval_loss": loss_sum.item() / len(labels),
-            "eval_acc": hits.sum().item() / len(labels),
-            "eval_acc_per_class": (hits / counts).tolist()}
+    return {
+        "eval_loss": loss_sum.item() / len(labels),
+        "eval_acc": hits.sum().item() / len(labels),
+        "eval_acc_per_class": (hits / counts).tolist(),
+    }
 
 
 def peak_memory_mb(device: torch.device) -> tuple[float, str]:
@@ -284,10 +336,17 @@ def write_jsonl(path: Path, records: list[dict]) -> None:
     atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in records).encode())
 
 
-def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
-        device: str | None = None, stop_after_epoch: int | None = None,
-        placement: str = "auto", loader_workers: int = 4,
-        compile_cache: Path | str | None = None) -> dict | None:
+def fit(
+    run: dict,
+    data_dir: Path,
+    out_dir: Path,
+    checkpoint_path: Path,
+    device: str | None = None,
+    stop_after_epoch: int | None = None,
+    placement: str = "auto",
+    loader_workers: int = 4,
+    compile_cache: Path | str | None = None,
+) -> dict | None:
     """Train one run; write `history.jsonl` each epoch and `metrics.json` last.
 
     Resumes from `checkpoint_path` when it was written for the same resolved run config and
@@ -308,10 +367,19 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
     speed = resolve_speed(cfg, dev, hooks)
     if speed.compile:
         use_compile_cache(compile_cache)
-    model, forward, optimizer = build_model(run["model"], run["model_args"], data, cfg, hooks, run["seed"], dev,
-                                            speed)
-    state = TrainState(model, optimizer, dev, data.train.labels, len(data.classes), cfg.epochs,
-                       seed=run["seed"], out_dir=out_dir, data_dir=Path(data_dir), data=data)
+    model, forward, optimizer = build_model(run["model"], run["model_args"], data, cfg, hooks, run["seed"], dev, speed)
+    state = TrainState(
+        model,
+        optimizer,
+        dev,
+        data.train.labels,
+        len(data.classes),
+        cfg.epochs,
+        seed=run["seed"],
+        out_dir=out_dir,
+        data_dir=Path(data_dir),
+        data=data,
+    )
     # Hooks that predict (self-labelling, a distillation teacher) normalise as `evaluate`
     # does, at the run's precision and layout (speed); a method with its own LR schedule
     # divides out the study's (train/schedule.py).
@@ -341,24 +409,39 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
             torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
         history, state.step, progress = checkpoint["history"], checkpoint["step"], checkpoint["progress"]
         sessions = checkpoint["sessions"] + [[len(history), progress.batches_done if progress else 0]]
-        log(f"resuming {checkpoint_path} after epoch {len(history)}/{cfg.epochs}"
-            + (f" and {progress.batches_done} batches of the next" if progress else ""))
+        log(
+            f"resuming {checkpoint_path} after epoch {len(history)}/{cfg.epochs}"
+            + (f" and {progress.batches_done} batches of the next" if progress else "")
+        )
 
     def save(progress: EpochProgress | None) -> None:
-        save_checkpoint(checkpoint_path, {
-            "run": run, "identity": identity, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "hooks": {h.name: h.state_dict() for h in hooks}, "history": history,
-            "step": state.step, "sessions": sessions, "progress": progress,
-            "rng": {"torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if dev.type == "cuda" else None},
-        })
+        save_checkpoint(
+            checkpoint_path,
+            {
+                "run": run,
+                "identity": identity,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "hooks": {h.name: h.state_dict() for h in hooks},
+                "history": history,
+                "step": state.step,
+                "sessions": sessions,
+                "progress": progress,
+                "rng": {
+                    "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if dev.type == "cuda" else None,
+                },
+            },
+        )
 
     num_params = sum(p.numel() for p in model.parameters())
-    log(f"run {run['study']}/{run['dataset']}/{run['model']}/{run['variant']}/seed{run['seed']}: "
+    log(
+        f"run {run['study']}/{run['dataset']}/{run['model']}/{run['variant']}/seed{run['seed']}: "
         f"{len(data.train.labels)} train / {len(data.eval.labels)} {data.eval_split} images "
         f"({type(data.train).__name__}), "
         f"{num_params:,} parameters, {len(optimizer.param_groups)} parameter group(s), "
-        f"device {device_name(dev)} ({speed.describe()}), methods {list(run['methods']) or 'none'}")
+        f"device {device_name(dev)} ({speed.describe()}), methods {list(run['methods']) or 'none'}"
+    )
 
     with TerminationFlag() as terminated:
         for epoch in range(len(history), cfg.epochs):
@@ -367,18 +450,30 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
             base_lr = cfg.lr * lr_factor(epoch, cfg)
             for hook in hooks:
                 hook.on_epoch_start(state)
-            stats = train_one_epoch(state, data, pipeline, hooks, cfg, base_lr, run["seed"],
-                                    progress, should_stop=lambda: terminated.raised, speed=speed, forward=forward)
+            stats = train_one_epoch(
+                state,
+                data,
+                pipeline,
+                hooks,
+                cfg,
+                base_lr,
+                run["seed"],
+                progress,
+                should_stop=lambda: terminated.raised,
+                speed=speed,
+                forward=forward,
+            )
             if isinstance(stats, EpochProgress):
                 stats.wall_seconds = time.perf_counter() - epoch_start
                 save(stats)
-                log(f"SIGTERM: checkpointed epoch {epoch + 1} after {stats.batches_done} batches "
-                    f"to {checkpoint_path}; the same command resumes from there")
+                log(
+                    f"SIGTERM: checkpointed epoch {epoch + 1} after {stats.batches_done} batches "
+                    f"to {checkpoint_path}; the same command resumes from there"
+                )
                 raise Preempted(checkpoint_path)
             progress = None
             record = {"epoch": epoch + 1, **stats}
-            record.update(evaluate(model, data.eval, pipeline, len(data.classes), cfg.eval_batch_size,
-                                   speed, forward))
+            record.update(evaluate(model, data.eval, pipeline, len(data.classes), cfg.eval_batch_size, speed, forward))
             if data.val is not None:
                 val = evaluate(model, data.val, pipeline, len(data.classes), cfg.eval_batch_size, speed, forward)
                 record.update({"val_loss": val["eval_loss"], "val_acc": val["eval_acc"]})
@@ -393,9 +488,11 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
             history.append(record)
             save(None)
             write_jsonl(out_dir / "history.jsonl", history)
-            log(f"epoch {epoch + 1}/{cfg.epochs} done: train loss {record['train_loss']:.4f} "
+            log(
+                f"epoch {epoch + 1}/{cfg.epochs} done: train loss {record['train_loss']:.4f} "
                 f"acc {record['train_acc']:.4f} | {data.eval_split} loss {record['eval_loss']:.4f} "
-                f"acc {record['eval_acc']:.4f} | {record['wall_s']:.1f}s")
+                f"acc {record['eval_acc']:.4f} | {record['wall_s']:.1f}s"
+            )
             if stop_after_epoch is not None and stop_after_epoch <= epoch + 1 < cfg.epochs:
                 log(f"stopping after epoch {epoch + 1} as asked; rerun to resume")
                 return None
@@ -409,20 +506,34 @@ def fit(run: dict, data_dir: Path, out_dir: Path, checkpoint_path: Path,
     metrics["inputs"] = inputs  # path and sha256 of everything the run read
     # metrics.json is the run's "finished" marker: written last, atomically.
     atomic_write_bytes(out_dir / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())
-    log(f"final {data.eval_split} acc {metrics['final_acc']:.4f}, best {metrics['best_acc']:.4f} "
-        f"(epoch {metrics['best_epoch']}), {metrics['wall_s']:.0f}s -> {out_dir / 'metrics.json'}")
+    log(
+        f"final {data.eval_split} acc {metrics['final_acc']:.4f}, best {metrics['best_acc']:.4f} "
+        f"(epoch {metrics['best_epoch']}), {metrics['wall_s']:.0f}s -> {out_dir / 'metrics.json'}"
+    )
     return metrics
 
 
-def summarize_run(run: dict, cfg: TrainConfig, history: list[dict], data: Data,
-                  dev: torch.device, num_params: int, sessions: list[int], speed: Speed = Speed()) -> dict:
+def summarize_run(
+    run: dict,
+    cfg: TrainConfig,
+    history: list[dict],
+    data: Data,
+    dev: torch.device,
+    num_params: int,
+    sessions: list[int],
+    speed: Speed = Speed(),
+) -> dict:
     best = max(history, key=lambda r: r["eval_acc"])  # first epoch among ties
     selected = {}
     if data.val is not None:
         # Model selection on held-out training data, reported on test (cifar_1k, CLab).
         best_val = max(history, key=lambda r: r["val_acc"])
-        selected = {"best_val_acc": best_val["val_acc"], "best_val_epoch": best_val["epoch"],
-                    "test_at_best_val_acc": best_val["eval_acc"], "num_val": len(data.val.labels)}
+        selected = {
+            "best_val_acc": best_val["val_acc"],
+            "best_val_epoch": best_val["epoch"],
+            "test_at_best_val_acc": best_val["eval_acc"],
+            "num_val": len(data.val.labels),
+        }
     train_images = sum(r["train_images"] for r in history)
     train_time = sum(r["train_time_s"] for r in history)
     _, memory_kind = peak_memory_mb(dev)
@@ -450,6 +561,10 @@ def summarize_run(run: dict, cfg: TrainConfig, history: list[dict], data: Data,
         "resumed_at": sessions[1:],  # [epochs done, batches done in the next epoch]
         "run": run,
         "train_config": dataclasses.asdict(cfg),
-        "versions": {"curriculum_bench": __version__, "python": sys.version.split()[0],
-                     "torch": torch.__version__, "numpy": np.__version__},
+        "versions": {
+            "curriculum_bench": __version__,
+            "python": sys.version.split()[0],
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+        },
     }

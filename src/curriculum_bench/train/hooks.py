@@ -22,6 +22,7 @@ defaults). In loop order:
 Schedules should be pure functions of `state.epoch` / `state.step`, so that only real
 learned or counted state goes into `state_dict`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ class TrainState:
     seed: int = 0  # the run's seed, for a method's own per-epoch random streams
     steps_per_epoch: int = 0  # this epoch's steps, known once its sample order is drawn (from on_batch_start)
     epoch: int = 0  # 0-based epoch being trained
-    step: int = 0   # optimiser steps taken since the start of training
+    step: int = 0  # optimiser steps taken since the start of training
     batch: int = 0  # 0-based batch within the epoch (set before on_batch_start)
     order: torch.Tensor | None = None  # this epoch's sample indices, on `device` (set before on_batch_start)
     augment: bool = True  # False: this epoch's batches skip train.augment (set in on_epoch_start)

@@ -7,6 +7,7 @@ computes. A checkpoint is therefore resumed only by a job whose config *and* inp
 checksums equal the checkpoint's, and never once its history is complete: Snakemake starts
 a job for a finished run only because something it depends on changed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -73,8 +74,10 @@ def why_not_resume(checkpoint: dict, identity: dict, epochs: int) -> str | None:
     if changed:
         return f"the content of its inputs changed ({', '.join(changed)})"
     if len(checkpoint["history"]) >= epochs and checkpoint.get("progress") is None:
-        return (f"its run already finished all {epochs} epochs; a new job for a finished run means "
-                "an input or output changed")
+        return (
+            f"its run already finished all {epochs} epochs; a new job for a finished run means "
+            "an input or output changed"
+        )
     return None
 
 

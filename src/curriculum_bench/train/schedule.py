@@ -1,4 +1,5 @@
 """Learning-rate schedules as pure functions of the epoch (no scheduler state to save)."""
+
 from __future__ import annotations
 
 import math

@@ -15,6 +15,7 @@ default's numbers were measured):
 A method whose hooks change the model's Python attributes while it trains (dropout rates,
 attributes written by forward) sets `compilable = False`: every change would recompile.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -69,17 +70,25 @@ def resolve_speed(cfg, device: torch.device, hooks=()) -> Speed:
     changes_model = [hook.name for hook in hooks if not getattr(hook, "compilable", True)]
     compile_model = _switch(cfg, "compile", cuda and not changes_model)
     if compile_model and changes_model:
-        raise ConfigError(f"train.compile: methods.{changes_model[0]} changes the model while it trains, "
-                          f"which would recompile it at every change; set train.compile to auto or false")
+        raise ConfigError(
+            f"train.compile: methods.{changes_model[0]} changes the model while it trains, "
+            f"which would recompile it at every change; set train.compile to auto or false"
+        )
     cuda_graphs = _switch(cfg, "cuda_graphs", cuda and compile_model and cfg.batch_size <= CUDA_GRAPH_MAX_BATCH)
     if cuda_graphs and not cuda:
         raise ConfigError(f"train.cuda_graphs: CUDA graphs need a CUDA device; this run is on {device.type}")
     if cuda_graphs and not compile_model:
-        raise ConfigError("train.cuda_graphs: the graphs are captured by torch.compile "
-                          "(mode reduce-overhead); set train.compile to true or auto")
-    return Speed(bf16=bf16, channels_last=_switch(cfg, "channels_last", cuda),
-                 fused_optimizer=_switch(cfg, "fused_optimizer", cuda),
-                 compile=compile_model, cuda_graphs=cuda_graphs)
+        raise ConfigError(
+            "train.cuda_graphs: the graphs are captured by torch.compile "
+            "(mode reduce-overhead); set train.compile to true or auto"
+        )
+    return Speed(
+        bf16=bf16,
+        channels_last=_switch(cfg, "channels_last", cuda),
+        fused_optimizer=_switch(cfg, "fused_optimizer", cuda),
+        compile=compile_model,
+        cuda_graphs=cuda_graphs,
+    )
 
 
 def use_compile_cache(directory: Path | str | None) -> None:
