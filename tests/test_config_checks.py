@@ -248,9 +248,7 @@ def test_resolved_with_paths_resolves_as_resolve_run(path):
     config = yaml.safe_load(path.read_text())
     for run in iter_runs(config):
         resolved = resolve_run(config, **run)
-        train, methods = resolved_with_paths(
-            run["study"], config["studies"][run["study"]], run["dataset"], run["model"], run["variant"]
-        )
+        train, methods = resolved_with_paths(config, run["study"], run["dataset"], run["model"], run["variant"])
         assert {k: v for k, (v, _) in train.items()} == resolved["train"]
         assert {m: {k: v for k, (v, _) in args.items()} for m, args in methods.items()} == resolved["methods"]
         for value, where in train.values():  # each path names a key that holds the value

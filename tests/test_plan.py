@@ -45,19 +45,24 @@ def test_paper_rows_resolve_as_labelled(paper):
     check_rows(paper)  # passes
     hybrid = paper["studies"]["hybrid"]
     kernel = {"resnet18_cifar": 7, "cvt13": 5, "convnext_tiny": 5}  # HCL: ResNet 7, CvT 5; the extension's 5
+    # HCL's ResNet-18 notebook blurs the augmented images; CvT's loader (and its extension) blur alone
+    augmented = {"resnet18_cifar": True, "cvt13": False, "convnext_tiny": False}
     for dataset in hybrid["datasets"]:
         for model in hybrid["models"]:
             random_blur = resolve_run(paper, "hybrid", dataset, model, "random_blur", 0)["methods"]["blur"]
-            linear = resolve_run(paper, "hybrid", dataset, model, "hybrid_linear_blur", 0)["methods"]["blur"]
+            linear = resolve_run(paper, "hybrid", dataset, model, "linear_blur", 0)
+            with_lerac = resolve_run(paper, "hybrid", dataset, model, "hybrid_linear_blur", 0)["methods"]["blur"]
             assert random_blur["schedule"] == "random_probability", (dataset, model)
-            assert linear["schedule"] == "linear_probability", (dataset, model)
-            for blur in (random_blur, linear):  # the random control blurs as the curriculum it controls
+            assert set(linear["methods"]) == {"blur"}  # the control pair differs in the order alone
+            assert linear["methods"]["blur"]["schedule"] == with_lerac["schedule"] == "linear_probability"
+            for blur in (random_blur, linear["methods"]["blur"], with_lerac):
                 assert (blur["sigma"], blur["kernel_size"], blur["blur_epochs"], blur["keep_augmentation"]) == (
                     1.0,
                     kernel[model],
                     20,
-                    False,
+                    augmented[model],
                 ), (dataset, model)
+    assert hybrid["report"]["controls"] == {"linear_blur": "random_blur"}
     # ConvNeXt's own blur (HCL: sigma 2 -> 0 over 5 epochs, kernel 21 at 224 px; x 32/224 on CIFAR)
     for dataset, sigma, kernel_size in (("imagenet100", 2.0, 21), ("cifar10", 0.29, 3)):
         for variant in ("blur", "hybrid"):
@@ -320,15 +325,17 @@ def test_paper_dry_run_lists_its_missing_inputs_in_one_message(tmp_path):
 
 def test_plan_counts_match_the_readme(paper):
     counts = {study: study_counts(paper, study) for study in paper["studies"]}
-    assert counts["hybrid"][0] == 108 and len(counts["hybrid"][1]) == 6
+    assert counts["hybrid"][0] == 126 and len(counts["hybrid"][1]) == 7
     assert counts["techniques"][0] == 120 and len(counts["techniques"][1]) == 20
     text = format_plan(paper, ["hybrid"])
-    assert "== hybrid: 108 runs (2 dataset(s) x 3 model(s) x 6 variants x 3 seed(s))" in text
+    assert "== hybrid: 126 runs (2 dataset(s) x 3 model(s) x 7 variants x 3 seed(s))" in text
     assert re.search(
-        r"random_blur +blur\.blur_epochs=20  blur\.schedule=random_probability  blur\.sigma=1\.0\s+"
-        r"blur\.kernel_size 7 -> 5 \[convnext_tiny variants\]",
+        r"random_blur +train\.warmup_epochs=5 \[convnext_tiny\]  blur\.blur_epochs=20  "
+        r"blur\.schedule=random_probability\s+blur\.sigma=1\.0  blur\.kernel_size 7 -> 5 \[convnext_tiny variants\]",
         text,
     ), text
+    clab = format_plan(paper, ["techniques"])  # a variant's own train settings, as a diff
+    assert re.search(r"curriculum_labeling +train\.epochs 10 -> 60  curriculum_labeling\.", clab), clab
 
 
 def plan(*args: str) -> subprocess.CompletedProcess:

@@ -215,7 +215,14 @@ def cmd_plan(args) -> None:
 
     # `--configfile a.yaml b.yaml hybrid` (nargs="+", as snakemake's): a study name is not a file.
     files = [f for f in args.configfile if os.path.exists(f) or not f.isidentifier()]
-    plan_main(files, [f for f in args.configfile if f not in files] + args.studies)
+    protocol = None
+    if args.check_protocol:
+        from .protocol import PROTOCOL
+
+        protocol = args.protocol or PROTOCOL
+    status = plan_main(files, [f for f in args.configfile if f not in files] + args.studies, protocol)
+    if status:
+        sys.exit(status)
 
 
 def cmd_progress(args) -> None:
@@ -447,6 +454,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="config file(s) as given to snakemake, later ones merged over earlier (none: config/config.yaml)",
     )
     p.add_argument("studies", nargs="*", help="only these studies (default: every study)")
+    p.add_argument(
+        "--check-protocol",
+        action="store_true",
+        help="list every resolved setting that differs from the source protocol (config/protocol.yaml) "
+        "and is not declared under studies.<study>.deviations; exit 1 if there is one",
+    )
+    p.add_argument("--protocol", type=Path, default=None, help="another protocol file (default: config/protocol.yaml)")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser(

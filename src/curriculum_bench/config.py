@@ -60,6 +60,20 @@ def run_dir(study: str, dataset: str, model: str, variant: str, seed: int | str)
     return RUN_DIR.format(study=study, dataset=dataset, model=model, variant=variant, seed=seed)
 
 
+# A variant is {method name: settings}, plus optionally its own `train` settings: the epochs of a
+# multi-round method, one point of a batch-size sweep. The reserved key names no method.
+VARIANT_TRAIN = "train"
+
+
+def variant_methods(variant_spec: dict | None) -> dict:
+    """A variant's (or an override's variant entry's) methods, without its own train settings."""
+    return {name: args for name, args in (variant_spec or {}).items() if name != VARIANT_TRAIN}
+
+
+def variant_train(variant_spec: dict | None) -> dict:
+    return dict((variant_spec or {}).get(VARIANT_TRAIN) or {})
+
+
 def override_keys(dataset: str, model: str) -> tuple[str, str, str]:
     """The `overrides` (and `resources`) entries that apply to a run, least specific first."""
     return dataset, model, f"{dataset}/{model}"
@@ -69,7 +83,7 @@ def override_keys(dataset: str, model: str) -> tuple[str, str, str]:
 class Layer:
     """One place of the config that sets a run's settings, as resolve_run applies it.
 
-    kind: `study` (the study's train), `variant` (the variant's own method settings),
+    kind: `study` (the study's train), `variant` (the variant's own train and method settings),
     `override` (overrides.<key>.train / .methods: every variant) or `variant_override`
     (overrides.<key>.variants.<variant>: this variant only).
     """
@@ -92,8 +106,8 @@ def run_layers(config: dict, study: str, dataset: str, model: str, variant: str)
         Layer(
             f"studies.{study}.variants.{variant}",
             "variant",
-            {},
-            {name: dict(args or {}) for name, args in (spec["variants"][variant] or {}).items()},
+            variant_train(spec["variants"][variant]),
+            {name: dict(args or {}) for name, args in variant_methods(spec["variants"][variant]).items()},
         ),
     ]
     # `overrides`: per dataset, model or dataset/model (later, more specific entries win),
@@ -115,8 +129,8 @@ def run_layers(config: dict, study: str, dataset: str, model: str, variant: str)
             Layer(
                 f"{where}.variants.{variant}",
                 "variant_override",
-                {},
-                {name: dict(args or {}) for name, args in mine.items()},
+                variant_train(mine),
+                {name: dict(args or {}) for name, args in variant_methods(mine).items()},
             )
         )
     return layers
@@ -135,7 +149,7 @@ def resolve_run_sources(
     for layer in layers:
         for key, value in layer.train.items():
             train[key] = value
-            sources[f"train.{key}"] = f"{layer.where}.train" if layer.kind == "override" else layer.where
+            sources[f"train.{key}"] = layer.where if layer.kind == "study" else f"{layer.where}.train"
         for name, args in layer.methods.items():
             if name in methods:
                 for key, value in args.items():
@@ -168,8 +182,8 @@ def resolve_run(config: dict, study: str, dataset: str, model: str, variant: str
 
 @dataclasses.dataclass(frozen=True)
 class OverrideConflict:
-    """An override for every variant (`where`) that changes `setting` (method.key), which the
-    variant itself, or an override naming it, set to another value (at `set_at`)."""
+    """An override for every variant (`where`) that changes `setting` (method.key, or train.key),
+    which the variant itself, or an override naming it, set to another value (at `set_at`)."""
 
     where: str
     setting: str
@@ -190,6 +204,17 @@ def override_conflicts(config: dict, study: str, dataset: str, model: str, varia
     explicit: dict[str, tuple[Any, str]] = {}  # method.key -> (value, where) set for this variant
     conflicts = []
     for layer in layers[1:]:
+        for key, value in layer.train.items():
+            setting = f"train.{key}"
+            if layer.kind == "override":
+                if setting in explicit and explicit[setting][0] != value:
+                    conflicts.append(
+                        OverrideConflict(
+                            f"{layer.where}.train", setting, explicit[setting][0], value, explicit[setting][1]
+                        )
+                    )
+            else:
+                explicit[setting] = (value, f"{layer.where}.train")
         for name, args in layer.methods.items():
             if name not in used:
                 continue

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .config import ConfigError, config_from_dict, iter_runs
+from .config import ConfigError, config_from_dict, iter_runs, run_layers
 from .coreset import plan as coreset_plan
 
 
@@ -128,28 +128,24 @@ def train_split(config: dict, dataset: str) -> tuple[int | None, str]:
 # -------------------------------------------------------------------------- train settings
 
 
-def resolved_with_paths(study: str, spec: dict, dataset: str, model: str, variant: str):
+def resolved_with_paths(config: dict, study: str, dataset: str, model: str, variant: str):
     """config.resolve_run's `train` and `methods`, each value paired with the dotted path of
     the key that set it (the study's train, the variant, or the override that won)."""
-    base = f"studies.{study}"
-    train = {k: (v, f"{base}.train.{k}") for k, v in spec["train"].items()}
-    methods = {
-        name: {k: (v, f"{base}.variants.{variant}.{name}.{k}") for k, v in (args or {}).items()}
-        for name, args in (spec["variants"][variant] or {}).items()
-    }
-    for key in (dataset, model, f"{dataset}/{model}"):
-        override = (spec.get("overrides") or {}).get(key) or {}
-        where = f"{base}.overrides.{key}"
-        for k, v in (override.get("train") or {}).items():
-            train[k] = (v, f"{where}.train.{k}")
-        for source, path in (
-            (override.get("methods"), f"{where}.methods"),
-            ((override.get("variants") or {}).get(variant), f"{where}.variants.{variant}"),
-        ):
-            for name, args in (source or {}).items():
-                if name in methods:
-                    for k, v in (args or {}).items():
-                        methods[name][k] = (v, f"{path}.{name}.{k}")
+    train: dict = {}
+    methods: dict = {}
+    layers = run_layers(config, study, dataset, model, variant)
+    used = set(layers[1].methods)  # an override never adds a method
+    for layer in layers:
+        train_where = layer.where if layer.kind == "study" else f"{layer.where}.train"
+        for k, v in layer.train.items():
+            train[k] = (v, f"{train_where}.{k}")
+        for name, args in layer.methods.items():
+            if name in used:
+                where = f"{layer.where}.methods.{name}" if layer.kind == "override" else f"{layer.where}.{name}"
+                for k, v in (args or {}).items():
+                    methods.setdefault(name, {})[k] = (v, f"{where}.{k}")
+    for name in used:
+        methods.setdefault(name, {})
     return train, methods
 
 
@@ -246,7 +242,7 @@ def check_study(config: dict, study: str, spec: dict) -> None:
     for model, args in spec["models"].items():
         check_model_args(model, args, f"studies.{study}.models.{model}")
     for dataset, model, variant in unique_runs(config, study):
-        train, methods = resolved_with_paths(study, spec, dataset, model, variant)
+        train, methods = resolved_with_paths(config, study, dataset, model, variant)
         check_train(train, config, dataset)
         check_methods(methods, config, dataset)
 

@@ -40,6 +40,7 @@ from .config import (
     resolve_run_sources,
     run_layers,
     to_json,
+    variant_methods,
 )
 from .coreset import plan as coreset_plan
 
@@ -186,7 +187,7 @@ def unknown_override_keys(config: dict) -> list[str]:
                     f"study {study} {what}, so it would change no run"
                 )
         variants = spec.get("variants") or {}
-        used = {name for methods in variants.values() for name in (methods or {})}
+        used = {name for methods in variants.values() for name in variant_methods(methods)}
         for key, override in (spec.get("overrides") or {}).items():
             where = f"studies.{study}.overrides.{key}"
             if key not in known:
@@ -208,8 +209,8 @@ def unknown_override_keys(config: dict) -> list[str]:
                         f"(variants {list(variants)})"
                     )
                     continue
-                for name in methods or {}:
-                    if name not in (variants[variant] or {}):
+                for name in variant_methods(methods):
+                    if name not in variant_methods(variants[variant]):
                         problems.append(
                             f"{where}.variants.{variant}.{name}: variant {variant} does not use "
                             f"{name} (an override never adds a method), so it would change nothing"
@@ -233,7 +234,7 @@ def overriding_overrides(config: dict) -> list[str]:
                         places.setdefault(key, {})[f"{dataset}/{model}"] = None
     problems = []
     for (where, variant, set_at), entries in changes.items():
-        override_key = where.split(".overrides.", 1)[1].rsplit(".methods.", 1)[0]
+        override_key = re.sub(r"\.(methods\..*|train)$", "", where.split(".overrides.", 1)[1])
         problems.append(
             f"{where}: changes what variant {variant} sets ({set_at}): {', '.join(entries)} on "
             f"{', '.join(places[(where, variant, set_at)])}; an override for every variant must leave "
@@ -581,7 +582,7 @@ def format_study(config: dict, study: str) -> list[str]:
     blocks: dict[tuple[str, str], dict[str, tuple[list, list]]] = {}
     for run, sources in runs:
         block = blocks.setdefault((run["dataset"], run["model"]), {})
-        own = {} if study == coreset_plan.STUDY else flatten_methods(spec["variants"][run["variant"]] or {})
+        own = {} if study == coreset_plan.STUDY else flatten_methods(variant_methods(spec["variants"][run["variant"]]))
         tokens, seeds = block.setdefault(run["variant"], (run_tokens(run, sources, baseline, study, own), []))
         seeds.append(run["seed"])
     label_width = max(len("every variant:"), *(len(v) for v in per_variant))
@@ -627,9 +628,20 @@ def format_plan(config: dict, studies: Iterable[str] | None = None, root: str | 
     return "\n".join(lines)
 
 
-def main(configfiles: list[str], studies: list[str]) -> int:
-    """`python -m curriculum_bench plan`: print the plan, then refuse what check_rows refuses."""
+def main(configfiles: list[str], studies: list[str], check_protocol: str | None = None) -> int:
+    """`python -m curriculum_bench plan`: print the plan, then refuse what check_rows refuses.
+    With --check-protocol, print instead every resolved setting that differs from the source
+    protocol (protocol.py) and fail on an undeclared one."""
     config = load_config(configfiles)
+    if check_protocol is not None:
+        from .protocol import check_protocol as check
+
+        check_rows(config)
+        if studies:
+            config = {**config, "studies": {s: config["studies"][s] for s in studies}}
+        report, ok = check(config, check_protocol)
+        print(report)
+        return 0 if ok else 1
     print(format_plan(config, studies))
     check_rows(config)
     return 0

@@ -41,7 +41,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import METRICS, resolve_run
+from .config import METRICS, VARIANT_TRAIN, resolve_run, variant_methods
 from .coreset import plan as coreset_plan
 
 SMOKE_EPOCHS = 1  # more only where a method needs them (min_epochs)
@@ -228,9 +228,16 @@ def min_epochs(methods: dict) -> int:
     return rounds * ((labeling or {}).get("epochs_per_round") or 1)
 
 
+def shorten_rounds(methods: dict) -> None:
+    """Curriculum labelling's rounds of one epoch each: every round still runs."""
+    labeling = methods.get("curriculum_labeling")
+    if isinstance(labeling, dict) and labeling.get("epochs_per_round"):
+        labeling["epochs_per_round"] = 1
+
+
 def scale_method_counts(methods: dict, ratio: float) -> None:
     """Draws per epoch (weighted sampling, self-labelling) scaled like the datasets."""
-    for args in methods.values():
+    for args in variant_methods(methods).values():
         if isinstance(args, dict) and args.get("num_samples"):
             args["num_samples"] = max(2, round(args["num_samples"] * ratio))
 
@@ -259,7 +266,7 @@ def relocate_weights(models: dict, where: str, weights: dict[str, Weights]) -> N
 def check_method_files(study: str, spec: dict) -> None:
     """Method settings that read a local file (not another run's output) are not fabricated."""
     for variant, methods in (spec.get("variants") or {}).items():
-        for method, args in (methods or {}).items():
+        for method, args in variant_methods(methods).items():
             for key, value in (args or {}).items():
                 if key in ("checkpoint", "teacher_checkpoint") and isinstance(value, str) and not RUN_PATH.match(value):
                     raise ValueError(
@@ -277,9 +284,17 @@ def smoke_study(study: str, spec: dict, datasets: dict, weights: dict[str, Weigh
         return smoke_coreset(spec, datasets, weights)
     check_method_files(study, spec)
     paper_epochs = spec["train"]["epochs"]
+    for methods in spec["variants"].values():
+        shorten_rounds(methods or {})
     epochs = max([SMOKE_EPOCHS] + [min_epochs(methods or {}) for methods in spec["variants"].values()])
     spec["seeds"] = spec["seeds"][:1]
     spec["train"] = train_smoke(spec["train"], epochs, paper_epochs)
+    for methods in spec["variants"].values():  # a variant's own train: the same smoke epochs
+        if (methods or {}).get(VARIANT_TRAIN):
+            own_epochs = methods[VARIANT_TRAIN].get("epochs", paper_epochs)
+            methods[VARIANT_TRAIN] = train_smoke(
+                methods[VARIANT_TRAIN], epochs if "epochs" in methods[VARIANT_TRAIN] else None, own_epochs
+            )
     infos = [dataset_info(datasets, d) for d in spec["datasets"]]
     ratio = (
         min(i.smoke_train / i.real_train for i in infos if i.real_train) if any(i.real_train for i in infos) else 1.0
@@ -380,19 +395,19 @@ def table_product(study: str, spec: dict) -> tuple[list[str], list[str], list[st
     richest = max(order, key=lambda v: (len(list(leaf_features("", variants[v] or {}))), -order.index(v)))
     if richest not in chosen:  # most settings: e.g. Weighted NT-Xent beside plain NT-Xent
         chosen.append(richest)
-    uncovered = {m for methods in variants.values() for m in (methods or {})}
-    uncovered -= {m for v in chosen for m in (variants[v] or {})}
+    uncovered = {m for methods in variants.values() for m in variant_methods(methods)}
+    uncovered -= {m for v in chosen for m in variant_methods(variants[v])}
     while uncovered:  # the variant with most methods left, then most settings (hybrid = lerac + blur)
         name = max(
             order,
             key=lambda v: (
-                len(set(variants[v] or {}) & uncovered),
+                len(set(variant_methods(variants[v])) & uncovered),
                 len(list(leaf_features("", variants[v] or {}))),
                 -order.index(v),
             ),
         )
         chosen.append(name)
-        uncovered -= set(variants[name] or {})
+        uncovered -= set(variant_methods(variants[name]))
     controls = (spec.get("report") or {}).get("controls") or {}
     chosen += [
         control
@@ -400,7 +415,7 @@ def table_product(study: str, spec: dict) -> tuple[list[str], list[str], list[st
         if curriculum in chosen and control in variants and control not in chosen
     ]
     for name in list(chosen):
-        for method, args in (variants[name] or {}).items():
+        for method, args in variant_methods(variants[name]).items():
             args = args or {}
             if method == "distill" and not args.get("teacher_checkpoint"):
                 teacher = args.get("teacher_variant", "baseline")

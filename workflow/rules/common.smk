@@ -263,6 +263,8 @@ def get_report_options(wildcards):
             **(spec.get("report") or {}),
             "expected_runs": runs,
             "fabricated_data": config["fabricated_data"],
+            # Settings that differ on purpose from the source protocol: said in the caption.
+            "deviations": spec.get("deviations") or [],
         }
     )
 

@@ -136,6 +136,9 @@ class TableOptions:
     # a run outside it is an error, one missing from the runs given is flagged in `notes`.
     expected_runs: tuple[tuple[str, str, str, int], ...] = ()
     fabricated_data: bool = False  # the config's `fabricated_data` (paper smoke run): said above the table
+    # The study's `deviations` (protocol.py): settings that differ on purpose from the source
+    # protocol, each {setting, reason, datasets/models/variants/methods}; said in the caption.
+    deviations: tuple[dict, ...] = ()
 
     def __post_init__(self):
         runs = tuple(tuple(run) for run in self.expected_runs)
@@ -525,8 +528,35 @@ INTRO = (
 )
 
 
-def caveats(summary: pd.DataFrame, options: TableOptions) -> list[str]:
+def deviation_lines(summary: pd.DataFrame, options: TableOptions) -> list[str]:
+    """The declared deviations from the source protocol that touch a row of this table."""
+    rows = set(zip(summary.dataset, summary.model, summary.variant, strict=True))
     lines = []
+    for deviation in options.deviations:
+        wanted = [tuple(deviation.get(key) or ()) for key in ("datasets", "models", "variants")]
+        touched = sorted(
+            f"{d}/{m}/{v}"
+            for d, m, v in rows
+            if all(not names or name in names for name, names in zip((d, m, v), wanted, strict=True))
+        )
+        if not touched:
+            continue
+        named = deviation["setting"]
+        settings = ", ".join(f"`{s}`" for s in ([named] if isinstance(named, str) else named))
+        where = "every row" if len(touched) == len(rows) else ", ".join(touched)
+        using = f" (runs using {', '.join(deviation['methods'])})" if deviation.get("methods") else ""
+        lines.append(f"- {settings} on {where}{using}: {deviation['reason'].strip()}")
+    if not lines:
+        return []
+    return [
+        "**Deviations from the source protocol** (declared in the config; "
+        "`python -m curriculum_bench plan --check-protocol` lists them against config/protocol.yaml):\n"
+        + "\n".join(lines)
+    ]
+
+
+def caveats(summary: pd.DataFrame, options: TableOptions) -> list[str]:
+    lines = deviation_lines(summary, options)
     if any(missing_seeds(summary, options)):
         lines.append(
             "**Fewer seeds than configured in some rows**: "
@@ -571,7 +601,7 @@ def to_html(summary: pd.DataFrame, study: str, reported: list[dict], options: Ta
         f"<h1>{escape(study)}</h1>",
         *([f"<p>{escape(FABRICATED_WARNING)}</p>"] if options.fabricated_data else []),
         f"<p>{escape(INTRO)}</p>",
-        *[f"<p>{escape(line)}</p>" for line in caveats(summary, options)],
+        *[f"<p>{escape(line).replace(chr(10), '<br>')}</p>" for line in caveats(summary, options)],
         display_frame(summary, reported, options).to_html(index=False, border=0),
     ]
     if reported:
