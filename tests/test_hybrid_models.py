@@ -44,6 +44,16 @@ def test_convnext_input_size_resizes_inside_the_model():
     assert seen == [64]
 
 
+@pytest.mark.parametrize("name", ["resnet50", "resnet18_finetune"])
+def test_cifar_1k_resnets_see_cifar_at_224_px_inside_the_model(name):
+    """cifar_1k upsamples CIFAR-10 to 224 px; `input_size` does it without a 224 px store."""
+    model = create_model(name, (3, 32, 32), 10, head="mlp", input_size=224)
+    seen = []
+    model.conv1.register_forward_hook(lambda m, args, out: seen.append(tuple(args[0].shape[-2:])))
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+    assert seen == [(224, 224)]
+
+
 def test_cvt13_on_grayscale_digits_sized_input():
     model = create_model("cvt13", (1, 8, 8), 10)
     assert model(torch.rand(2, 1, 8, 8)).shape == (2, 10)

@@ -53,6 +53,7 @@ def test_the_check_finds_the_drift_it_was_written_for(paper):
     hybrid = old["studies"]["hybrid"]["overrides"]
     hybrid["imagenet100/convnext_tiny"]["train"]["batch_size"] = 256
     hybrid["imagenet100/cvt13"]["train"]["min_lr_factor"] = 0.008
+    del old["studies"]["coreset"]["core"]["models"]["resnet50"]["input_size"]
     found = undeclared(old)
 
     clab = found[

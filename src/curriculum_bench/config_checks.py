@@ -56,9 +56,9 @@ MODEL_ARGS = {
     "cvt13": (),
     "convnext_tiny": ("input_size",),
     "wrn28_10": ("depth", "widen", "dropout"),
-    "resnet50": ("pretrained", "head", "freeze_backbone", "dropout"),
-    "resnet18_finetune": ("pretrained", "head", "freeze_backbone", "dropout"),
-    "mlt_convnet_finetune": ("pretrained", "head", "freeze_backbone", "dropout"),
+    "resnet50": ("pretrained", "head", "freeze_backbone", "dropout", "input_size"),
+    "resnet18_finetune": ("pretrained", "head", "freeze_backbone", "dropout", "input_size"),
+    "mlt_convnet_finetune": ("pretrained", "head", "freeze_backbone", "dropout", "input_size"),
     "simclr": ("encoder", "encoder_args", "projection_dim"),
 }
 CREATE_MODEL_ARGS = ("weights",)

@@ -12,21 +12,10 @@ HCL resizes CIFAR images to 224 px for ConvNeXt; `input_size` does that inside t
 
 from __future__ import annotations
 
-from functools import partial
-
-import torch.nn.functional as F
 from torch import nn
 
 from . import register_model
-
-
-def resize_input(size: int, module: nn.Module, args: tuple) -> tuple:
-    """Forward pre-hook: resize the input batch to size x size (bilinear, as v2 Resize on
-    tensors). A hook rather than a wrapper keeps timm's type and parameter names."""
-    x = args[0]
-    if x.shape[-2:] != (size, size):
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-    return (x, *args[1:])
+from .resize import resize_inputs_to
 
 
 @register_model("convnext_tiny")
@@ -34,6 +23,4 @@ def convnext_tiny(in_shape, num_classes: int, input_size: int | None = None) -> 
     import timm
 
     model = timm.create_model("convnext_tiny", pretrained=False, num_classes=num_classes, in_chans=in_shape[0])
-    if input_size:
-        model.register_forward_pre_hook(partial(resize_input, input_size))
-    return model
+    return resize_inputs_to(model, input_size)

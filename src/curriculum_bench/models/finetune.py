@@ -12,6 +12,9 @@ BatchNorm running statistics of a frozen backbone still update in train mode, as
 Weights come from a local file only (nothing is downloaded): a state dict as torch.save
 writes it (torchvision's ImageNet .pth files, or a run's `final_model.pt`). The old head's
 keys are dropped; any other missing or unexpected key is an error naming it.
+
+`input_size` resizes every input batch inside the model (cifar_1k upsamples CIFAR to 224 px
+for its ImageNet-pretrained ResNets; models/resize.py).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from torchvision.models import resnet50 as torchvision_resnet50
 
 from . import register_model
 from .convnet import MLTConvNet
+from .resize import resize_inputs_to
 
 HEADS = ("linear", "mlp")
 
@@ -75,6 +79,7 @@ def finetune_form(
     freeze_backbone: bool,
     dropout: float,
     head_attr: str = "fc",
+    input_size: int | None = None,
 ) -> nn.Module:
     if head not in HEADS:
         raise ValueError(f"model_args.head must be one of {HEADS}, got {head!r}")
@@ -89,17 +94,24 @@ def finetune_form(
     # The new head is trainable whatever the backbone does.
     new_head = mlp_head(in_features, num_classes, dropout) if head == "mlp" else nn.Linear(in_features, num_classes)
     setattr(model, head_attr, new_head)
-    return model
+    return resize_inputs_to(model, input_size)
 
 
 def torchvision_finetune(
-    build, in_shape, num_classes: int, pretrained: str | None, head: str, freeze_backbone: bool, dropout: float
+    build,
+    in_shape,
+    num_classes: int,
+    pretrained: str | None,
+    head: str,
+    freeze_backbone: bool,
+    dropout: float,
+    input_size: int | None,
 ) -> nn.Module:
     """A torchvision ResNet (ImageNet form) with C1K's options; a grey stem for 1-channel input."""
     model = build(num_classes=1000 if pretrained else num_classes)
     if in_shape[0] != 3:
         model.conv1 = nn.Conv2d(in_shape[0], 64, kernel_size=7, stride=2, padding=3, bias=False)
-    return finetune_form(model, num_classes, pretrained, head, freeze_backbone, dropout)
+    return finetune_form(model, num_classes, pretrained, head, freeze_backbone, dropout, input_size=input_size)
 
 
 @register_model("resnet50")
@@ -110,9 +122,12 @@ def resnet50(
     head: str = "linear",
     freeze_backbone: bool = False,
     dropout: float = 0.0,
+    input_size: int | None = None,
 ) -> nn.Module:
     """torchvision ResNet-50; C1K's core: pretrained, head mlp."""
-    return torchvision_finetune(torchvision_resnet50, in_shape, num_classes, pretrained, head, freeze_backbone, dropout)
+    return torchvision_finetune(
+        torchvision_resnet50, in_shape, num_classes, pretrained, head, freeze_backbone, dropout, input_size
+    )
 
 
 @register_model("resnet18_finetune")
@@ -123,9 +138,12 @@ def resnet18_finetune(
     head: str = "mlp",
     freeze_backbone: bool = False,
     dropout: float = 0.0,
+    input_size: int | None = None,
 ) -> nn.Module:
     """torchvision ResNet-18; C1K's proxy: pretrained, all trainable."""
-    return torchvision_finetune(torchvision_resnet18, in_shape, num_classes, pretrained, head, freeze_backbone, dropout)
+    return torchvision_finetune(
+        torchvision_resnet18, in_shape, num_classes, pretrained, head, freeze_backbone, dropout, input_size
+    )
 
 
 @register_model("mlt_convnet_finetune")
@@ -136,11 +154,18 @@ def mlt_convnet_finetune(
     head: str = "mlp",
     freeze_backbone: bool = False,
     dropout: float = 0.0,
+    input_size: int | None = None,
 ) -> nn.Module:
     """The small MNIST ConvNet with C1K's options: a CPU-sized stand-in for the core ResNet-50.
 
     Separate BatchNorms per convolution (not MLT's shared one, a techniques-study quirk that
     ruins eval-mode statistics under augmentation: 56 % vs 97 % test on digits, 6 epochs)."""
     return finetune_form(
-        MLTConvNet(in_shape, num_classes, share_bn=False), num_classes, pretrained, head, freeze_backbone, dropout
+        MLTConvNet(in_shape, num_classes, share_bn=False),
+        num_classes,
+        pretrained,
+        head,
+        freeze_backbone,
+        dropout,
+        input_size=input_size,
     )
