@@ -1,6 +1,7 @@
 """Coreset study (spec §5.2): selection order and ties, class balance, indices into the
 original dataset, training on a coreset (frozen backbone untouched), planning and the DAG."""
 
+import copy
 import json
 
 import numpy as np
@@ -8,13 +9,14 @@ import pytest
 import torch
 import yaml
 
-from curriculum_bench.config import iter_runs
+from curriculum_bench.config import ConfigError, iter_runs
 from curriculum_bench.coreset import plan
 from curriculum_bench.coreset.select import SelectionConfig, class_quotas, ranking, select, write_selection
 from curriculum_bench.curricula.coreset_subset import kept_indices
 from curriculum_bench.data.derive import derive
 from curriculum_bench.data.store import load_array
 from curriculum_bench.models import create_model
+from curriculum_bench.plan import local_inputs
 from curriculum_bench.train.checkpoint import save_checkpoint
 from curriculum_bench.train.engine import fit
 
@@ -220,3 +222,99 @@ def test_core_run_refuses_a_selection_scored_on_another_train_split(digits_store
     run = tiny_run({"coreset_subset": {"selection": str(tmp_path / "sel.json")}}, epochs=1)
     with pytest.raises(ValueError, match="scored on a train split with other labels"):
         fit(run, digits_store, tmp_path / "core", tmp_path / "core.pt", device="cpu")
+
+
+# --- cifar_1k's other rows: frozen + dropout head, the whole train set, precomputed statistics ---
+
+
+def with_core(**core) -> dict:
+    config = copy.deepcopy(TEST_CONFIG)
+    config["studies"]["coreset"]["core"].update(core)
+    return config
+
+
+def test_frozen_dropout_and_the_whole_train_set_run_beside_the_coreset_rows():
+    config = with_core(backbones=["frozen", "frozen_dropout"], head_dropout=0.3, full={"train": {"epochs": 7}})
+    variants = [r["variant"] for r in plan.iter_coreset_runs(config) if r["model"] == "mlt_convnet_finetune"]
+    assert "reverse_frozen_dropout" in variants and variants.count("full_finetune") == 1
+    dropout = plan.resolve_coreset_run(config, "digits_val", "mlt_convnet_finetune", "reverse_frozen_dropout", 0)
+    assert (dropout["model_args"]["freeze_backbone"], dropout["model_args"]["dropout"]) == (True, 0.3)
+    frozen = plan.resolve_coreset_run(config, "digits_val", "mlt_convnet_finetune", "reverse_frozen", 0)
+    assert "dropout" not in frozen["model_args"]
+    full = plan.resolve_coreset_run(config, "digits_val", "mlt_convnet_finetune", "full_finetune", 0)
+    assert "coreset_subset" not in full["methods"]  # every training image
+    assert full["model_args"]["freeze_backbone"] is False
+    assert full["train"] == {**frozen["train"], "epochs": 7}
+
+
+def c1k_stats_file(path, events: list[int], correct: list[int]) -> None:
+    """cifar_1k's preloaded_forgetting/forgetting_stats: a torch.save dict of two tensors."""
+    torch.save({"forgetting_events": torch.tensor(events), "nr_correct": torch.tensor(correct)}, path)
+
+
+def test_precomputed_statistics_rank_as_cifar_1k_does(tmp_path):
+    from curriculum_bench.coreset.forgetting_stats import precomputed_table
+
+    c1k_stats_file(tmp_path / "forgetting_stats", [0, 3, 1, 0, 0], [5, 2, 4, 0, 6])
+    table = precomputed_table(tmp_path / "forgetting_stats", np.array([0, 1, 0, 1, 2]), "max_plus_one")
+    # never learned (nr_correct 0) ranks above every learned example: max(events) + 1 = 4
+    assert table["score"].tolist() == [0, 3, 1, 4, 0]
+    assert table["label"].tolist() == [0, 1, 0, 1, 2]
+    with pytest.raises(ValueError, match="only max_plus_one"):
+        precomputed_table(tmp_path / "forgetting_stats", np.zeros(5, dtype=int), "presentations")
+
+
+def test_a_precomputed_file_of_another_split_or_format_is_refused_naming_it(tmp_path):
+    from curriculum_bench.coreset.forgetting_stats import precomputed_table
+    from curriculum_bench.errors import InputFileError
+
+    c1k_stats_file(tmp_path / "short", [0, 1], [1, 1])
+    with pytest.raises(InputFileError, match=r"short: 2 examples, but the dataset's train split has 3"):
+        precomputed_table(tmp_path / "short", np.zeros(3, dtype=int), "max_plus_one")
+    torch.save({"events": torch.zeros(3)}, tmp_path / "other")
+    with pytest.raises(InputFileError, match=r"other: expected a dict with \['forgetting_events', 'nr_correct'\]"):
+        precomputed_table(tmp_path / "other", np.zeros(3, dtype=int), "max_plus_one")
+
+
+def test_precomputed_statistics_replace_the_proxy_stage(tmp_path):
+    config = copy.deepcopy(TEST_CONFIG)
+    config["studies"]["coreset"]["stats"] = {"never_learned": "max_plus_one", "from_file": "stats/forgetting_stats"}
+    config["studies"]["coreset"]["core"]["models"]["mlt_convnet_finetune"]["pretrained"] = None
+    assert "proxy" not in {r["variant"] for r in plan.iter_coreset_runs(config)}
+    assert plan.proxy_artifacts(config, "digits_val") == []
+    missing = [item.key for item in local_inputs(config)]
+    assert "studies.coreset.stats.from_file" in missing
+    config["studies"]["coreset"]["core"]["models"]["mlt_convnet_finetune"]["pretrained"] = "proxy"
+    with pytest.raises(ConfigError, match=r"pretrained: `proxy` names the proxy's weights, but .*from_file runs no"):
+        plan.resolve_coreset_run(config, "digits_val", "mlt_convnet_finetune", "reverse_frozen", 0)
+
+
+@pytest.mark.workflow
+def test_precomputed_statistics_run_through_the_workflow_without_a_proxy(tmp_path):
+    """The stats job reads the file and the store's labels, where a proxy run would have been."""
+    config = copy.deepcopy(TEST_CONFIG)
+    spec = config["studies"]["coreset"]
+    spec["stats"] = {"never_learned": "max_plus_one", "from_file": "c1k_forgetting_stats"}
+    spec["core"]["models"]["mlt_convnet_finetune"]["pretrained"] = None
+    config["studies"] = {"coreset": spec}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    dry = snakemake(tmp_path, "--configfile", str(tmp_path / "config.yaml"), "-n")
+    assert dry.returncode != 0
+    assert "c1k_forgetting_stats  (studies.coreset.stats.from_file)" in dry.stdout + dry.stderr
+    stats_target = "results/coreset/digits_val/stats/forgetting_stats.npz"
+
+    c1k_stats_file(tmp_path / "c1k_forgetting_stats", [0, 1], [1, 1])  # another split's file
+    failed = snakemake(tmp_path, "--configfile", str(tmp_path / "config.yaml"), "--cores", "2", stats_target)
+    n = json.loads((tmp_path / "resources/datasets/digits_val/manifest.json").read_text())["splits"]["train"]
+    assert failed.returncode != 0
+    assert (
+        f"2 examples, but the dataset's train split has {n}"
+        in (tmp_path / "logs/coreset/stats/digits_val.log").read_text()
+    )
+
+    c1k_stats_file(tmp_path / "c1k_forgetting_stats", [1] * n, [0] + [1] * (n - 1))
+    result = snakemake(tmp_path, "--configfile", str(tmp_path / "config.yaml"), "--cores", "2", stats_target)
+    assert result.returncode == 0, result.stderr[-3000:]
+    stats = np.load(tmp_path / stats_target)
+    assert int(stats["num_runs"]) == 0 and stats["score"].tolist() == [3] + [1] * (n - 1)  # 1 + (max 1 + 1)
+    assert not (tmp_path / "results/coreset/digits_val/mlt_convnet/proxy").exists()

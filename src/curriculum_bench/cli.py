@@ -187,9 +187,16 @@ def cmd_claims(args) -> None:
 
 
 def cmd_forgetting_stats(args) -> None:
-    from .coreset.forgetting_stats import write_forgetting_stats
+    from .coreset.forgetting_stats import write_forgetting_stats, write_precomputed_stats
 
-    write_forgetting_stats(args.runs, args.never_learned, args.out_npz, args.out_csv)
+    if bool(args.runs) == bool(args.precomputed) or bool(args.precomputed) != bool(args.store):
+        raise UserError(
+            "forgetting-stats: give either proxy runs' forgetting.npz files, or --precomputed FILE --store DIR"
+        )
+    if args.precomputed:
+        write_precomputed_stats(args.precomputed, args.store, args.never_learned, args.out_npz, args.out_csv)
+    else:
+        write_forgetting_stats(args.runs, args.never_learned, args.out_npz, args.out_csv)
 
 
 def cmd_select(args) -> None:
@@ -423,7 +430,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out-npz", required=True, type=Path)
     p.add_argument("--out-csv", required=True, type=Path)
-    p.add_argument("runs", nargs="+", type=Path, help="forgetting.npz of each proxy run")
+    p.add_argument("runs", nargs="*", type=Path, help="forgetting.npz of each proxy run")
+    p.add_argument(
+        "--precomputed",
+        type=Path,
+        default=None,
+        help="instead of proxy runs: a statistics file with per-example forgetting_events and nr_correct "
+        "(cifar_1k's torch.save format, or .npz)",
+    )
+    p.add_argument("--store", type=Path, default=None, help="with --precomputed: the dataset store (its train labels)")
     p.set_defaults(func=cmd_forgetting_stats)
 
     p = sub.add_parser("select", help="coreset study: choose a coreset (or removal set) from forgetting stats")

@@ -426,7 +426,9 @@ def local_inputs(config: dict) -> list[LocalInput]:
     weights = "a local state-dict file (torch.save); nothing is downloaded"
     for study, spec in config["studies"].items():
         if study == coreset_plan.STUDY:
-            for stage in ("proxy", "core", "removal"):
+            precomputed = coreset_plan.precomputed_stats(spec)
+            add(precomputed, "studies.coreset.stats.from_file", "cifar_1k's preloaded_forgetting/forgetting_stats")
+            for stage in ("core", "removal") if precomputed else ("proxy", "core", "removal"):
                 if spec.get(stage):
                     model, args = coreset_plan.stage_model(spec[stage])
                     for arg in ("weights", "pretrained"):

@@ -321,7 +321,11 @@ def smoke_coreset(spec: dict, datasets: dict, weights: dict[str, Weights]) -> di
         if not block:
             continue
         block["seeds"] = block["seeds"][:1]
-        block["train"] = train_smoke(block["train"], SMOKE_EPOCHS, block["train"]["epochs"])
+        paper_epochs = block["train"]["epochs"]
+        block["train"] = train_smoke(block["train"], SMOKE_EPOCHS, paper_epochs)
+        if (block.get("full") or {}).get("train"):  # the whole-train-set core run's own settings
+            full = block["full"]["train"]
+            block["full"]["train"] = train_smoke(full, SMOKE_EPOCHS if "epochs" in full else None, paper_epochs)
         relocate_weights(block["models"], f"studies.coreset.{stage}.models", weights)
     spec["selection"]["size"] = scaled_count(spec["selection"]["size"], real, info.smoke_train)
     if spec.get("removal"):
@@ -544,6 +548,8 @@ def coreset_tables(spec: dict, chosen: list[dict]) -> dict:
             for o in spec["removal"]["orders"]
             if any(coreset_plan.removal_variant(o, k) in variants for k in spec["removal"]["removed"])
         ]
+    if coreset_plan.FULL not in variants:
+        spec["core"].pop("full", None)
     keep_controls(spec, coreset_plan.core_variants(spec) + coreset_plan.removal_variants(spec))
     return spec
 

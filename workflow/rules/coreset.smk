@@ -44,7 +44,7 @@ rule coreset_proxy:
 
 rule coreset_stats:
     input:
-        get_coreset_proxy_artifacts,
+        get_coreset_stats_inputs,
     output:
         npz="results/coreset/{dataset}/stats/forgetting_stats.npz",
         csv="results/coreset/{dataset}/stats/forgetting_stats.csv",
@@ -55,9 +55,10 @@ rule coreset_stats:
     threads: 1
     params:
         never_learned=get_coreset_never_learned,
+        source=get_coreset_stats_source,
     shell:
         "python -m curriculum_bench forgetting-stats --never-learned {params.never_learned}"
-        " --out-npz {output.npz} --out-csv {output.csv} {input} > {log} 2>&1"
+        " --out-npz {output.npz} --out-csv {output.csv} {params.source} > {log} 2>&1"
 
 
 rule coreset_select:

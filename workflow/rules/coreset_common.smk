@@ -32,8 +32,19 @@ def get_coreset_run_inputs(wildcards):
     )
 
 
-def get_coreset_proxy_artifacts(wildcards):
+def get_coreset_stats_inputs(wildcards):
+    # The proxy runs' records, or a precomputed statistics file and the store it labels.
+    precomputed = coreset_plan.precomputed_stats(coreset_plan.study(config))
+    if precomputed:
+        return [precomputed, f"resources/datasets/{wildcards.dataset}/manifest.json"]
     return coreset_plan.proxy_artifacts(config, wildcards.dataset)
+
+
+def get_coreset_stats_source(wildcards):
+    precomputed = coreset_plan.precomputed_stats(coreset_plan.study(config))
+    if precomputed:
+        return f"--precomputed {precomputed} --store resources/datasets/{wildcards.dataset}"
+    return " ".join(coreset_plan.proxy_artifacts(config, wildcards.dataset))
 
 
 def get_coreset_never_learned(wildcards):

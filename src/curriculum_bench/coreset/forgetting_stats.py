@@ -134,3 +134,84 @@ def write_forgetting_stats(run_paths: list[Path], never_learned: str, out_npz: P
 def load_forgetting_stats(path: str | Path) -> dict[str, np.ndarray]:
     with np.load(path) as data:
         return {key: data[key] for key in data.files}
+
+
+# --- precomputed statistics (C1K's continue_from_selection) ---------------------------------
+
+# C1K keeps, per training example, `forgetting_events` and `nr_correct` (coreset.py `update_fe`)
+# and ships them as a torch.save dict of two tensors (preloaded_forgetting/forgetting_stats).
+PRECOMPUTED_KEYS = ("forgetting_events", "nr_correct")
+
+
+def read_precomputed(path: str | Path) -> dict[str, np.ndarray]:
+    """The two per-example vectors of a C1K statistics file (torch.save dict) or an .npz."""
+    from ..errors import InputFileError
+
+    path = Path(path)
+    try:
+        if path.suffix == ".npz":
+            with np.load(path) as data:
+                raw = {key: data[key] for key in data.files}
+        else:
+            import torch
+
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling and zip errors have no common base
+        raise InputFileError(path, f"not a readable statistics file ({type(err).__name__}: {err})") from None
+    missing = [key for key in PRECOMPUTED_KEYS if key not in raw]
+    if not isinstance(raw, dict) or missing:
+        have = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
+        raise InputFileError(path, f"expected a dict with {list(PRECOMPUTED_KEYS)} (C1K's format), got {have}")
+    vectors = {key: np.asarray(raw[key]).astype(np.int64).reshape(-1) for key in PRECOMPUTED_KEYS}
+    if len(vectors["forgetting_events"]) != len(vectors["nr_correct"]):
+        raise InputFileError(path, "forgetting_events and nr_correct differ in length")
+    return vectors
+
+
+def precomputed_table(path: str | Path, labels: np.ndarray, never_learned: str) -> dict[str, np.ndarray]:
+    """forgetting_table's columns from a precomputed file: one run's counts, nothing per epoch."""
+    from ..errors import InputFileError
+
+    if never_learned != "max_plus_one":
+        raise ValueError(
+            "studies.coreset.stats.never_learned: a precomputed statistics file has no presentation "
+            f"counts, so only max_plus_one (C1K) can rank its never-learned examples, not {never_learned!r}"
+        )
+    vectors = read_precomputed(path)
+    events, never = vectors["forgetting_events"], vectors["nr_correct"] == 0
+    if len(events) != len(labels):
+        raise InputFileError(
+            path, f"{len(events)} examples, but the dataset's train split has {len(labels)}: another split?"
+        )
+    n = len(events)
+    return {
+        "index": np.arange(n),
+        "label": labels.astype(np.int64),
+        "score": events + (events.max(initial=0) + 1) * never,
+        "events": events,
+        "never_learned_runs": never.astype(np.int64),
+        "first_learned_epoch": np.full(n, -1),
+        "presentations": np.full(n, -1),
+        "mean_loss": np.full(n, np.nan),
+        "mean_margin": np.full(n, np.nan),
+    }
+
+
+def write_precomputed_stats(path: Path, store: Path, never_learned: str, out_npz: Path, out_csv: Path) -> dict:
+    """The stats artifact from a precomputed file, labelled by the dataset store's train split."""
+    import pandas as pd
+
+    from ..data.store import load_array
+
+    table = precomputed_table(path, load_array(Path(store), "train_labels"), never_learned)
+    out_npz = Path(out_npz)
+    out_npz.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out_npz, never_learned=np.array(never_learned), num_runs=np.array(0), source=np.array(str(path)), **table)
+    pd.DataFrame(table).to_csv(out_csv, index=False)
+    print(
+        f"forgetting statistics of {len(table['index'])} examples read from {path} (no proxy run): "
+        f"{int((table['score'] == 0).sum())} unforgettable, {int(table['never_learned_runs'].sum())} never "
+        f"learned -> {out_npz}, {out_csv}",
+        flush=True,
+    )
+    return table

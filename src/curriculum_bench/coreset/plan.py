@@ -4,15 +4,19 @@ Pure Python with no torch import. The study section (workflow/schemas/config.sch
 has one block per stage, spec/methods.md §5:
 
     proxy      models (one) + train + seeds, trained with the `forgetting` hook (§5.1, §5.2 proxy)
-    stats      never_learned treatment (`presentations` FE | `max_plus_one` C1K)
+    stats      never_learned treatment (`presentations` FE | `max_plus_one` C1K); `from_file`:
+               precomputed statistics (C1K's continue_from_selection), no proxy runs
     selection  methods, size, tie_break, class_balanced, seed (§5.2 `create_coreset`)
-    core       models (one) + train + seeds, backbones [finetune, frozen], on each selection (§5.2 core)
+    core       models (one) + train + seeds, backbones [finetune, frozen, frozen_dropout], on each
+               selection (§5.2 core); `head_dropout` for frozen_dropout; optional `full`: the core
+               model on the whole train set (its own `train` over the core's), variant full_finetune
     removal    optional: models (one) + train + seeds, removed [k ...], orders [forgetting, random] (§5.1)
 
 Every stage trains through the engine and lands where every run lands,
 results/coreset/<dataset>/<model>/<variant>/seed<s>/, so the generic study table and figures
-read it. Variants: `proxy`; `<method>_<backbone>` for core runs (`reverse_frozen`);
-`remove_0` (the full training set) and `remove_<order>_<k>` for the removal curve.
+read it. Variants: `proxy`; `<method>_<backbone>` for core runs (`reverse_frozen`) and
+`full_finetune` for the core model on the whole train set; `remove_0` (the full training set)
+and `remove_<order>_<k>` for the removal curve.
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ STATS_CSV = "results/coreset/{dataset}/stats/forgetting_stats.csv"
 SELECTION = "results/coreset/{dataset}/selections/{selection}.json"
 PROXY_ARTIFACT = "forgetting.npz"
 FINAL_MODEL = "final_model.pt"
+FULL = "full_finetune"  # the core model fine-tuned on the whole train set (C1K's 93.0 % row)
+FROZEN = ("frozen", "frozen_dropout")  # backbone modes that freeze the pretrained weights
+DEFAULT_HEAD_DROPOUT = 0.5  # torch's nn.Dropout() default, which C1K's `dropout=True` head uses (inferred)
 
 
 def study(config: dict) -> dict:
@@ -57,7 +64,13 @@ def removal_selection(order: str, k: int) -> str:
 
 
 def core_variants(spec: dict) -> list[str]:
-    return [core_variant(m, b) for m in spec["selection"]["methods"] for b in spec["core"]["backbones"]]
+    selected = [core_variant(m, b) for m in spec["selection"]["methods"] for b in spec["core"]["backbones"]]
+    return selected + ([FULL] if spec["core"].get("full") else [])
+
+
+def precomputed_stats(spec: dict) -> str | None:
+    """A statistics file given instead of proxy runs (C1K's `continue_from_selection`)."""
+    return (spec.get("stats") or {}).get("from_file")
 
 
 def removal_variants(spec: dict) -> list[str]:
@@ -75,7 +88,8 @@ def iter_coreset_runs(config: dict) -> Iterator[dict]:
         return
     spec = study(config)
     for dataset in spec["datasets"]:
-        stages = [(spec["proxy"], [PROXY]), (spec["core"], core_variants(spec))]
+        stages = [] if precomputed_stats(spec) else [(spec["proxy"], [PROXY])]
+        stages.append((spec["core"], core_variants(spec)))
         if spec.get("removal"):
             stages.append((spec["removal"], removal_variants(spec)))
         for stage, variants in stages:
@@ -130,11 +144,22 @@ def resolve_coreset_run(config: dict, dataset: str, model: str, variant: str, se
         chosen = run_selection(spec, dataset, variant)
         if chosen is not None:
             methods["coreset_subset"] = {"selection": chosen[0], "mode": chosen[1]}
+    train = dict(block["train"])
     if stage == "core":
-        model_args["freeze_backbone"] = variant.endswith("_frozen")
+        backbone = "finetune" if variant == FULL else variant.split("_", 1)[1]
+        model_args["freeze_backbone"] = backbone in FROZEN
+        if backbone == "frozen_dropout":
+            model_args["dropout"] = block.get("head_dropout", DEFAULT_HEAD_DROPOUT)
+        if variant == FULL:
+            train.update(block["full"].get("train") or {})
     if model_args.get("pretrained") == PRETRAINED_FROM_PROXY:
         if stage == "proxy":
             raise ConfigError("studies.coreset.proxy.models: `pretrained: proxy` would start the proxy from itself")
+        if precomputed_stats(spec):
+            raise ConfigError(
+                f"studies.coreset.{stage}.models.{model}.pretrained: `proxy` names the proxy's weights, but "
+                "studies.coreset.stats.from_file runs no proxy; name a weights file"
+            )
         model_args["pretrained"] = proxy_model_file(config, dataset)
     return {
         "study": STUDY,
@@ -144,7 +169,7 @@ def resolve_coreset_run(config: dict, dataset: str, model: str, variant: str, se
         "variant": variant,
         "methods": methods,
         "seed": int(seed),
-        "train": dict(block["train"]),
+        "train": train,
     }
 
 
@@ -176,6 +201,8 @@ def selection_settings(config: dict, selection: str) -> dict:
 
 
 def proxy_artifacts(config: dict, dataset: str) -> list[str]:
+    if precomputed_stats(study(config)):
+        return []
     proxy = study(config)["proxy"]
     return [f"{run_dir(STUDY, dataset, stage_model(proxy)[0], PROXY, s)}/{PROXY_ARTIFACT}" for s in proxy["seeds"]]
 

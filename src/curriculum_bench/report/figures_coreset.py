@@ -16,7 +16,8 @@ import pandas as pd
 
 from .figures import Run, new_figure, no_data, register_figure, seed_spread
 
-CORE = re.compile(r"^(forgetting|reverse|random)_(finetune|frozen)$")
+CORE = re.compile(r"^(forgetting|reverse|random)_(finetune|frozen|frozen_dropout)$")
+BACKBONES = ("finetune", "frozen", "frozen_dropout")
 REMOVAL = re.compile(r"^remove_(?:(forgetting|random)_)?(\d+)$")
 METHOD_LABELS = {
     "forgetting": "forgetting\n(most forgotten)",
@@ -70,7 +71,7 @@ def coreset_accuracy(runs: list[Run]):
         return fig
     frame = pd.DataFrame(rows, columns=["method", "backbone", "acc"])
     methods = [m for m in METHOD_LABELS if m in set(frame["method"])]
-    backbones = [b for b in ("finetune", "frozen") if b in set(frame["backbone"])]
+    backbones = [b for b in BACKBONES if b in set(frame["backbone"])]
     width = 0.8 / len(backbones)
     for j, backbone in enumerate(backbones):
         stats = seed_spread(frame[frame.backbone == backbone], "method", "acc").set_index("method").reindex(methods)
