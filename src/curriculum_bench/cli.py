@@ -170,7 +170,9 @@ def cmd_figure(args) -> None:
 def cmd_index(args) -> None:
     from .report.index import write_index
 
-    write_index(args.studies, args.config_files, args.out, fabricated_data=args.fabricated_data)
+    write_index(
+        args.studies, args.config_files, args.out, fabricated_data=args.fabricated_data, reported_path=args.reported
+    )
 
 
 def cmd_claims(args) -> None:
@@ -383,9 +385,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--studies",
         required=True,
         type=parse_json,
-        help="JSON: study -> {datasets, models, variants, runs, groups} (report.run_summary)",
+        help="JSON: study -> {datasets, models, variants, runs, rows, groups} (report.run_summary)",
     )
     p.add_argument("--config-files", nargs="+", required=True, help="the config files the workflow ran with")
+    p.add_argument(
+        "--reported", type=Path, default=None, help="config/reported.yaml: the index shows which numbers have a row"
+    )
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--fabricated-data", action="store_true", help="say above everything that the data are fabricated")
     p.set_defaults(func=cmd_index)

@@ -67,6 +67,7 @@ rule study_figure:
 rule paper_index:
     input:
         get_all_tables_and_figures,
+        reported=REPORTED,
     output:
         "paper_tables/README.md",
     log:
@@ -80,7 +81,7 @@ rule paper_index:
         fabricated="--fabricated-data" if config["fabricated_data"] else "",
     shell:
         "python -m curriculum_bench index --studies {params.studies:q} {params.fabricated}"
-        " --config-files {params.config_files:q} --out {output} > {log} 2>&1"
+        " --config-files {params.config_files:q} --reported {input.reported} --out {output} > {log} 2>&1"
 
 
 rule claims:

@@ -21,7 +21,33 @@ def snakemake_command(config_files: list[str], target: str) -> str:
     return f"snakemake --cores all{extra} {target}"
 
 
-def index_markdown(studies: dict, config_files: list[str], fabricated_data: bool = False) -> str:
+def coverage_lines(studies: dict, reported: dict[str, list[dict]]) -> list[str]:
+    """Per study, how many of the source studies' reported numbers (config/reported.yaml)
+    have a row that this config runs, and which have none."""
+    lines = [
+        "## Coverage of the reported numbers",
+        "",
+        "Each number in `config/reported.yaml` (the source studies' results tables) against the "
+        "rows this config runs; a number without a row is listed. Settings that differ from the "
+        "source protocol are in each table's caption (`plan --check-protocol`).",
+        "",
+        "| study | reported numbers | with a row here | without a row here |",
+        "| --- | --- | --- | --- |",
+    ]
+    for study in dict.fromkeys([*studies, *reported]):
+        entries = reported.get(study) or []
+        if not entries:
+            continue
+        rows = {tuple(row) for row in (studies.get(study) or {}).get("rows", [])}
+        missing = [e for e in entries if (e["dataset"], e["model"], e["variant"]) not in rows]
+        listed = ", ".join(f"{e['dataset']}/{e['model']}/{e['variant']} ({e['acc']})" for e in missing) or "—"
+        lines.append(f"| {study} | {len(entries)} | {len(entries) - len(missing)} | {listed} |")
+    return [*lines, ""]
+
+
+def index_markdown(
+    studies: dict, config_files: list[str], fabricated_data: bool = False, reported: dict | None = None
+) -> str:
     lines = [
         "# Paper tables and figures",
         "",
@@ -45,6 +71,8 @@ def index_markdown(studies: dict, config_files: list[str], fabricated_data: bool
         ),
         "",
     ]
+    if reported:
+        lines += coverage_lines(studies, reported)
     for study, summary in studies.items():
         lines += [
             f"## {study}",
@@ -71,8 +99,13 @@ def index_markdown(studies: dict, config_files: list[str], fabricated_data: bool
     return "\n".join(lines)
 
 
-def write_index(studies: dict, config_files: list[str], out: Path, fabricated_data: bool = False) -> None:
+def write_index(
+    studies: dict, config_files: list[str], out: Path, fabricated_data: bool = False, reported_path: Path | None = None
+) -> None:
+    import yaml
+
+    reported = (yaml.safe_load(Path(reported_path).read_text()) or {}) if reported_path else {}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(index_markdown(studies, config_files, fabricated_data))
+    out.write_text(index_markdown(studies, config_files, fabricated_data, reported))
     print(f"index of {len(studies)} studies -> {out}", flush=True)

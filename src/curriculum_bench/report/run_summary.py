@@ -16,15 +16,28 @@ def unique(values: Iterable) -> list:
 
 
 def summarize_runs(runs: Iterable[dict], epochs_of: Callable[[dict], int]) -> dict[str, dict]:
-    """study -> {datasets, models, variants, runs, groups}; a group is the variants that share
-    their models, seeds and epochs: {variants, models, seeds, epochs}."""
+    """study -> {datasets, models, variants, runs, rows, groups}; rows are the table's
+    [dataset, model, variant]; a group is the variants that share their models, seeds and
+    epochs: {variants, models, seeds, epochs}."""
     studies: dict[str, dict] = {}
     for run in runs:
         study = studies.setdefault(
             run["study"],
-            {"datasets": [], "models": [], "variants": [], "runs": 0, "_seeds": {}, "_epochs": {}, "_models": {}},
+            {
+                "datasets": [],
+                "models": [],
+                "variants": [],
+                "runs": 0,
+                "rows": [],
+                "_seeds": {},
+                "_epochs": {},
+                "_models": {},
+            },
         )
         study["runs"] += 1
+        row = [run["dataset"], run["model"], run["variant"]]
+        if row not in study["rows"]:
+            study["rows"].append(row)
         for key in ("dataset", "model", "variant"):
             if run[key] not in study[key + "s"]:
                 study[key + "s"].append(run[key])
