@@ -69,7 +69,7 @@ def test_each_path_compares_the_switched_on_and_off_losses(quick_run):
     _, report, _ = quick_run
     checks = {check["name"]: check for check in report["checks"]}
     for path in report["paths"]:
-        assert path["fast"]["losses"] and path["off"]["losses"], path["name"]
+        assert path["switches_on"]["losses"] and path["switches_off"]["losses"], path["name"]
         assert checks[f"{path['name']}: losses"]["status"] == "pass"
         assert checks[f"{path['name']}: host sync"]["status"] == "pass", checks[f"{path['name']}: host sync"]
         cuda_graphs = checks[f"{path['name']}: cuda graphs"]
