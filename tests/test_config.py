@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from curriculum_bench import curricula  # noqa: F401  (fills METHODS)
-from curriculum_bench.config import VARIANT_TRAIN, ConfigError, config_from_dict, iter_runs, resolve_run
+from curriculum_bench.config import VARIANT_KEYS, ConfigError, config_from_dict, iter_runs, resolve_run
 from curriculum_bench.data.sources import SOURCES
 from curriculum_bench.models import MODELS
 from curriculum_bench.train.config import OPTIMIZERS, SCHEDULES, TrainConfig
@@ -23,8 +23,8 @@ def test_schema_names_exactly_the_registered_sources_models_and_methods():
     sources = set(DEFS["dataset"]["properties"]["source"]["enum"]) - {"derived"}  # not a source
     assert sorted(sources) == SOURCES.names()
     assert sorted(DEFS["study"]["properties"]["models"]["properties"]) == MODELS.names()
-    # a variant is its methods, plus its own `train` settings (config.VARIANT_TRAIN)
-    assert sorted(set(DEFS["variant"]["properties"]) - {VARIANT_TRAIN}) == METHODS.names()
+    # a variant is its methods, plus its own `train` and `datasets` (config.VARIANT_KEYS)
+    assert sorted(set(DEFS["variant"]["properties"]) - set(VARIANT_KEYS)) == METHODS.names()
 
 
 def test_schema_fields_match_the_config_dataclasses():

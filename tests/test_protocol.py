@@ -232,3 +232,42 @@ def test_the_index_shows_which_reported_numbers_have_a_row():
     text = index_markdown(studies, ["config/paper.yaml"], reported=reported)
     assert "| hybrid | 2 | 1 | cifar10/m/lerac (87.46) |" in text
     assert "| coreset | 1 | 0 | c/r/proxy (92.1) |" in text
+
+
+# --- transfer learning: a source pretrained on other images and classes, fine-tuned here -----
+
+
+def test_transfer_pretrains_on_a_disjoint_source_and_fine_tunes_with_a_from_scratch_control(paper):
+    from curriculum_bench.config import iter_runs
+    from curriculum_bench.plan import local_inputs
+    from curriculum_bench.run_inputs import run_inputs
+
+    runs = [r for r in iter_runs(paper) if r["study"] == "techniques"]
+    source_runs = {r["dataset"] for r in runs if r["variant"] == "transfer_source"}
+    assert source_runs == {"mnist_source_5to9"}  # the source variant alone runs there
+    assert {r["variant"] for r in runs if r["dataset"] == "mnist_source_5to9"} == {"transfer_source"}
+    source = paper["datasets"]["mnist_source_5to9"]
+    assert source["subset"] == {"kind": "classes", "classes": [5, 6, 7, 8, 9]}
+    assert paper["datasets"][source["from"]]["subset"] == {"kind": "skip_first", "n": 12500}  # no target image
+    transfer = resolve_run(paper, "techniques", "mnist_first10pct", "mlt_convnet", "transfer", 1)
+    checkpoint = "results/techniques/mnist_source_5to9/mlt_convnet/transfer_source/seed0/final_model.pt"
+    assert transfer["methods"]["pretrained"] == {"checkpoint": checkpoint, "exclude": ["fc."]}  # fresh classifier
+    assert checkpoint in run_inputs(paper, "techniques", "mnist_first10pct", "mlt_convnet", "transfer", 1)
+    assert checkpoint not in {item.path for item in local_inputs(paper)}  # a run of this workflow
+    baseline = resolve_run(paper, "techniques", "mnist_first10pct", "mlt_convnet", "baseline", 1)
+    assert transfer["train"] == baseline["train"] and paper["studies"]["techniques"]["report"]["baseline"] == "baseline"
+
+
+def test_a_variant_dataset_must_be_defined_and_the_variant_runs_nowhere_else(paper):
+    config = copy.deepcopy(paper)
+    config["studies"]["techniques"]["variants"]["transfer_source"]["datasets"] = ["mnist_5to9"]
+    with pytest.raises(
+        ConfigError, match=r"studies\.techniques\.variants\.transfer_source\.datasets: 'mnist_5to9' is not defined"
+    ):
+        from curriculum_bench.config import check_references
+
+        check_references(config)
+    with pytest.raises(
+        ConfigError, match=r"variant 'transfer_source' runs on \['mnist_source_5to9'\], not 'mnist_first10pct'"
+    ):
+        resolve_run(paper, "techniques", "mnist_first10pct", "mlt_convnet", "transfer_source", 0)

@@ -42,11 +42,9 @@ def iter_runs(config: dict) -> Iterator[dict]:
     for study, spec in config["studies"].items():
         if study == "coreset":
             continue
-        for dataset in spec["datasets"]:
-            for model in spec["models"]:
-                for variant in spec["variants"]:
-                    for seed in spec["seeds"]:
-                        yield {"study": study, "dataset": dataset, "model": model, "variant": variant, "seed": seed}
+        for dataset, model, variant in study_cells(spec):
+            for seed in spec["seeds"]:
+                yield {"study": study, "dataset": dataset, "model": model, "variant": variant, "seed": seed}
 
 
 def scored_by_linear_probe(config: dict, study: str) -> bool:
@@ -60,14 +58,39 @@ def run_dir(study: str, dataset: str, model: str, variant: str, seed: int | str)
     return RUN_DIR.format(study=study, dataset=dataset, model=model, variant=variant, seed=seed)
 
 
-# A variant is {method name: settings}, plus optionally its own `train` settings: the epochs of a
-# multi-round method, one point of a batch-size sweep. The reserved key names no method.
+# A variant is {method name: settings}, plus optionally its own `train` settings (the epochs of
+# a multi-round method, one point of a batch-size sweep) and its own `datasets` (a transfer
+# source trained on a dataset no other variant uses). These reserved keys name no method.
 VARIANT_TRAIN = "train"
+VARIANT_DATASETS = "datasets"
+VARIANT_KEYS = (VARIANT_TRAIN, VARIANT_DATASETS)
 
 
 def variant_methods(variant_spec: dict | None) -> dict:
-    """A variant's (or an override's variant entry's) methods, without its own train settings."""
-    return {name: args for name, args in (variant_spec or {}).items() if name != VARIANT_TRAIN}
+    """A variant's (or an override's variant entry's) methods, without its reserved keys."""
+    return {name: args for name, args in (variant_spec or {}).items() if name not in VARIANT_KEYS}
+
+
+def variant_datasets(spec: dict, variant: str) -> list[str]:
+    """The datasets a variant runs on: its own `datasets`, else the study's."""
+    return list((spec["variants"][variant] or {}).get(VARIANT_DATASETS) or spec["datasets"])
+
+
+def study_datasets(spec: dict) -> list[str]:
+    """Every dataset some variant of the study runs on, the study's own first."""
+    names = list(spec["datasets"])
+    for variant in spec["variants"]:
+        names += [d for d in variant_datasets(spec, variant) if d not in names]
+    return names
+
+
+def study_cells(spec: dict) -> Iterator[tuple[str, str, str]]:
+    """(dataset, model, variant) of every table row of a (non-coreset) study, in row order."""
+    for dataset in study_datasets(spec):
+        for model in spec["models"]:
+            for variant in spec["variants"]:
+                if dataset in variant_datasets(spec, variant):
+                    yield dataset, model, variant
 
 
 def variant_train(variant_spec: dict | None) -> dict:
@@ -98,9 +121,13 @@ def run_layers(config: dict, study: str, dataset: str, model: str, variant: str)
     """Where a run's train and method settings come from, in the order resolve_run applies them
     (a later layer wins)."""
     spec = config["studies"][study]
-    for key, name in (("datasets", dataset), ("models", model), ("variants", variant)):
+    for key, name in (("models", model), ("variants", variant)):
         if name not in spec[key]:
             raise ConfigError(f"studies.{study}.{key}: no entry {name!r}; have {list(spec[key])}")
+    if dataset not in variant_datasets(spec, variant):
+        raise ConfigError(
+            f"studies.{study}.datasets: variant {variant!r} runs on {variant_datasets(spec, variant)}, not {dataset!r}"
+        )
     layers = [
         Layer(f"studies.{study}.train", "study", dict(spec["train"]), {}),
         Layer(
@@ -265,12 +292,18 @@ def check_references(config: dict) -> None:
             seen.append(base)
             spec = datasets[base]
     for study, spec in config["studies"].items():
-        for dataset in spec["datasets"]:
-            if dataset not in config["datasets"]:
-                raise ConfigError(
-                    f"studies.{study}.datasets: {dataset!r} is not defined under "
-                    f"`datasets` (defined: {sorted(config['datasets'])})"
-                )
+        places = [(f"studies.{study}.datasets", spec["datasets"])]
+        if study != "coreset":
+            places += [
+                (f"studies.{study}.variants.{v}.datasets", (s or {}).get(VARIANT_DATASETS) or [])
+                for v, s in spec["variants"].items()
+            ]
+        for where, names in places:
+            for dataset in names:
+                if dataset not in config["datasets"]:
+                    raise ConfigError(
+                        f"{where}: {dataset!r} is not defined under `datasets` (defined: {sorted(config['datasets'])})"
+                    )
 
 
 DEFAULT_JOB_RESOURCES = {"gpu": 0, "mem_mb": 2000, "runtime": 30, "cpus_per_gpu": 1, "gpu_share": 1}

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .config import ConfigError, config_from_dict, iter_runs, run_layers
+from .config import ConfigError, config_from_dict, iter_runs, run_layers, study_datasets
 from .coreset import plan as coreset_plan
 
 
@@ -116,12 +116,15 @@ def train_split(config: dict, dataset: str) -> tuple[int | None, str]:
 
     where = f"datasets.{dataset}.subset"
     cfg = config_from_dict(SubsetConfig, subset, where)
+    if cfg.kind == "classes":
+        return None, f"the samples of classes {list(cfg.classes)} of {how}"  # only the labels tell
     try:
         n = cfg.count(total)
     except ValueError as err:
         raise ConfigError(f"{where}: {err} ({how}); expected 1 to {total - 1} samples") from None
-    if cfg.kind == "validation_tail":
-        return total - n, f"{how}, minus a validation tail of {n}"
+    if cfg.kind in ("validation_tail", "skip_first"):
+        removed = "a validation tail" if cfg.kind == "validation_tail" else "the first"
+        return total - n, f"{how}, minus {removed} of {n}"
     return n, f"{cfg.kind} {n} of {how}"
 
 
@@ -321,7 +324,7 @@ def check_report(config: dict, study: str, spec: dict) -> None:
         for key, name in ((f"{path}.controls", curriculum), (f"{path}.controls.{curriculum}", control)):
             if name not in variants:
                 raise ConfigError(f"{key}: {name!r} is not a variant of study {study}; expected one of {variants}")
-    for dataset in spec["datasets"]:
+    for dataset in spec["datasets"] if study == coreset_plan.STUDY else study_datasets(spec):
         classes = dataset_facts(config, dataset).classes
         if classes is None:
             continue  # as many classes as the folders hold: not known before the data is read

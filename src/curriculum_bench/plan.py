@@ -39,6 +39,8 @@ from .config import (
     override_conflicts,
     resolve_run_sources,
     run_layers,
+    study_cells,
+    study_datasets,
     to_json,
     variant_methods,
 )
@@ -156,7 +158,7 @@ def study_names(config: dict, study: str) -> tuple[list[str], list[str]]:
         stages = [spec["proxy"], spec["core"]] + ([spec["removal"]] if spec.get("removal") else [])
         models = list(dict.fromkeys(coreset_plan.stage_model(stage)[0] for stage in stages))
         return list(spec["datasets"]), models
-    return list(spec["datasets"]), list(spec["models"])
+    return study_datasets(spec), list(spec["models"])
 
 
 # --- checks --------------------------------------------------------------------------------
@@ -225,13 +227,11 @@ def overriding_overrides(config: dict) -> list[str]:
     for study, spec in config["studies"].items():
         if study == coreset_plan.STUDY:
             continue
-        for dataset in spec["datasets"]:
-            for model in spec["models"]:
-                for variant in spec["variants"]:
-                    for c in override_conflicts(config, study, dataset, model, variant):
-                        key = (c.where, variant, c.set_at)
-                        changes.setdefault(key, {})[f"{c.setting.split('.', 1)[1]} {fmt(c.old)} -> {fmt(c.new)}"] = None
-                        places.setdefault(key, {})[f"{dataset}/{model}"] = None
+        for dataset, model, variant in study_cells(spec):
+            for c in override_conflicts(config, study, dataset, model, variant):
+                key = (c.where, variant, c.set_at)
+                changes.setdefault(key, {})[f"{c.setting.split('.', 1)[1]} {fmt(c.old)} -> {fmt(c.new)}"] = None
+                places.setdefault(key, {})[f"{dataset}/{model}"] = None
     problems = []
     for (where, variant, set_at), entries in changes.items():
         override_key = re.sub(r"\.(methods\..*|train)$", "", where.split(".overrides.", 1)[1])
@@ -391,11 +391,7 @@ def produced_by_workflow(config: dict, path: str) -> bool:
             and match["dataset"] in spec["datasets"]
             and match["model"] == coreset_plan.stage_model(spec["proxy"])[0]
         )
-    return (
-        match["dataset"] in spec["datasets"]
-        and match["model"] in spec["models"]
-        and match["variant"] in spec["variants"]
-    )
+    return (match["dataset"], match["model"], match["variant"]) in set(study_cells(spec))
 
 
 def _local(path: str, key: str, default_where: str, alternatives: tuple = ()) -> LocalInput:

@@ -41,7 +41,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import METRICS, VARIANT_TRAIN, resolve_run, variant_methods
+from .config import METRICS, VARIANT_DATASETS, VARIANT_TRAIN, resolve_run, study_cells, variant_methods
 from .coreset import plan as coreset_plan
 
 SMOKE_EPOCHS = 1  # more only where a method needs them (min_epochs)
@@ -150,9 +150,12 @@ def dataset_info(datasets: dict, name: str) -> DatasetInfo:
             if subset.get("fraction") is not None:
                 smoke = int(smoke * subset["fraction"])
                 real_n = int(real_n * subset["fraction"]) if real_n else None
-            elif subset["kind"] == "validation_tail":
+            elif subset["kind"] in ("validation_tail", "skip_first"):
                 smoke -= subset["n"]
                 real_n = real_n - subset["n"] if real_n else None
+            elif subset["kind"] == "classes":  # about this share of the images, classes alike
+                share = len(subset["classes"]) / 10
+                smoke, real_n = int(smoke * share), int(real_n * share) if real_n else None
             else:
                 smoke, real_n = subset["n"], subset["n"]
         if spec.get("label_noise"):
@@ -430,7 +433,13 @@ def table_product(study: str, spec: dict) -> tuple[list[str], list[str], list[st
             for value in args.values():
                 match = RUN_PATH.match(value) if isinstance(value, str) else None
                 if match and match["study"] == study:
-                    for key, names in (("dataset", datasets), ("model", models), ("variant", chosen)):
+                    # The run it reads; a variant with datasets of its own runs there without
+                    # the study's datasets growing (every other variant would run there too).
+                    own = (variants.get(match["variant"]) or {}).get(VARIANT_DATASETS)
+                    wanted = [("model", models), ("variant", chosen)]
+                    if not own:
+                        wanted.append(("dataset", datasets))
+                    for key, names in wanted:
                         if match[key] not in names:
                             names.append(match[key])
     return datasets, models, sorted(chosen, key=order.index)
@@ -486,12 +495,7 @@ def study_runs(config: dict, study: str) -> list[dict]:
             for r in coreset_plan.iter_coreset_runs(config)
         ]
     spec = config["studies"][study]
-    return [
-        resolve_run(config, study, d, m, v, spec["seeds"][0])
-        for d in spec["datasets"]
-        for m in spec["models"]
-        for v in spec["variants"]
-    ]
+    return [resolve_run(config, study, d, m, v, spec["seeds"][0]) for d, m, v in study_cells(spec)]
 
 
 def select_coreset_runs(config: dict) -> list[dict]:

@@ -7,6 +7,9 @@ Subsets (spec §6 pitfall 4, "subsets by file order"):
 - `first_n`: the first N training samples in file order (MLT's "10 % of MNIST", §2.1).
 - `stratified_n`: a seeded stratified random sample of N (CLab samples per class).
 - `validation_tail`: the last N training samples become a `val` split (cifar_1k, §5.2).
+- `skip_first`: every training sample after the first N (a pool disjoint from `first_n`).
+- `classes`: only the samples of the listed classes, in every split (a transfer source whose
+  classes are disjoint from the target's); labels and the class list stay as they are.
 
 Label noise (the train split only; `train_clean_labels` and `train_label_is_noisy` record
 the truth):
@@ -29,7 +32,7 @@ import numpy as np
 from ..config import config_from_dict
 from .store import StoreWriter, load_array, read_manifest
 
-SUBSET_KINDS = ("first_n", "stratified_n", "validation_tail")
+SUBSET_KINDS = ("first_n", "stratified_n", "validation_tail", "skip_first", "classes")
 NOISE_MODES = ("permute_first", "uniform_other")
 
 
@@ -39,10 +42,18 @@ class SubsetConfig:
     n: int | None = None  # number of samples ...
     fraction: float | None = None  # ... or a fraction of the train split, floor(N * fraction)
     seed: int = 0  # stratified_n only
+    classes: tuple[int, ...] = ()  # `classes` only: the class indices kept
 
     def __post_init__(self):
         if self.kind not in SUBSET_KINDS:
             raise ValueError(f"kind must be one of {SUBSET_KINDS}, got {self.kind!r}")
+        object.__setattr__(self, "classes", tuple(int(c) for c in self.classes))
+        if self.kind == "classes":
+            if not self.classes or self.n is not None or self.fraction is not None:
+                raise ValueError("kind classes takes `classes` (a non-empty list), not n or fraction")
+            return
+        if self.classes:
+            raise ValueError(f"`classes` belongs to kind classes, not {self.kind}")
         if (self.n is None) == (self.fraction is None):
             raise ValueError("give exactly one of n and fraction")
         if self.n is not None and self.n < 1:
@@ -72,10 +83,17 @@ class LabelNoiseConfig:
 
 def subset_indices(labels: np.ndarray, cfg: SubsetConfig) -> tuple[np.ndarray, np.ndarray | None]:
     """(kept train indices, indices moved to `val` or None), both in file order."""
-    n = cfg.count(len(labels))
     everything = np.arange(len(labels))
+    if cfg.kind == "classes":
+        keep = np.flatnonzero(np.isin(labels, cfg.classes))
+        if len(keep) == 0:
+            raise ValueError(f"no training sample of classes {list(cfg.classes)}")
+        return keep, None
+    n = cfg.count(len(labels))
     if cfg.kind == "first_n":
         return everything[:n], None
+    if cfg.kind == "skip_first":
+        return everything[n:], None
     if cfg.kind == "validation_tail":
         return everything[:-n], everything[-n:]
     from sklearn.model_selection import train_test_split
@@ -138,6 +156,8 @@ def derive(name: str, spec: dict, base_dir: Path, out_dir: Path) -> dict:
             splits["val"] = (images[val], labels[val])
         images, labels, clean = images[keep], labels[keep], clean[keep]
         extras = {k: v[keep] for k, v in extras.items()}
+        if subset.kind == "classes":  # evaluation on the same classes as training
+            splits = {s: (x[np.isin(y, subset.classes)], y[np.isin(y, subset.classes)]) for s, (x, y) in splits.items()}
     info = {}
     if noise is not None:
         if noise.mode == "permute_first":

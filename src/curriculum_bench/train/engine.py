@@ -312,11 +312,16 @@ def evaluate(
         logits = run_model(forward, pipeline.normalize(to_inputs(images)), speed)
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
         hits += torch.bincount(y[logits.argmax(1) == y], minlength=num_classes)
-    counts = torch.bincount(labels, minlength=num_classes).clamp(min=1)
+    counts = torch.bincount(labels, minlength=num_classes)
+    # A class the split does not hold (a transfer source of other classes) has no accuracy:
+    # NaN, which the table shows as "—", not a 0 % that was never measured.
+    per_class = torch.where(
+        counts > 0, hits / counts.clamp(min=1), torch.full_like(hits, float("nan"), dtype=torch.float)
+    )
     return {
         "eval_loss": loss_sum.item() / len(labels),
         "eval_acc": hits.sum().item() / len(labels),
-        "eval_acc_per_class": (hits / counts).tolist(),
+        "eval_acc_per_class": per_class.tolist(),
     }
 
 
