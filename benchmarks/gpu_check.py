@@ -133,7 +133,7 @@ GPU_SIZES = Sizes(
 # The same code paths on a 2-core CPU in about a minute; measures nothing.
 QUICK_SIZES = Sizes(
     epochs=1,
-    steps=3,  # a method training on half the set (a coreset, labelled data) still takes 2 steps
+    steps=2,  # the sync audit sees one step between two; half the set (a coreset) is 1 step: skipped
     max_batch=smoke.SMOKE_BATCH,
     max_image=32,  # ConvNeXt and CvT at 224 px take seconds per CPU step
     # One batch per epoch, at engine_speed.py --quick's batches and shapes.
@@ -374,8 +374,7 @@ def write_weights(weights: smoke.Weights) -> None:
 
 def selection(n: int, batch: int) -> dict:
     """A coreset selection: the first half of the batches, rounded up. Whole batches, as BatchNorm
-    cannot train on a batch of one; rounded up, so that a set of 3 batches keeps 2 (the sync
-    audit needs a step between two others)."""
+    cannot train on a batch of one."""
     kept = math.ceil(n // batch / 2) * batch
     return {"indices": list(range(kept)), "num_train": n}
 

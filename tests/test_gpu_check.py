@@ -21,34 +21,52 @@ from .conftest import REPO
 SCRIPT = REPO / "benchmarks/gpu_check.py"
 
 
-def gpu_check(out: Path, *args: str, timeout: int = 300) -> tuple[subprocess.CompletedProcess, dict]:
+def start(out: Path, *args: str) -> subprocess.Popen:
+    """The script in the background, its output in OUT/output.txt (a pipe nobody reads could fill)."""
     cmd = [sys.executable, str(SCRIPT), "--device", "cpu", "--quick", "--out", str(out), *args]
-    job = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    with open(out / "output.txt", "w") as log:
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(job: subprocess.Popen, out: Path, timeout: int = 300) -> tuple[int, str, dict]:
+    job.wait(timeout=timeout)
     report = out / "gpu_check.json"
-    return job, json.loads(report.read_text()) if report.exists() else {}
+    return job.returncode, (out / "output.txt").read_text(), json.loads(report.read_text()) if report.exists() else {}
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
+def runs(tmp_path_factory):
+    """The quick run and, beside it on the other core (each runs on one thread), a run of one
+    path with --inject-mismatch."""
+    quick, injected = tmp_path_factory.mktemp("quick"), tmp_path_factory.mktemp("injected")
     # The compile cache in the temporary folder: the default (resources/) is the workflow's.
-    out = tmp_path_factory.mktemp("gpu_check")
-    job, report = gpu_check(out, "--compile-cache", str(out / "compile_cache"))
-    return job, report, out
+    quick_job = start(quick, "--compile-cache", str(quick / "compile_cache"))
+    injected_job = start(
+        injected,
+        *("--compile-cache", str(injected / "compile_cache"), "--sections", "correctness"),
+        *("--paths", "mlt_convnet/baseline", "--inject-mismatch"),
+    )
+    return {"quick": (*finish(quick_job, quick), quick), "injected": (*finish(injected_job, injected), injected)}
+
+
+@pytest.fixture(scope="module")
+def quick_run(runs):
+    return runs["quick"]
 
 
 def test_quick_run_exits_zero_and_writes_json_and_markdown(quick_run):
-    job, report, out = quick_run
-    assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
+    returncode, output, report, out = quick_run
+    assert returncode == 0, output[-6000:]
     assert report["exit_code"] == 0 and report["failed"] == []
     assert report["quick"] is True
     assert {"device", "torch", "cuda"} <= set(report["machine"])
     assert set(report["sections"]) == {"correctness", "compile_cache", "engine_speed", "epoch_time", "packed_runs"}
-    assert "correctness" in job.stdout and "s]" in job.stdout  # progress lines with the elapsed time
+    assert "] correctness 1/" in output  # progress lines with the elapsed time
     assert "Correctness: passed" in (out / "gpu_check.md").read_text()
 
 
 def test_every_paper_smoke_code_path_is_listed_with_a_status(quick_run):
-    _, report, _ = quick_run
+    _, _, report, _ = quick_run
     plan = smoke.smoke_plan(yaml.safe_load((REPO / "config/paper.yaml").read_text()))
     datasets = plan.runs_config["datasets"]
     wanted = set()
@@ -66,21 +84,24 @@ def test_every_paper_smoke_code_path_is_listed_with_a_status(quick_run):
 
 
 def test_each_path_compares_the_switched_on_and_off_losses(quick_run):
-    _, report, _ = quick_run
+    _, _, report, _ = quick_run
     checks = {check["name"]: check for check in report["checks"]}
     for path in report["paths"]:
         assert path["switches_on"]["losses"] and path["switches_off"]["losses"], path["name"]
         assert checks[f"{path['name']}: losses"]["status"] == "pass"
-        assert checks[f"{path['name']}: host sync"]["status"] == "pass", checks[f"{path['name']}: host sync"]
+        host_sync = checks[f"{path['name']}: host sync"]
+        # --quick trains 2 steps, so a method training on half the set takes one: nothing to audit.
+        assert host_sync["status"] == "pass" or "single step" in host_sync["detail"], host_sync
         cuda_graphs = checks[f"{path['name']}: cuda graphs"]
         assert cuda_graphs["status"] == "skipped" and cuda_graphs["detail"] == "needs CUDA"
+    assert sum(check["status"] == "pass" for name, check in checks.items() if name.endswith("host sync")) >= 10
     cache = checks["compile cache: a second process loads the compiled graphs"]
     assert cache["status"] == "skipped" and "needs CUDA" in cache["detail"]
     assert report["tolerances"]["first_step_rtol"] > 0
 
 
 def test_every_speed_target_is_reported_but_not_judged_in_quick_mode(quick_run):
-    _, report, _ = quick_run
+    _, _, report, _ = quick_run
     figures = {target["figure"]: target for target in report["targets"]}
     for name in ("resnet18_cifar engine / plain", "mlt_convnet engine / plain", "mlt_convnet data share"):
         assert figures[name]["value"] is not None and figures[name]["result"].startswith("not judged"), name
@@ -88,10 +109,8 @@ def test_every_speed_target_is_reported_but_not_judged_in_quick_mode(quick_run):
     assert report["speed"]["packed"]["ratio"]["value"] > 0
 
 
-def test_an_injected_loss_mismatch_exits_non_zero_naming_the_check(tmp_path):
-    job, report = gpu_check(
-        tmp_path, "--sections", "correctness", "--paths", "mlt_convnet/baseline", "--inject-mismatch", timeout=120
-    )
-    assert job.returncode == 1, job.stdout[-3000:] + job.stderr[-3000:]
+def test_an_injected_loss_mismatch_exits_non_zero_naming_the_check(runs):
+    returncode, output, report, out = runs["injected"]
+    assert returncode == 1, output[-6000:]
     assert [name for name in report["failed"] if name.endswith("mlt_convnet/baseline: losses")], report["failed"]
-    assert "FAILED" in (tmp_path / "gpu_check.md").read_text()
+    assert "FAILED" in (out / "gpu_check.md").read_text()
