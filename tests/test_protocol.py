@@ -203,10 +203,12 @@ def test_every_reported_number_has_a_row_in_the_paper_config(paper):
     reported = yaml.safe_load((REPO / "config/reported.yaml").read_text())
     for study, entries in reported.items():
         rows = {(run["dataset"], run["model"], run["variant"]) for run, _ in study_runs(paper, study)}
-        missing = [e for e in entries or [] if (e["dataset"], e["model"], e["variant"]) not in rows]
+        missing = [
+            e for e in entries or [] if not e.get("not_run") and (e["dataset"], e["model"], e["variant"]) not in rows
+        ]
         assert not missing, (study, missing)
-        # and each is quoted with its source
-        assert all(e["source"] for e in entries or []), study
+        # each is quoted with its source; one without a row under its protocol says why
+        assert all(e["source"] and (e.get("not_run") is None or len(e["not_run"]) > 10) for e in entries or []), study
 
 
 def test_the_index_shows_which_reported_numbers_have_a_row():
@@ -231,6 +233,9 @@ def test_the_index_shows_which_reported_numbers_have_a_row():
     }
     text = index_markdown(studies, ["config/paper.yaml"], reported=reported)
     assert "| hybrid | 2 | 1 | cifar10/m/lerac (87.46) |" in text
+    reported["hybrid"][0]["not_run"] = "another protocol"  # a row of that name, but not its protocol
+    text = index_markdown(studies, ["config/paper.yaml"], reported=reported)
+    assert "| hybrid | 2 | 0 | cifar10/m/baseline (93.95): not run under its protocol, another protocol; " in text
     assert "| coreset | 1 | 0 | c/r/proxy (92.1) |" in text
 
 
@@ -271,3 +276,15 @@ def test_a_variant_dataset_must_be_defined_and_the_variant_runs_nowhere_else(pap
         ConfigError, match=r"variant 'transfer_source' runs on \['mnist_source_5to9'\], not 'mnist_first10pct'"
     ):
         resolve_run(paper, "techniques", "mnist_first10pct", "mlt_convnet", "transfer_source", 0)
+
+
+def test_a_number_from_another_protocol_never_fills_a_row_and_the_caption_says_why():
+    from curriculum_bench.report.table import not_run_lines, reported_for
+
+    summary = pd.DataFrame({"dataset": ["cifar10"], "model": ["cvt13"], "variant": ["baseline"]})
+    hcl = {"dataset": "cifar10", "model": "cvt13", "variant": "baseline", "acc": 84.17, "source": "HCL"}
+    lerac = {**hcl, "acc": 71.84, "source": "LeRaC Tab. 2", "not_run": "LeRaC's protocol, not HCL's recipe"}
+    assert reported_for(summary, [hcl, lerac]) == ["84.17"]  # not the later, other-protocol number
+    assert reported_for(summary, [lerac]) == ["—"]
+    (line,) = not_run_lines([hcl, lerac])
+    assert "cifar10/cvt13/baseline 71.84 (LeRaC Tab. 2): LeRaC's protocol, not HCL's recipe" in line

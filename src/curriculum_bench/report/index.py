@@ -39,8 +39,15 @@ def coverage_lines(studies: dict, reported: dict[str, list[dict]]) -> list[str]:
         if not entries:
             continue
         rows = {tuple(row) for row in (studies.get(study) or {}).get("rows", [])}
-        missing = [e for e in entries if (e["dataset"], e["model"], e["variant"]) not in rows]
-        listed = ", ".join(f"{e['dataset']}/{e['model']}/{e['variant']} ({e['acc']})" for e in missing) or "—"
+        missing = [e for e in entries if e.get("not_run") or (e["dataset"], e["model"], e["variant"]) not in rows]
+        listed = (
+            "; ".join(
+                f"{e['dataset']}/{e['model']}/{e['variant']} ({e['acc']})"
+                + (f": not run under its protocol, {e['not_run']}" if e.get("not_run") else "")
+                for e in missing
+            )
+            or "—"
+        )
         lines.append(f"| {study} | {len(entries)} | {len(entries) - len(missing)} | {listed} |")
     return [*lines, ""]
 

@@ -52,14 +52,16 @@ METRICS_KEYS = (
 RERUN = "delete the run's folder and rerun snakemake, which retrains it and rebuilds the table"
 
 
-REPORTED_FIELDS = {"dataset", "model", "variant", "acc", "source", "note"}
+REPORTED_FIELDS = {"dataset", "model", "variant", "acc", "source", "note", "not_run"}
 
 
 def load_reported(path: Path | None, study: str) -> list[dict]:
     """The numbers the original authors report for `study` (config/reported.yaml).
 
     Each entry: dataset, model, variant (the names paper.yaml uses), acc in %, source,
-    and an optional note on the protocol. They are shown beside ours, never mixed in.
+    and an optional note on the protocol. They are shown beside ours, never mixed in. An
+    entry with `not_run: <reason>` has no row run under its protocol: it never fills a
+    row's `reported` column, and the caption says why.
     """
     if path is None:
         return []
@@ -77,7 +79,7 @@ def load_reported(path: Path | None, study: str) -> list[dict]:
 
 def reported_for(summary: pd.DataFrame, reported: list[dict]) -> list[str]:
     """Per summary row, the reported accuracy for the same dataset/model/variant, or '—'."""
-    index = {(e["dataset"], e["model"], e["variant"]): e for e in reported}
+    index = {(e["dataset"], e["model"], e["variant"]): e for e in reported if not e.get("not_run")}
     cells = []
     for dataset, model, variant in zip(summary["dataset"], summary["model"], summary["variant"], strict=True):
         entry = index.get((dataset, model, variant))
@@ -104,6 +106,7 @@ def reported_frame(reported: list[dict]) -> pd.DataFrame:
                 "reported acc (%)": f"{e['acc']:.2f}",
                 "source": e["source"],
                 "note": e.get("note", ""),
+                **({"not run here because": e.get("not_run") or ""} if any(r.get("not_run") for r in reported) else {}),
             }
             for e in reported
         ]
@@ -555,8 +558,19 @@ def deviation_lines(summary: pd.DataFrame, options: TableOptions) -> list[str]:
     ]
 
 
-def caveats(summary: pd.DataFrame, options: TableOptions) -> list[str]:
-    lines = deviation_lines(summary, options)
+def not_run_lines(reported: list[dict]) -> list[str]:
+    """Reported numbers without a row run under their protocol, and why (config/reported.yaml)."""
+    missing = [e for e in reported if e.get("not_run")]
+    if not missing:
+        return []
+    items = "; ".join(
+        f"{e['dataset']}/{e['model']}/{e['variant']} {e['acc']:.2f} ({e['source']}): {e['not_run']}" for e in missing
+    )
+    return [f"**Reported numbers with no row run under their protocol** ({len(missing)}): {items}."]
+
+
+def caveats(summary: pd.DataFrame, options: TableOptions, reported: list[dict] | None = None) -> list[str]:
+    lines = deviation_lines(summary, options) + not_run_lines(reported or [])
     if any(missing_seeds(summary, options)):
         lines.append(
             "**Fewer seeds than configured in some rows**: "
@@ -585,7 +599,7 @@ def to_markdown(
         *warning,
         INTRO,
         "",
-        *[line + "\n" for line in caveats(summary, options)],
+        *[line + "\n" for line in caveats(summary, options, reported)],
         table.to_markdown(index=False, disable_numparse=True),  # keep "75.00", not 75
         "",
         *reported_markdown(reported),
@@ -601,7 +615,7 @@ def to_html(summary: pd.DataFrame, study: str, reported: list[dict], options: Ta
         f"<h1>{escape(study)}</h1>",
         *([f"<p>{escape(FABRICATED_WARNING)}</p>"] if options.fabricated_data else []),
         f"<p>{escape(INTRO)}</p>",
-        *[f"<p>{escape(line).replace(chr(10), '<br>')}</p>" for line in caveats(summary, options)],
+        *[f"<p>{escape(line).replace(chr(10), '<br>')}</p>" for line in caveats(summary, options, reported)],
         display_frame(summary, reported, options).to_html(index=False, border=0),
     ]
     if reported:
