@@ -20,7 +20,8 @@ Correctness (exit code 1 when any of these fails):
     compile cache a second process with the same compile cache compiles the cheapest compiled
                   path again and finds every graph in the cache
 
-Speed (reported with pass/miss against the issue's targets; a miss does not fail the command):
+Speed (reported with pass/miss against the issue's targets; a miss does not fail the command, a
+benchmark that crashes does):
     engine_speed.py at each study's batch (engine vs the plain DataLoader + PIL loop, the data
     share, the model-only ceiling), ResNet-18 per-epoch time on CIFAR-shaped data at batch 128 and
     512, and packed_runs.py (4 packed runs vs 1), each a ratio measured in this process.
@@ -899,21 +900,46 @@ def engine_cases(sizes: Sizes) -> list:
     return cases
 
 
+def measured(name: str, checks: list[Check], device: torch.device, action, *args):
+    """action(*args), or None with a failed check: a speed item that crashes is a GPU path
+    that does not run (a missed target is not a failure; this is). packed_runs exits on a failed run."""
+    try:
+        return action(*args)
+    except (Exception, SystemExit) as err:
+        traceback.print_exc()
+        checks.append(Check(f"{name}: runs", "fail", f"{type(err).__name__}: {err}"))
+        return None
+    finally:
+        release(device)
+
+
 def engine_section(device: torch.device, sizes: Sizes, budget: Budget, tmp: Path) -> tuple[list[dict], list[Check]]:
     rows, checks = [], []
     steps, warmup = sizes.ceiling_steps
     for case in engine_cases(sizes):
+        name = f"engine_speed {case.model}"
         if budget.spent():
-            checks.append(skipped(f"engine_speed {case.model}", budget.why()))
+            checks.append(skipped(name, budget.why()))
             continue
-        progress(f"engine_speed {case.model}: batch {case.batch_size}, {case.images:,} images")
-        rows.append(engine_speed.measure(case, sizes.workers, steps, warmup, device, tmp))
+        progress(f"{name}: batch {case.batch_size}, {case.images:,} images")
+        row = measured(name, checks, device, engine_speed.measure, case, sizes.workers, steps, warmup, device, tmp)
+        if row is None:
+            continue
+        rows.append(row)
         r = rows[-1]
         progress(
             f"  engine / plain {r['engine_vs_plain']:.2f}x, data share {100 * r['data_share']:.1f}%, "
             f"engine / ceiling {r['engine_vs_ceiling']:.2f}"
         )
     return rows, checks
+
+
+def epoch_rate(case, device: torch.device, tmp: Path) -> dict:
+    split = synthetic_split(case.images, case.shape, case.num_classes)
+    data = load_resident(write_synthetic_store(tmp / f"epoch_{case.batch_size}", split, case.num_classes), device)
+    run = engine_run(case, data, device, fast=True)
+    images_per_s = engine_speed.engine_images_per_s(run, data)
+    return {"batch_size": case.batch_size, "images_per_s": images_per_s, "switches": run.speed.describe()}
 
 
 def epoch_time_section(
@@ -932,16 +958,10 @@ def epoch_time_section(
         else:
             progress(f"epoch time: ResNet-18 at batch {batch}, {base.images:,} images")
             case = dataclasses.replace(base, batch_size=batch)
-            split = synthetic_split(case.images, case.shape, case.num_classes)
-            data = load_resident(write_synthetic_store(tmp / f"epoch_{batch}", split, case.num_classes), device)
-            run = engine_run(case, data, device, fast=True)
-            rows.append(
-                {
-                    "batch_size": batch,
-                    "images_per_s": engine_speed.engine_images_per_s(run, data),
-                    "switches": run.speed.describe(),
-                }
-            )
+            row = measured(f"resnet18 epoch at batch {batch}", checks, device, epoch_rate, case, device, tmp)
+            if row is None:
+                continue
+            rows.append(row)
         rows[-1]["epoch_seconds"] = CIFAR_TRAIN_IMAGES / rows[-1]["images_per_s"]
         progress(f"  batch {batch}: {rows[-1]['epoch_seconds']:.1f}s per 50,000-image epoch")
     return rows, checks
@@ -961,7 +981,11 @@ def packed_section(
             return {"runs": summaries}, [skipped(f"packed runs x{n}", budget.why())]
         progress(f"packed_runs: {n} run(s) of the MNIST ConvNet at batch 32, {case.images:,} images each")
         threads = max(1, (os.cpu_count() or 1) // n)  # runs share the CPU, as packed_runs.py
-        summaries[n] = packed_runs.summarize(packed_runs.packed(n, case, store, device, threads, compile_cache))
+        checks, args = [], (n, case, store, device, threads, compile_cache)
+        runs = measured(f"packed runs x{n}", checks, device, packed_runs.packed, *args)
+        if runs is None:
+            return {"runs": summaries}, checks
+        summaries[n] = packed_runs.summarize(runs)
         progress(f"  aggregate {summaries[n]['aggregate_images_per_s']:,.0f} img/s")
     ratio = summaries[many]["aggregate_images_per_s"] / summaries[alone]["aggregate_images_per_s"]
     return {"runs": summaries, "ratio": {"packed": many, "vs": alone, "value": ratio}}, []
