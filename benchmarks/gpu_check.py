@@ -719,7 +719,7 @@ def compare(name: str, fast: ModeResult, off: ModeResult, device: torch.device) 
             verdict(
                 f"{name}: host sync",
                 not syncing,
-                f"{steps} steps of the last epoch audited by {fast.sync_kind}"
+                f"{steps} step{'s' if steps > 1 else ''} of the last epoch audited by {fast.sync_kind}"
                 + (f"; steps {syncing} synced: {', '.join(fast.sync_calls)}" if syncing else ": none synced"),
             )
         )
@@ -816,7 +816,9 @@ def correctness(paths: list[CheckPath], device: torch.device, sizes: Sizes, budg
                 checks.append(Check(f"{path.name}: runs", "fail", f"{type(err).__name__}: {err}"))
                 records.append(path_record(path, "fail", None))
                 continue
-            path_checks = [Check(f"{path.name}: runs", "pass", result["fast"].switches)] + result["checks"]
+            path_checks = [Check(f"{path.name}: runs", "pass", f"switches on: {result['fast'].switches}")] + result[
+                "checks"
+            ]
             checks += path_checks
             status = "fail" if any(c.status == "fail" for c in path_checks) else "pass"
             records.append(path_record(path, status, result))
