@@ -816,9 +816,8 @@ def correctness(paths: list[CheckPath], device: torch.device, sizes: Sizes, budg
                 checks.append(Check(f"{path.name}: runs", "fail", f"{type(err).__name__}: {err}"))
                 records.append(path_record(path, "fail", None))
                 continue
-            path_checks = [Check(f"{path.name}: runs", "pass", f"switches on: {result['fast'].switches}")] + result[
-                "checks"
-            ]
+            ran = Check(f"{path.name}: runs", "pass", f"switches on: {result['fast'].switches}")
+            path_checks = [ran, *result["checks"]]
             checks += path_checks
             status = "fail" if any(c.status == "fail" for c in path_checks) else "pass"
             records.append(path_record(path, status, result))
