@@ -198,3 +198,17 @@ def test_a_wrong_input_size_fails_the_smoke_run_naming_the_job(paper_smoke, tmp_
     assert result.returncode != 0
     assert "Error in rule train" in out and "model=convnext_tiny" in out, out[-3000:]
     assert "Kernel size can't be greater than actual input size" in out  # the job's log, shown
+
+
+def test_the_smoke_configs_keep_every_row_distinct():
+    """Smaller batches and epochs must not make two rows one run (a batch-size sweep stays a sweep)."""
+    from curriculum_bench.plan import check_rows, load_config
+
+    plan = smoke.smoke_plan(load_config([PAPER]))
+    check_rows(plan.runs_config)
+    check_rows(plan.tables_config)
+    contrastive = plan.runs_config["studies"]["contrastive"]
+    batches = [contrastive["train"]["batch_size"]] + [
+        contrastive["variants"][v]["train"]["batch_size"] for v in ("ntxent_bs512", "ntxent_bs1024")
+    ]
+    assert batches == sorted(set(batches)) and max(batches) <= 8

@@ -287,6 +287,7 @@ def smoke_study(study: str, spec: dict, datasets: dict, weights: dict[str, Weigh
         return smoke_coreset(spec, datasets, weights)
     check_method_files(study, spec)
     paper_epochs = spec["train"]["epochs"]
+    paper_batch = spec["train"]["batch_size"]
     for methods in spec["variants"].values():
         shorten_rounds(methods or {})
     epochs = max([SMOKE_EPOCHS] + [min_epochs(methods or {}) for methods in spec["variants"].values()])
@@ -294,10 +295,13 @@ def smoke_study(study: str, spec: dict, datasets: dict, weights: dict[str, Weigh
     spec["train"] = train_smoke(spec["train"], epochs, paper_epochs)
     for methods in spec["variants"].values():  # a variant's own train: the same smoke epochs
         if (methods or {}).get(VARIANT_TRAIN):
-            own_epochs = methods[VARIANT_TRAIN].get("epochs", paper_epochs)
+            own = methods[VARIANT_TRAIN]
+            own_batch = own.get("batch_size")
             methods[VARIANT_TRAIN] = train_smoke(
-                methods[VARIANT_TRAIN], epochs if "epochs" in methods[VARIANT_TRAIN] else None, own_epochs
+                own, epochs if "epochs" in own else None, own.get("epochs", paper_epochs)
             )
+            if own_batch is not None:  # a batch-size sweep stays a sweep (rows must stay distinct)
+                methods[VARIANT_TRAIN]["batch_size"] = max(1, round(SMOKE_BATCH * own_batch / paper_batch))
     infos = [dataset_info(datasets, d) for d in spec["datasets"]]
     ratio = (
         min(i.smoke_train / i.real_train for i in infos if i.real_train) if any(i.real_train for i in infos) else 1.0
