@@ -76,7 +76,7 @@ from curriculum_bench.train.config import TrainConfig
 from curriculum_bench.train.engine import InputPipeline, build_model, evaluate, load_data, train_one_epoch
 from curriculum_bench.train.hooks import Hook, TrainState, build_hooks
 from curriculum_bench.train.schedule import lr_factor
-from curriculum_bench.train.speed import Speed, resolve_speed, use_compile_cache
+from curriculum_bench.train.speed import HOST_SYNC_OPS, Speed, resolve_speed, use_compile_cache
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER = REPO / "config/paper.yaml"
@@ -396,23 +396,6 @@ def write_hook_inputs(hooks: list[Hook], state: TrainState) -> None:
 
 
 # --- audits ---------------------------------------------------------------------------------------
-
-# The ops tests/test_speed.py audits: their result's size or value must reach the host, which on
-# a GPU stalls the step until the device catches up. (Kept in step with that test by hand.)
-HOST_SYNC_OPS = {
-    "_local_scalar_dense",
-    "nonzero",
-    "masked_select",
-    "unique",
-    "_unique",
-    "_unique2",
-    "unique_consecutive",
-    "unique_dim",
-    "bincount",
-    "repeat_interleave",
-    "equal",
-    "is_nonzero",
-}
 
 
 # On the CPU every tensor is a host tensor, so the audit cannot tell a read of the device from a

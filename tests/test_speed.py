@@ -24,7 +24,13 @@ from curriculum_bench.models import create_model
 from curriculum_bench.train.config import TrainConfig
 from curriculum_bench.train.engine import InputPipeline, build_model, build_optimizer, fit, load_data, train_one_epoch
 from curriculum_bench.train.hooks import Hook, TrainState, build_hooks
-from curriculum_bench.train.speed import CUDA_GRAPH_MAX_BATCH, Speed, prepare_model, resolve_speed
+from curriculum_bench.train.speed import (
+    CUDA_GRAPH_MAX_BATCH,
+    HOST_SYNC_OPS,
+    Speed,
+    prepare_model,
+    resolve_speed,
+)
 
 from .conftest import tiny_run
 
@@ -199,23 +205,6 @@ def test_compiled_run_matches_eager_and_the_next_job_reuses_its_kernels(digits_s
 
 
 # --- no host sync per step ------------------------------------------------------------------------
-
-# Ops whose result size or value the host must read, which on a GPU stalls the step until
-# the device catches up (torch.cuda.set_sync_debug_mode would flag them on a GPU).
-HOST_SYNC_OPS = {
-    "_local_scalar_dense",
-    "nonzero",
-    "masked_select",
-    "unique",
-    "_unique",
-    "_unique2",
-    "unique_consecutive",
-    "unique_dim",
-    "bincount",
-    "repeat_interleave",
-    "equal",
-    "is_nonzero",
-}
 
 
 class HostSyncAudit(TorchDispatchMode):

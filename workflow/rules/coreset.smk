@@ -51,7 +51,7 @@ rule coreset_stats:
     log:
         "logs/coreset/stats/{dataset}.log",
     conda:
-        "../../envs/report.yaml"
+        "../../envs/train.yaml"
     threads: 1
     params:
         never_learned=get_coreset_never_learned,

@@ -106,6 +106,17 @@ def forgetting_table(runs: list[dict], never_learned: str) -> dict[str, np.ndarr
     }
 
 
+def write_csv(table: dict[str, np.ndarray], out_csv: Path) -> None:
+    """The table as CSV, one row per example (numpy and the csv module: the stats job runs in
+    the training env, which reads cifar_1k's torch files and has no pandas)."""
+    import csv
+
+    with open(out_csv, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(table)
+        writer.writerows(zip(*(column.tolist() for column in table.values()), strict=True))
+
+
 def load_run(path: str | Path) -> dict:
     with np.load(path) as data:
         return {key: data[key] for key in data.files}
@@ -113,13 +124,11 @@ def load_run(path: str | Path) -> dict:
 
 def write_forgetting_stats(run_paths: list[Path], never_learned: str, out_npz: Path, out_csv: Path) -> dict:
     """The stats artifact: an npz of the per-example columns and the same table as CSV."""
-    import pandas as pd
-
     table = forgetting_table([load_run(p) for p in run_paths], never_learned)
     out_npz = Path(out_npz)
     out_npz.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out_npz, never_learned=np.array(never_learned), num_runs=np.array(len(run_paths)), **table)
-    pd.DataFrame(table).to_csv(out_csv, index=False)
+    write_csv(table, out_csv)
     n = len(table["index"])
     print(
         f"forgetting statistics of {n} examples from {len(run_paths)} proxy run(s), never-learned "
@@ -199,15 +208,13 @@ def precomputed_table(path: str | Path, labels: np.ndarray, never_learned: str) 
 
 def write_precomputed_stats(path: Path, store: Path, never_learned: str, out_npz: Path, out_csv: Path) -> dict:
     """The stats artifact from a precomputed file, labelled by the dataset store's train split."""
-    import pandas as pd
-
     from ..data.store import load_array
 
     table = precomputed_table(path, load_array(Path(store), "train_labels"), never_learned)
     out_npz = Path(out_npz)
     out_npz.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out_npz, never_learned=np.array(never_learned), num_runs=np.array(0), source=np.array(str(path)), **table)
-    pd.DataFrame(table).to_csv(out_csv, index=False)
+    write_csv(table, out_csv)
     print(
         f"forgetting statistics of {len(table['index'])} examples read from {path} (no proxy run): "
         f"{int((table['score'] == 0).sum())} unforgettable, {int(table['never_learned_runs'].sum())} never "

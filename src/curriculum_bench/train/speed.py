@@ -156,3 +156,24 @@ def optimizer_kernel_args(optimizer_cls, speed: Speed) -> dict:
         return {}
     parameters = inspect.signature(optimizer_cls).parameters
     return {"fused": True} if "fused" in parameters else {"foreach": True}
+
+
+# Ops whose result size or value the host must read, which on a GPU stalls the step until the
+# device catches up (torch.cuda.set_sync_debug_mode flags them there). The CPU audits of a
+# training step (tests/test_speed.py, benchmarks/gpu_check.py) look for these by name.
+HOST_SYNC_OPS = frozenset(
+    {
+        "_local_scalar_dense",
+        "nonzero",
+        "masked_select",
+        "unique",
+        "_unique",
+        "_unique2",
+        "unique_consecutive",
+        "unique_dim",
+        "bincount",
+        "repeat_interleave",
+        "equal",
+        "is_nonzero",
+    }
+)
