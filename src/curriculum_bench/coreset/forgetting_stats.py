@@ -42,6 +42,11 @@ def first_learned_presentation(correct: np.ndarray) -> np.ndarray:
     return np.where(hit.any(0), hit.argmax(0), -1)
 
 
+def max_plus_one(events: np.ndarray, never: np.ndarray) -> np.ndarray:
+    """C1K: events + (max(events) + 1) * [never correct]; never-learned events are 0 anyway."""
+    return events + (events.max(initial=0) + 1) * never
+
+
 def run_scores(correct: np.ndarray, never_learned: str) -> np.ndarray:
     """One run's forgetting counts, never-learned examples ranked by the chosen treatment."""
     if never_learned not in NEVER_LEARNED_MODES:
@@ -51,8 +56,7 @@ def run_scores(correct: np.ndarray, never_learned: str) -> np.ndarray:
     if never_learned == "presentations":
         presentations = (correct >= 0).sum(0)
         return np.where(never, presentations, events)
-    # C1K: events + (max(events) + 1) * [never correct]; never-learned events are 0 anyway.
-    return events + (events.max(initial=0) + 1) * never
+    return max_plus_one(events, never)
 
 
 def forgetting_table(runs: list[dict], never_learned: str) -> dict[str, np.ndarray]:
@@ -106,11 +110,15 @@ def forgetting_table(runs: list[dict], never_learned: str) -> dict[str, np.ndarr
     }
 
 
-def write_csv(table: dict[str, np.ndarray], out_csv: Path) -> None:
-    """The table as CSV, one row per example (numpy and the csv module: the stats job runs in
-    the training env, which reads cifar_1k's torch files and has no pandas)."""
+def save_stats(table: dict[str, np.ndarray], out_npz: Path, out_csv: Path, **provenance) -> None:
+    """The stats artifact: an npz of the per-example columns (with `provenance`, e.g. the
+    never-learned treatment and the number of proxy runs) and the same table as CSV (numpy and
+    the csv module: the stats job runs in the training env, which has no pandas)."""
     import csv
 
+    out_npz = Path(out_npz)
+    out_npz.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out_npz, **{key: np.array(value) for key, value in provenance.items()}, **table)
     with open(out_csv, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(table)
@@ -125,10 +133,7 @@ def load_run(path: str | Path) -> dict:
 def write_forgetting_stats(run_paths: list[Path], never_learned: str, out_npz: Path, out_csv: Path) -> dict:
     """The stats artifact: an npz of the per-example columns and the same table as CSV."""
     table = forgetting_table([load_run(p) for p in run_paths], never_learned)
-    out_npz = Path(out_npz)
-    out_npz.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out_npz, never_learned=np.array(never_learned), num_runs=np.array(len(run_paths)), **table)
-    write_csv(table, out_csv)
+    save_stats(table, out_npz, out_csv, never_learned=never_learned, num_runs=len(run_paths))
     n = len(table["index"])
     print(
         f"forgetting statistics of {n} examples from {len(run_paths)} proxy run(s), never-learned "
@@ -196,7 +201,7 @@ def precomputed_table(path: str | Path, labels: np.ndarray, never_learned: str) 
     return {
         "index": np.arange(n),
         "label": labels.astype(np.int64),
-        "score": events + (events.max(initial=0) + 1) * never,
+        "score": max_plus_one(events, never),
         "events": events,
         "never_learned_runs": never.astype(np.int64),
         "first_learned_epoch": np.full(n, -1),
@@ -211,10 +216,7 @@ def write_precomputed_stats(path: Path, store: Path, never_learned: str, out_npz
     from ..data.store import load_array
 
     table = precomputed_table(path, load_array(Path(store), "train_labels"), never_learned)
-    out_npz = Path(out_npz)
-    out_npz.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out_npz, never_learned=np.array(never_learned), num_runs=np.array(0), source=np.array(str(path)), **table)
-    write_csv(table, out_csv)
+    save_stats(table, out_npz, out_csv, never_learned=never_learned, num_runs=0, source=str(path))
     print(
         f"forgetting statistics of {len(table['index'])} examples read from {path} (no proxy run): "
         f"{int((table['score'] == 0).sum())} unforgettable, {int(table['never_learned_runs'].sum())} never "

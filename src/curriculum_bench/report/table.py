@@ -97,7 +97,7 @@ REPORTED_INTRO = (
 
 
 def reported_frame(reported: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         [
             {
                 "dataset": e["dataset"],
@@ -106,11 +106,13 @@ def reported_frame(reported: list[dict]) -> pd.DataFrame:
                 "reported acc (%)": f"{e['acc']:.2f}",
                 "source": e["source"],
                 "note": e.get("note", ""),
-                **({"not run here because": e.get("not_run") or ""} if any(r.get("not_run") for r in reported) else {}),
             }
             for e in reported
         ]
     )
+    if any(e.get("not_run") for e in reported):
+        frame["not run here because"] = [e.get("not_run") or "" for e in reported]
+    return frame
 
 
 def reported_markdown(reported: list[dict]) -> list[str]:
