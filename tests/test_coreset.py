@@ -318,3 +318,130 @@ def test_precomputed_statistics_run_through_the_workflow_without_a_proxy(tmp_pat
     stats = np.load(tmp_path / stats_target)
     assert int(stats["num_runs"]) == 0 and stats["score"].tolist() == [3] + [1] * (n - 1)  # 1 + (max 1 + 1)
     assert not (tmp_path / "results/coreset/digits_val/mlt_convnet/proxy").exists()
+
+
+# --- cifar_1k's freeze_weights_proxy beside the trainable proxy ---
+
+
+def with_frozen_proxy() -> dict:
+    """The tiny study with a second proxy whose backbone is frozen (a model that can freeze it)."""
+    config = copy.deepcopy(TEST_CONFIG)
+    proxy = config["studies"]["coreset"]["proxy"]
+    proxy["models"] = {"mlt_convnet_finetune": {"head": "mlp"}}
+    proxy["backbones"] = ["finetune", "frozen"]
+    return config
+
+
+def test_a_frozen_proxy_feeds_its_own_statistics_selections_and_core_runs():
+    config = with_frozen_proxy()
+    runs = [(r["model"], r["variant"]) for r in plan.iter_coreset_runs(config)]
+    assert runs[:2] == [("mlt_convnet_finetune", "proxy"), ("mlt_convnet_finetune", "frozen_proxy")]
+    frozen = plan.resolve_coreset_run(config, "digits_val", "mlt_convnet_finetune", "frozen_proxy", 0)
+    trainable = plan.resolve_coreset_run(config, "digits_val", "mlt_convnet_finetune", "proxy", 0)
+    assert frozen["methods"] == {"forgetting": {}} and frozen["model_args"] == {"head": "mlp", "freeze_backbone": True}
+    assert trainable["model_args"] == {"head": "mlp"}  # as written: its run identity is unchanged
+    assert frozen["train"] == trainable["train"]
+
+    spec = config["studies"]["coreset"]
+    # forgetting and reverse get a second selection each; random reads only the split, so it stays one
+    assert plan.selection_names(spec)[:5] == [
+        "forgetting",
+        "reverse",
+        "random",
+        "forgetting_by_frozen_proxy",
+        "reverse_by_frozen_proxy",
+    ]
+    assert plan.selection_settings(config, "reverse_by_frozen_proxy")["method"] == "reverse"
+    assert plan.selection_stats(config, "digits_val", "reverse_by_frozen_proxy") == (
+        "results/coreset/digits_val/stats_frozen_proxy/forgetting_stats.npz"
+    )
+    assert (
+        plan.selection_stats(config, "digits_val", "random") == "results/coreset/digits_val/stats/forgetting_stats.npz"
+    )
+    assert plan.selection_stats(config, "digits_val", "removal_forgetting_400").endswith("/stats/forgetting_stats.npz")
+    assert plan.proxy_artifacts(config, "digits_val", "stats_frozen_proxy") == [
+        "results/coreset/digits_val/mlt_convnet_finetune/frozen_proxy/seed0/forgetting.npz"
+    ]
+
+    core = plan.resolve_coreset_run(config, "digits_val", "mlt_convnet_finetune", "reverse_frozen_by_frozen_proxy", 0)
+    assert core["methods"]["coreset_subset"]["selection"].endswith("/selections/reverse_by_frozen_proxy.json")
+    assert core["model_args"]["freeze_backbone"] is True
+    # `pretrained: proxy` is the reference (first listed) proxy's weights for every core run
+    assert (
+        core["model_args"]["pretrained"] == "results/coreset/digits_val/mlt_convnet_finetune/proxy/seed0/final_model.pt"
+    )
+    core_variants = plan.core_variants(spec)
+    assert "random_finetune_by_frozen_proxy" not in core_variants
+    assert {"forgetting_finetune_by_frozen_proxy", "reverse_frozen_by_frozen_proxy"} <= set(core_variants)
+    assert plan.final_outputs(config)[2:4] == [
+        "results/coreset/digits_val/stats_frozen_proxy/forgetting_stats.npz",
+        "results/coreset/digits_val/stats_frozen_proxy/forgetting_stats.csv",
+    ]
+
+
+def test_a_frozen_proxy_alone_is_the_reference():
+    config = with_frozen_proxy()
+    config["studies"]["coreset"]["proxy"]["backbones"] = ["frozen"]
+    spec = config["studies"]["coreset"]
+    assert plan.proxy_variants(spec) == ["frozen_proxy"]
+    assert plan.selection_names(spec)[:3] == ["forgetting_by_frozen_proxy", "reverse_by_frozen_proxy", "random"]
+    assert plan.selection_stats(config, "digits_val", "random").endswith("/stats_frozen_proxy/forgetting_stats.npz")
+    assert plan.proxy_model_file(config, "digits_val").endswith("/frozen_proxy/seed0/final_model.pt")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda spec: spec["proxy"]["models"]["mlt_convnet_finetune"].update(freeze_backbone=True),
+            "studies.coreset.proxy.models.mlt_convnet_finetune.freeze_backbone: set per run by "
+            "studies.coreset.proxy.backbones ['finetune', 'frozen']",
+        ),
+        (
+            lambda spec: spec["proxy"].update(models={"mlt_convnet": {}}),
+            "studies.coreset.proxy.models.mlt_convnet: model mlt_convnet takes no freeze_backbone, which the proxy "
+            "stage sets",
+        ),
+        (
+            lambda spec: spec.update(stats={"never_learned": "max_plus_one", "from_file": "stats.pt"}),
+            "studies.coreset.proxy.backbones: ['finetune', 'frozen'] asks for proxy runs, but "
+            "studies.coreset.stats.from_file replaces them",
+        ),
+        (
+            lambda spec: spec["core"]["models"]["mlt_convnet_finetune"].update(freeze_backbone=False),
+            "studies.coreset.core.models.mlt_convnet_finetune.freeze_backbone: set per run by "
+            "studies.coreset.core.backbones",
+        ),
+    ],
+    ids=["proxy-freeze-arg", "proxy-cannot-freeze", "precomputed", "core-freeze-arg"],
+)
+def test_a_proxy_setting_that_cannot_mean_what_it_says_is_refused(change, message):
+    from curriculum_bench.config import check_references
+    from curriculum_bench.config_checks import check_config_values
+
+    config = with_frozen_proxy()
+    change(config["studies"]["coreset"])
+    check_references(config)
+    with pytest.raises(ConfigError) as err:
+        check_config_values(config)
+    assert str(err.value).startswith(message), str(err.value)
+
+
+@pytest.mark.workflow
+def test_a_frozen_proxy_runs_through_the_workflow_to_its_own_selection(tmp_path):
+    """frozen_proxy -> stats_frozen_proxy/ -> reverse_by_frozen_proxy.json, ranked by its own statistics."""
+    config = with_frozen_proxy()
+    config["studies"] = {"coreset": config["studies"]["coreset"]}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    selection = "results/coreset/digits_val/selections/reverse_by_frozen_proxy.json"
+    result = snakemake(tmp_path, "--configfile", str(tmp_path / "config.yaml"), "--cores", "2", selection)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (tmp_path / "results/coreset/digits_val/mlt_convnet_finetune/proxy").exists()  # not needed
+    record = json.loads(
+        (tmp_path / "results/coreset/digits_val/mlt_convnet_finetune/frozen_proxy/seed0/metrics.json").read_text()
+    )
+    assert record["num_train"] > 0
+    stats = np.load(tmp_path / "results/coreset/digits_val/stats_frozen_proxy/forgetting_stats.npz")
+    chosen = json.loads((tmp_path / selection).read_text())
+    expected = select(stats["score"], stats["label"], SelectionConfig(method="reverse", size=100))
+    assert chosen["indices"] == expected.tolist() and chosen["method"] == "reverse"

@@ -277,7 +277,36 @@ def check_selection_size(selection: str, size: int, total: int, dataset: str, ho
         )
 
 
+def check_stage_backbones(spec: dict, stage: str, model: str, args: dict, path: str) -> None:
+    """The core stage's and a frozen proxy's `freeze_backbone` comes from the stage's `backbones`."""
+    if stage == "removal":
+        return
+    sets = stage == "core" or "frozen" in coreset_plan.proxy_backbones(spec)
+    backbones = spec[stage].get("backbones") or ["finetune"]
+    if "freeze_backbone" in args and (stage == "core" or "backbones" in spec[stage]):
+        raise ConfigError(
+            f"{path}.freeze_backbone: set per run by studies.coreset.{stage}.backbones {backbones}; "
+            "remove it and list the modes to run there"
+        )
+    if sets and "freeze_backbone" not in MODEL_ARGS[model]:
+        takes = sorted(m for m, names in MODEL_ARGS.items() if "freeze_backbone" in names)
+        raise ConfigError(
+            f"{path}: model {model} takes no freeze_backbone, which the {stage} stage sets "
+            f"for its backbones {backbones}; expected one of {takes}"
+        )
+
+
+def check_coreset_proxies(spec: dict) -> None:
+    backbones = spec["proxy"].get("backbones")
+    if backbones and coreset_plan.precomputed_stats(spec) and backbones != ["finetune"]:
+        raise ConfigError(
+            f"studies.coreset.proxy.backbones: {backbones} asks for proxy runs, but "
+            "studies.coreset.stats.from_file replaces them with one precomputed statistics file"
+        )
+
+
 def check_coreset_study(config: dict, spec: dict, sizes: dict) -> None:
+    check_coreset_proxies(spec)
     base = f"studies.{coreset_plan.STUDY}"
     stages = [stage for stage in ("proxy", "core", "removal") if spec.get(stage)]
     for stage in stages:
@@ -285,12 +314,7 @@ def check_coreset_study(config: dict, spec: dict, sizes: dict) -> None:
         model, args = coreset_plan.stage_model(block)
         path = f"{base}.{stage}.models.{model}"
         check_model_args(model, args, path)
-        if stage == "core" and "freeze_backbone" not in MODEL_ARGS[model]:
-            takes = sorted(m for m, names in MODEL_ARGS.items() if "freeze_backbone" in names)
-            raise ConfigError(
-                f"{path}: model {model} takes no freeze_backbone, which the core stage sets "
-                f"for its backbones {block['backbones']}; expected one of {takes}"
-            )
+        check_stage_backbones(spec, stage, model, args, path)
         train = {k: (v, f"{base}.{stage}.train.{k}") for k, v in block["train"].items()}
         for dataset in spec["datasets"]:
             check_train(train, config, dataset)
@@ -308,7 +332,9 @@ def check_coreset_study(config: dict, spec: dict, sizes: dict) -> None:
 
 def study_variants(config: dict, study: str, spec: dict) -> list[str]:
     if study == coreset_plan.STUDY:
-        return [coreset_plan.PROXY] + coreset_plan.core_variants(spec) + coreset_plan.removal_variants(spec)
+        return (
+            coreset_plan.proxy_variants(spec) + coreset_plan.core_variants(spec) + coreset_plan.removal_variants(spec)
+        )
     return list(spec["variants"])
 
 

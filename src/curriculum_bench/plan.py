@@ -387,7 +387,7 @@ def produced_by_workflow(config: dict, path: str) -> bool:
     spec = config["studies"][match["study"]]
     if match["study"] == coreset_plan.STUDY:
         return (
-            match["variant"] == coreset_plan.PROXY
+            match["variant"] in coreset_plan.proxy_variants(spec)
             and match["dataset"] in spec["datasets"]
             and match["model"] == coreset_plan.stage_model(spec["proxy"])[0]
         )

@@ -540,16 +540,14 @@ def coreset_tables(spec: dict, chosen: list[dict]) -> dict:
     chosen runs, so that the table and figures read exactly those."""
     spec = copy.deepcopy(spec)
     variants = {run["variant"] for run in chosen}
-    spec["selection"]["methods"] = [
-        m
-        for m in spec["selection"]["methods"]
-        if any(coreset_plan.core_variant(m, b) in variants for b in spec["core"]["backbones"])
-    ]
-    spec["core"]["backbones"] = [
-        b
-        for b in spec["core"]["backbones"]
-        if any(coreset_plan.core_variant(m, b) in variants for m in spec["selection"]["methods"])
-    ]
+    kept = [run for run in coreset_plan.core_runs(spec) if run.variant in variants]
+    spec["selection"]["methods"] = [m for m in spec["selection"]["methods"] if any(r.method == m for r in kept)]
+    spec["core"]["backbones"] = [b for b in spec["core"]["backbones"] if any(r.backbone == b for r in kept)]
+    if "backbones" in spec["proxy"]:  # the reference proxy stays first: it makes the random selection
+        proxies = coreset_plan.proxy_backbones(spec)
+        spec["proxy"]["backbones"] = proxies[:1] + [
+            p for p in proxies[1:] if coreset_plan.proxy_variant(p) in variants or any(r.proxy == p for r in kept)
+        ]
     if spec.get("removal"):
         spec["removal"]["orders"] = [
             o

@@ -23,7 +23,7 @@ rule coreset_proxy:
         "logs/train/{study}/{dataset}/{model}/{variant}/seed{seed}.log",
     wildcard_constraints:
         study=coreset_plan.STUDY,
-        variant="proxy",
+        variant=CORESET_PROXY_VARIANTS,
     conda:
         "../../envs/train.yaml"
     threads: 1
@@ -42,14 +42,18 @@ rule coreset_proxy:
         TRAIN_COMMAND
 
 
+# One statistics folder per proxy mode: stats/ (the trainable proxy or a precomputed file),
+# stats_frozen_proxy/ (a frozen one).
 rule coreset_stats:
     input:
         get_coreset_stats_inputs,
     output:
-        npz="results/coreset/{dataset}/stats/forgetting_stats.npz",
-        csv="results/coreset/{dataset}/stats/forgetting_stats.csv",
+        npz="results/coreset/{dataset}/{stats}/forgetting_stats.npz",
+        csv="results/coreset/{dataset}/{stats}/forgetting_stats.csv",
     log:
-        "logs/coreset/stats/{dataset}.log",
+        "logs/coreset/{stats}/{dataset}.log",
+    wildcard_constraints:
+        stats=CORESET_STATS_FOLDERS,
     conda:
         "../../envs/train.yaml"
     threads: 1
@@ -63,7 +67,7 @@ rule coreset_stats:
 
 rule coreset_select:
     input:
-        "results/coreset/{dataset}/stats/forgetting_stats.npz",
+        get_coreset_selection_stats,
     output:
         "results/coreset/{dataset}/selections/{selection}.json",
     log:

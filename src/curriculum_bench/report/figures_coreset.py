@@ -16,8 +16,11 @@ import pandas as pd
 
 from .figures import Run, new_figure, no_data, register_figure, seed_spread
 
-CORE = re.compile(r"^(forgetting|reverse|random)_(finetune|frozen|frozen_dropout)$")
+# A core run on the trainable proxy's selection, or (suffix) on a frozen proxy's.
+CORE = re.compile(r"^(forgetting|reverse|random)_(finetune|frozen|frozen_dropout)(_by_frozen_proxy)?$")
 BACKBONES = ("finetune", "frozen", "frozen_dropout")
+BY_FROZEN_PROXY = "_by_frozen_proxy"
+PROXIES = ("proxy", "frozen_proxy")  # the histogram shows the first that ran: the trainable proxy's
 REMOVAL = re.compile(r"^remove_(?:(forgetting|random)_)?(\d+)$")
 METHOD_LABELS = {
     "forgetting": "forgetting\n(most forgotten)",
@@ -37,10 +40,12 @@ def forgetting_histogram(runs: list[Run]):
     from ..coreset.forgetting_stats import forgetting_events, load_run
 
     fig, (ax,) = new_figure()
-    proxies = [r for r in runs if r.variant == "proxy" and (r.folder / "forgetting.npz").exists()]
-    if not proxies:
+    recorded = [r for r in runs if r.variant in PROXIES and (r.folder / "forgetting.npz").exists()]
+    if not recorded:
         no_data(ax, "proxy forgetting records")
         return fig
+    shown = next(v for v in PROXIES if any(r.variant == v for r in recorded))
+    proxies = [r for r in recorded if r.variant == shown]
     records = [load_run(r.folder / "forgetting.npz") for r in proxies]
     events = sum(forgetting_events(rec["correct"]) for rec in records)
     never = sum(((rec["correct"] == 1).sum(0) == 0).astype(int) for rec in records) > 0
@@ -53,7 +58,7 @@ def forgetting_histogram(runs: list[Run]):
     ax.set(
         xlabel="forgetting events (summed over proxy seeds)",
         ylabel="examples",
-        title=f"coreset: forgetting events of {total} training examples, {len(proxies)} proxy run(s); "
+        title=f"coreset: forgetting events of {total} training examples, {len(proxies)} {shown} run(s); "
         f"{100 * counts[0] / total:.1f} % unforgettable",
     )
     ax.title.set_fontsize(9)
@@ -65,12 +70,15 @@ def forgetting_histogram(runs: list[Run]):
 def coreset_accuracy(runs: list[Run]):
     """Test accuracy (at the best-val epoch) per selection method, fine-tuned vs frozen backbone."""
     fig, (ax,) = new_figure()
-    rows = [(m.group(1), m.group(2), selected_acc(r)) for r in runs if (m := CORE.match(r.variant))]
+    rows = [
+        (m.group(1) + (m.group(3) or ""), m.group(2), selected_acc(r)) for r in runs if (m := CORE.match(r.variant))
+    ]
     if not rows:
         no_data(ax, "core runs")
         return fig
     frame = pd.DataFrame(rows, columns=["method", "backbone", "acc"])
-    methods = [m for m in METHOD_LABELS if m in set(frame["method"])]
+    labels = METHOD_LABELS | {f"{m}{BY_FROZEN_PROXY}": f"{m}\n(frozen proxy)" for m in ("forgetting", "reverse")}
+    methods = [m for m in labels if m in set(frame["method"])]
     backbones = [b for b in BACKBONES if b in set(frame["backbone"])]
     width = 0.8 / len(backbones)
     for j, backbone in enumerate(backbones):
@@ -87,7 +95,7 @@ def coreset_accuracy(runs: list[Run]):
         )
         for xi, mean in zip(x, stats["mean"], strict=True):
             ax.text(xi, 100 * mean + 1, f"{100 * mean:.1f}", ha="center", fontsize=7)
-    ax.set_xticks(np.arange(len(methods)), [METHOD_LABELS[m] for m in methods])
+    ax.set_xticks(np.arange(len(methods)), [labels[m] for m in methods])
     ax.set(ylabel="test accuracy at best-val epoch (%)", title="coreset: accuracy by selection method")
     ax.legend()
     return fig
