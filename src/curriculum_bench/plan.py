@@ -352,7 +352,7 @@ KNOWN_INPUTS = {
 }
 IMAGEFOLDER_HINT = (
     "an ImageNet-100 folder (Kaggle layout) or an ImageFolder train/<class>/, val/<class>/, "
-    "or a .tar/.tar.gz/.zip of it (README, Datasets)"
+    "or a .tar/.tar.gz/.zip of it (docs/datasets.md)"
 )
 # Raw files torchvision reads when `download: false` (data/torchvision_sources.py): any of each tuple.
 RAW_FILES = {
