@@ -8,6 +8,7 @@ import sys
 import pytest
 import yaml
 
+from curriculum_bench import smoke
 from curriculum_bench.config import ConfigError, resolve_run
 from curriculum_bench.plan import (
     check_local_inputs,
@@ -394,3 +395,27 @@ def test_plan_command_refuses_a_bad_config_after_printing_it(tiny, tmp_path):
     result = plan("--configfile", str(bad))
     assert result.returncode == 2
     assert "error: studies.hybrid.train.epochs: 0 is less than the minimum of 1" in result.stderr
+
+
+def test_paper_runs_cifar_1k_frozen_proxy_beside_the_trainable_one(paper):
+    """C1K's freeze_weights_proxy: a frozen ResNet-18 proxy with the proxy's own settings, ranking its
+    own coresets for the same ResNet-50 core runs; the smoke run trains a row of each."""
+    from curriculum_bench.coreset import plan as coreset_plan
+
+    args = ("cifar10_val_tail", "resnet18_finetune")
+    frozen = coreset_plan.resolve_coreset_run(paper, *args, "frozen_proxy", 0)
+    trainable = coreset_plan.resolve_coreset_run(paper, *args, "proxy", 0)
+    assert frozen["model_args"] == {**trainable["model_args"], "freeze_backbone": True}
+    assert trainable["model_args"]["pretrained"] == frozen["model_args"]["pretrained"]
+    assert frozen["train"] == trainable["train"] and frozen["train"]["epochs"] == 20
+    core = ("cifar10_val_tail", "resnet50")
+    for backbone, freeze in (("finetune", False), ("frozen", True), ("frozen_dropout", True)):
+        by_frozen = coreset_plan.resolve_coreset_run(paper, *core, f"reverse_{backbone}_by_frozen_proxy", 0)
+        same_core = coreset_plan.resolve_coreset_run(paper, *core, f"reverse_{backbone}", 0)
+        assert by_frozen["model_args"] == same_core["model_args"] and by_frozen["train"] == same_core["train"]
+        assert by_frozen["model_args"]["freeze_backbone"] is freeze and by_frozen["train"]["epochs"] == 150
+        assert by_frozen["methods"]["coreset_subset"]["selection"].endswith("/selections/reverse_by_frozen_proxy.json")
+        controls = paper["studies"]["coreset"]["report"]["controls"]
+        assert controls[f"reverse_{backbone}_by_frozen_proxy"] == f"random_{backbone}"
+    ran = {r["variant"] for r in smoke.smoke_plan(paper).selected["coreset"]}
+    assert {"proxy", "frozen_proxy"} <= ran and any(v.endswith("_by_frozen_proxy") for v in ran)

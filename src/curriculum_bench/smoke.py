@@ -627,7 +627,9 @@ def smoke_plan(paper: dict) -> SmokePlan:
     selected = {}
     for study in runs_config["studies"]:
         if study == coreset_plan.STUDY:
-            selected[study] = select_coreset_runs(runs_config)
+            # every run its cut-down table holds: the chosen runs and the stage runs they imply
+            # (the reference proxy behind the statistics, a frozen proxy's core runs)
+            selected[study] = study_runs(tables, study)
             targets += coreset_plan.final_outputs(runs_config)  # every selection, cheap
         else:
             forced = study_runs(tables, study) if study in tables["studies"] else []
