@@ -8,6 +8,7 @@ import yaml
 
 from curriculum_bench import curricula  # noqa: F401  (fills METHODS)
 from curriculum_bench.config import VARIANT_KEYS, ConfigError, config_from_dict, iter_runs, resolve_run
+from curriculum_bench.data.augment import OPS, REMOVED_OPS
 from curriculum_bench.data.sources import SOURCES
 from curriculum_bench.models import MODELS
 from curriculum_bench.train.config import OPTIMIZERS, SCHEDULES, TrainConfig
@@ -25,6 +26,9 @@ def test_schema_names_exactly_the_registered_sources_models_and_methods():
     assert sorted(DEFS["study"]["properties"]["models"]["properties"]) == MODELS.names()
     # a variant is its methods, plus its own `train` and `datasets` (config.VARIANT_KEYS)
     assert sorted(set(DEFS["variant"]["properties"]) - set(VARIANT_KEYS)) == METHODS.names()
+    op = DEFS["augment_op"]["properties"]["op"]
+    assert op["else"]["enum"] == list(OPS)
+    assert [op["if"]["const"]] == list(REMOVED_OPS)  # refused with where its job went
 
 
 def test_schema_fields_match_the_config_dataclasses():
@@ -35,6 +39,35 @@ def test_schema_fields_match_the_config_dataclasses():
     for name in METHODS.names():
         fields = {f.name for f in dataclasses.fields(METHODS.get(name).config_cls)}
         assert set(DEFS["methods"][name]["properties"]) == fields, name
+
+
+NORMALIZE_OP = [{"op": "horizontal_flip"}, {"op": "normalize", "mean": [0.5], "std": [0.25]}]
+
+
+@pytest.mark.parametrize(
+    "path, value, key",
+    [
+        ("studies.techniques.train.augment", NORMALIZE_OP, "studies.techniques.train.augment.1.op"),
+        (
+            "studies.contrastive.variants.ntxent.simclr.views",
+            NORMALIZE_OP,
+            "studies.contrastive.variants.ntxent.simclr.views.1.op",
+        ),
+        (
+            "studies.techniques.variants.aug",
+            {"augment": {"ops": NORMALIZE_OP}},
+            "studies.techniques.variants.aug.augment.ops.1.op",
+        ),
+    ],
+)
+def test_a_normalize_op_is_refused_with_a_pointer_to_train_normalize(default_config, path, value, key):
+    # `normalize` was an augmentation op repeating the input pipeline's train.normalize.
+    from curriculum_bench.plan import validate_config
+
+    with pytest.raises(ConfigError) as err:
+        validate_config(break_config(default_config, path, value))
+    assert str(err.value).startswith(f"{key}: 'normalize' "), str(err.value)
+    assert "not an augmentation op: inputs are normalised by train.normalize" in str(err.value)
 
 
 def test_unknown_key_in_a_dataclass_section_is_named():

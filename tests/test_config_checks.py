@@ -11,7 +11,6 @@ import yaml
 
 from curriculum_bench.config import ConfigError, check_references, iter_runs, resolve_run
 from curriculum_bench.config_checks import (
-    AUGMENT_NORMALIZE_DEFAULT_LEN,
     CREATE_MODEL_ARGS,
     MODEL_ARGS,
     SOURCE_FACTS,
@@ -58,7 +57,7 @@ def test_three_channel_normalize_on_one_channel_data_is_refused(tiny):
     )
 
 
-def test_normalize_is_checked_where_it_is_set_overrides_coreset_stages_and_simclr_views(tiny):
+def test_normalize_is_checked_where_it_is_set_overrides_and_coreset_stages(tiny):
     # An override for the dataset: its path is named.
     bad = copy.deepcopy(tiny)
     bad["studies"]["hybrid"]["overrides"] = {"digits_sklearn": {"train": {"normalize": RGB}}}
@@ -67,10 +66,6 @@ def test_normalize_is_checked_where_it_is_set_overrides_coreset_stages_and_simcl
     bad = copy.deepcopy(tiny)
     bad["studies"]["coreset"]["core"]["train"]["normalize"] = {"mean": [0.5], "std": [0.2, 0.2]}
     refused(bad, "studies.coreset.core.train.normalize.std: 2 values, but dataset 'digits_val' has 1 channel")
-    # A SimCLR view op `normalize` without mean/std uses ImageNet's three values.
-    bad = copy.deepcopy(tiny)
-    bad["studies"]["contrastive"]["variants"]["const_06"]["simclr"]["views"].append({"op": "normalize"})
-    refused(bad, "studies.contrastive.variants.const_06.simclr.views[1].mean: 3 values (not given")
     # A more specific override that fits the data wins over a study-wide 3-channel setting.
     fine = copy.deepcopy(tiny)
     fine["studies"]["hybrid"]["train"]["normalize"] = RGB
@@ -137,12 +132,6 @@ def test_model_args_table_matches_the_registered_constructors():
     create = set(inspect.signature(create_model).parameters) - {"name", "in_shape", "num_classes", "kwargs"}
     assert create == set(CREATE_MODEL_ARGS)
     assert inspect.signature(MODELS.get("simclr")).parameters["encoder"].default == "resnet18_cifar"
-
-
-def test_default_augment_normalize_length_matches_the_op():
-    from curriculum_bench.data.augment import NormalizeConfig
-
-    assert len(NormalizeConfig().mean) == len(NormalizeConfig().std) == AUGMENT_NORMALIZE_DEFAULT_LEN
 
 
 # 3. coreset and removal sizes against the train split ------------------------------------------

@@ -62,9 +62,6 @@ MODEL_ARGS = {
     "simclr": ("encoder", "encoder_args", "projection_dim"),
 }
 CREATE_MODEL_ARGS = ("weights",)
-# data/augment.py NormalizeConfig: an augmentation op `normalize` without mean/std uses
-# ImageNet's statistics, three values each.
-AUGMENT_NORMALIZE_DEFAULT_LEN = 3
 
 
 def check_config_values(config: dict) -> None:
@@ -152,14 +149,14 @@ def resolved_with_paths(config: dict, study: str, dataset: str, model: str, vari
     return train, methods
 
 
-def check_channels(values: Any, path: str, config: dict, dataset: str, given: str = "") -> None:
+def check_channels(values: Any, path: str, config: dict, dataset: str) -> None:
     """`values`: per-channel statistics, one value per channel or one for all channels."""
     channels = dataset_facts(config, dataset).channels
     if len(values) in (1, channels):
         return
     expected = "1" if channels == 1 else f"{channels} (one per channel) or 1 (for every channel)"
     raise ConfigError(
-        f"{path}: {len(values)} values{given}, but dataset {dataset!r} has {channels} "
+        f"{path}: {len(values)} values, but dataset {dataset!r} has {channels} "
         f"channel{'s' if channels != 1 else ''} ({root_source(config, dataset)}); "
         f"expected {expected}"
     )
@@ -171,37 +168,14 @@ def check_normalize(normalize: dict | None, path: str, config: dict, dataset: st
             check_channels(normalize[part], f"{path}.{part}", config, dataset)
 
 
-def check_ops(ops: Any, path: str, config: dict, dataset: str) -> None:
-    """A list of augmentation ops (train.augment, simclr views, augment ops)."""
-    for i, op in enumerate(ops or []):
-        if isinstance(op, dict) and op.get("op") == "normalize":
-            for part in ("mean", "std"):
-                if part in op:
-                    check_channels(op[part], f"{path}[{i}].{part}", config, dataset)
-                else:
-                    check_channels(
-                        [0.0] * AUGMENT_NORMALIZE_DEFAULT_LEN,
-                        f"{path}[{i}].{part}",
-                        config,
-                        dataset,
-                        given=" (not given: ImageNet's by default)",
-                    )
-
-
 def check_train(train: dict, config: dict, dataset: str) -> None:
     """`train`: key -> (value, path)."""
     if "normalize" in train:
         check_normalize(train["normalize"][0], train["normalize"][1], config, dataset)
-    if "augment" in train:
-        check_ops(train["augment"][0], train["augment"][1], config, dataset)
 
 
 def check_methods(methods: dict, config: dict, dataset: str) -> None:
     """`methods`: method -> {key: (value, path)}."""
-    for method, key in (("simclr", "views"), ("augment", "ops")):
-        if key in methods.get(method, {}):
-            value, path = methods[method][key]
-            check_ops(value, path, config, dataset)
     distill = methods.get("distill", {})
     if "teacher_model" in distill and distill["teacher_model"][0] is not None:
         value, path = distill["teacher_model"]

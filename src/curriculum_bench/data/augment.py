@@ -7,10 +7,18 @@ flips and factors on CPU and GPU whatever the device RNG did, and a resumed run 
 the generator state continues identically. Each op is a pure function returning a new tensor
 of the input's dtype and device, next to a frozen dataclass holding its settings.
 
+An op's settings are checked in one place, its config dataclass's __post_init__ (whose
+messages name the setting): `Augment.from_config` builds the configs once and then runs each
+op's kernel on them batch after batch without checking again, and a public op function
+(`random_crop(x, ...)`) builds the config and runs the same kernel. Helpers such as
+`resized_crop` and `random_resized_crop_boxes` take settings a config has checked.
+Normalisation is not an op: the input pipeline normalises with `train.normalize`, in
+training and evaluation alike.
+
 Semantics follow torchvision.transforms.v2 (RandomCrop, RandomHorizontalFlip,
-RandomResizedCrop, ColorJitter, RandomGrayscale, GaussianBlur, Normalize and their functional
-kernels) and timm.data.Mixup in batch mode (mixup / cutmix pair each sample with the flipped
-batch, one lambda per batch, cutmix's lambda corrected to the box that fits). Differences:
+RandomResizedCrop, ColorJitter, RandomGrayscale, GaussianBlur and their functional kernels)
+and timm.data.Mixup in batch mode (mixup / cutmix pair each sample with the flipped batch,
+one lambda per batch, cutmix's lambda corrected to the box that fits). Differences:
 - torchvision draws one set of parameters per call, i.e. per image in a DataLoader; here
   every sample of the batch gets its own draw, as the per-image pipeline would. The
   distributions are the same; the random streams are not, so the same seed does not
@@ -29,10 +37,9 @@ batch, one lambda per batch, cutmix's lambda corrected to the box that fits). Di
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -47,6 +54,7 @@ RESIZED_CROP_TRIES = 10  # torchvision RandomResizedCrop.get_params
 __all__ = [
     "Augment",
     "OPS",
+    "REMOVED_OPS",
     "LUMA",
     "PADDING_MODES",
     "RandomCropConfig",
@@ -55,7 +63,6 @@ __all__ = [
     "ColorJitterConfig",
     "RandomGrayscaleConfig",
     "GaussianBlurConfig",
-    "NormalizeConfig",
     "MixupConfig",
     "CutMixConfig",
     "random_crop",
@@ -70,13 +77,12 @@ __all__ = [
     "rgb_to_grayscale",
     "random_grayscale",
     "gaussian_blur",
-    "normalize",
     "mixup",
     "cutmix",
 ]
 
 
-# --- checks shared by the config dataclasses and the functions --------------------------
+# --- checks (called by the config dataclasses) and conversions (called by the kernels) ----
 
 
 def _check_batch(x: torch.Tensor) -> None:
@@ -89,19 +95,20 @@ def _check_prob(name: str, p: float) -> None:
         raise ValueError(f"{name} must be in [0, 1], got {p}")
 
 
-def _pair(name: str, value: int | Sequence[int]) -> tuple[int, int]:
-    """An int or an (h, w) pair of positive ints, as torchvision's `size` arguments."""
-    pair = (value, value) if isinstance(value, int) else tuple(value)
+def _as_pair(value: int | Sequence[int]) -> tuple[int, ...]:
+    """torchvision's `size`: an int or an (h, w) pair."""
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+def _check_pair(name: str, value: int | Sequence[int]) -> None:
+    pair = _as_pair(value)
     if len(pair) != 2 or any(not isinstance(v, int) or v < 1 for v in pair):
         raise ValueError(f"{name} must be a positive int or an (h, w) pair of them, got {value!r}")
-    return pair
 
 
-def _padding4(value: int | Sequence[int]) -> tuple[int, int, int, int]:
+def _as_padding4(value: int | Sequence[int]) -> tuple[int, ...]:
     """torchvision's padding: int (all sides), (left/right, top/bottom) or (left, top, right, bottom)."""
     pads = (value,) if isinstance(value, int) else tuple(value)
-    if len(pads) not in (1, 2, 4) or any(not isinstance(v, int) or v < 0 for v in pads):
-        raise ValueError(f"padding must be an int >= 0 or a sequence of 2 or 4 of them, got {value!r}")
     if len(pads) == 1:
         return pads * 4
     if len(pads) == 2:
@@ -109,38 +116,45 @@ def _padding4(value: int | Sequence[int]) -> tuple[int, int, int, int]:
     return pads
 
 
-def _range(name: str, value: Sequence[float], positive: bool = False) -> tuple[float, float]:
+def _check_padding(value: int | Sequence[int]) -> None:
+    pads = (value,) if isinstance(value, int) else tuple(value)
+    if len(pads) not in (1, 2, 4) or any(not isinstance(v, int) or v < 0 for v in pads):
+        raise ValueError(f"padding must be an int >= 0 or a sequence of 2 or 4 of them, got {value!r}")
+
+
+def _check_range(name: str, value: Sequence[float], positive: bool = False) -> None:
     if isinstance(value, (int, float, str)) or len(value) != 2:
         raise ValueError(f"{name} must be a (min, max) pair, got {value!r}")
     lo, hi = (float(v) for v in value)
     if not (lo > 0 if positive else lo >= 0) or lo > hi:
         bound = "0 <" if positive else "0 <="
         raise ValueError(f"{name} must be a pair with {bound} {name}[0] <= {name}[1], got {tuple(value)}")
-    return lo, hi
 
 
-def _jitter_range(
-    name: str, value: float | Sequence[float], center: float, bound: tuple[float, float]
-) -> tuple[float, float] | None:
-    """torchvision ColorJitter._check_input: v -> [max(0, c - v), c + v]; None means no-op."""
+def _jitter_range(value: float | Sequence[float], center: float, lowest: float) -> tuple[float, float]:
+    """torchvision ColorJitter._check_input: v -> [max(lowest, c - v), c + v], or a given (min, max)."""
+    if isinstance(value, (int, float)):
+        return max(center - value, lowest), center + value
+    lo, hi = value
+    return float(lo), float(hi)
+
+
+def _check_jitter(name: str, value: float | Sequence[float], center: float, bound: tuple[float, float]) -> None:
     if isinstance(value, (int, float)):
         if value < 0:
             raise ValueError(f"{name} must be >= 0, got {value}")
-        lo, hi = max(center - value, bound[0]), center + value
-    elif isinstance(value, (tuple, list)) and len(value) == 2:
-        lo, hi = (float(v) for v in value)
-    else:
+    elif not (isinstance(value, (tuple, list)) and len(value) == 2):
         raise ValueError(f"{name} must be a number or a (min, max) pair, got {value!r}")
+    lo, hi = _jitter_range(value, center, bound[0])
     if not bound[0] <= lo <= hi <= bound[1]:
         raise ValueError(f"{name} must give a range inside {list(bound)}, got {[lo, hi]}")
-    return None if lo == hi == center else (lo, hi)
 
 
 def _check_sigma(sigma: Any) -> None:
     if isinstance(sigma, (int, float)):
         return
     if isinstance(sigma, tuple):
-        _range("sigma", sigma, positive=True)
+        _check_range("sigma", sigma, positive=True)
         return
     raise ValueError(f"sigma must be a float or a (min, max) pair, got {sigma!r}")
 
@@ -148,13 +162,6 @@ def _check_sigma(sigma: Any) -> None:
 def _check_kernel_size(kernel_size: int) -> None:
     if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be an odd int >= 1, got {kernel_size!r}")
-
-
-def _check_normalize(mean: Sequence[float], std: Sequence[float]) -> None:
-    if len(mean) == 0 or len(mean) != len(std):
-        raise ValueError(f"mean and std must be non-empty and the same length, got {mean}, {std}")
-    if any(s <= 0 for s in std):
-        raise ValueError(f"std must be > 0, got {list(std)}")
 
 
 def _as_tuple(obj: Any, name: str) -> None:
@@ -194,8 +201,8 @@ class RandomCropConfig:
     def __post_init__(self):
         _as_tuple(self, "size")
         _as_tuple(self, "padding")
-        _pair("size", self.size)
-        _padding4(self.padding)
+        _check_pair("size", self.size)
+        _check_padding(self.padding)
         if self.padding_mode not in PADDING_MODES:
             raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {self.padding_mode!r}")
 
@@ -228,25 +235,28 @@ def random_crop(
     fill: float = 0.0,
 ) -> torch.Tensor:
     """Pad, then crop a (size) window at a uniformly random offset per sample (RandomCrop)."""
+    return _random_crop(x, RandomCropConfig(size, padding, padding_mode, fill), generator)
+
+
+def _random_crop(x: torch.Tensor, cfg: RandomCropConfig, generator: torch.Generator) -> torch.Tensor:
     _check_batch(x)
-    RandomCropConfig(size, padding, padding_mode, fill)
     n, c, h, w = x.shape
-    th, tw = _pair("size", size)
-    left, top, right, bottom = _padding4(padding)
+    th, tw = _as_pair(cfg.size)
+    left, top, right, bottom = _as_padding4(cfg.padding)
     ph, pw = h + top + bottom, w + left + right
     if ph < th or pw < tw:
         raise ValueError(f"crop size {(th, tw)} is larger than the padded image {(ph, pw)}")
     i = torch.randint(0, ph - th + 1, (n,), generator=generator)
     j = torch.randint(0, pw - tw + 1, (n,), generator=generator)
-    rows, row_ok = _source_index(i[:, None] + torch.arange(th) - top, h, padding_mode)
-    cols, col_ok = _source_index(j[:, None] + torch.arange(tw) - left, w, padding_mode)
+    rows, row_ok = _source_index(i[:, None] + torch.arange(th) - top, h, cfg.padding_mode)
+    cols, col_ok = _source_index(j[:, None] + torch.arange(tw) - left, w, cfg.padding_mode)
     rows, cols = _on(rows, x), _on(cols, x)
     # Two gathers (rows, then columns) instead of advanced indexing: contiguous output, no permute.
     out = x.gather(2, rows.view(n, 1, th, 1).expand(n, c, th, w))
     out = out.gather(3, cols.view(n, 1, 1, tw).expand(n, c, th, tw))
     if row_ok is not None:
         inside = _on((row_ok[:, :, None] & col_ok[:, None, :]).view(n, 1, th, tw), x)
-        out = torch.where(inside, out, torch.full((), fill, dtype=x.dtype, device=x.device))
+        out = torch.where(inside, out, torch.full((), cfg.fill, dtype=x.dtype, device=x.device))
     return out
 
 
@@ -263,9 +273,12 @@ class HorizontalFlipConfig:
 
 def horizontal_flip(x: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
     """Mirror each sample left-right with probability p."""
+    return _horizontal_flip(x, HorizontalFlipConfig(p), generator)
+
+
+def _horizontal_flip(x: torch.Tensor, cfg: HorizontalFlipConfig, generator: torch.Generator) -> torch.Tensor:
     _check_batch(x)
-    _check_prob("p", p)
-    flip = _on(_chance(len(x), p, generator), x)
+    flip = _on(_chance(len(x), cfg.p, generator), x)
     return torch.where(_per_sample(flip), x.flip(-1), x)
 
 
@@ -281,22 +294,23 @@ class RandomResizedCropConfig:
     def __post_init__(self):
         for name in ("size", "scale", "ratio"):
             _as_tuple(self, name)
-        _pair("size", self.size)
-        _range("scale", self.scale)
-        _range("ratio", self.ratio, positive=True)
+        _check_pair("size", self.size)
+        _check_range("scale", self.scale)
+        _check_range("ratio", self.ratio, positive=True)
 
 
 def random_resized_crop_boxes(
     n: int, height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float], generator: torch.Generator
 ) -> torch.Tensor:
-    """(N, 4) int64 boxes (top, left, h, w) by RandomResizedCrop.get_params' rule, for N samples.
+    """(N, 4) int64 boxes (top, left, h, w) by RandomResizedCrop.get_params' rule, for N samples;
+    `scale` and `ratio` as RandomResizedCropConfig checks them.
 
     torchvision tries up to 10 (area, log-aspect) draws and keeps the first box that fits,
     else falls back to a centre crop clamped to the ratio range. Here all 10 candidates are
     drawn for every sample at once and the first that fits is taken, which has the same
     distribution without a loop.
     """
-    scale, ratio = _range("scale", scale), _range("ratio", ratio, positive=True)
+    scale, ratio = tuple(float(v) for v in scale), tuple(float(v) for v in ratio)
     area = height * width
     log_ratio = torch.log(torch.tensor(ratio))  # float32, as torchvision
     frac = torch.empty(n, RESIZED_CROP_TRIES).uniform_(scale[0], scale[1], generator=generator)
@@ -345,11 +359,12 @@ def _resize_coords(start: torch.Tensor, extent: torch.Tensor, out: int, full: in
 
 
 def resized_crop(x: torch.Tensor, boxes: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
-    """Crop each sample to its box (top, left, h, w) and resize bilinearly to `size`, all
-    samples in one grid_sample call. Equals torchvision's resized_crop with antialias=False."""
+    """Crop each sample to its box (top, left, h, w) and resize bilinearly to `size` (an int
+    or an (h, w) pair of positive ints), all samples in one grid_sample call. Equals
+    torchvision's resized_crop with antialias=False."""
     _check_batch(x)
     n, _, h, w = x.shape
-    out_h, out_w = _pair("size", size)
+    out_h, out_w = _as_pair(size)
     boxes = boxes.to("cpu", torch.long)
     # Grids are built on the CPU in float64, so CPU and GPU sample the same points.
     ys = _on(_resize_coords(boxes[:, 0], boxes[:, 2], out_h, h), x, x.dtype)
@@ -367,9 +382,13 @@ def random_resized_crop(
     generator: torch.Generator,
 ) -> torch.Tensor:
     """RandomResizedCrop per sample: a random box by torchvision's rule, resized to `size`."""
+    return _random_resized_crop(x, RandomResizedCropConfig(size, scale, ratio), generator)
+
+
+def _random_resized_crop(x: torch.Tensor, cfg: RandomResizedCropConfig, generator: torch.Generator) -> torch.Tensor:
     _check_batch(x)
-    boxes = random_resized_crop_boxes(len(x), x.shape[2], x.shape[3], scale, ratio, generator)
-    return resized_crop(x, boxes, size)
+    boxes = random_resized_crop_boxes(len(x), x.shape[2], x.shape[3], cfg.scale, cfg.ratio, generator)
+    return resized_crop(x, boxes, cfg.size)
 
 
 # --- colour ---------------------------------------------------------------------------------
@@ -461,6 +480,15 @@ def adjust_color(
     return out.clone() if out is x else out
 
 
+# ColorJitter's adjustments in the order they run: (factor of no change, range of factors).
+JITTER_RANGES = {
+    "brightness": (1.0, (0.0, math.inf)),
+    "contrast": (1.0, (0.0, math.inf)),
+    "saturation": (1.0, (0.0, math.inf)),
+    "hue": (0.0, (-0.5, 0.5)),
+}
+
+
 @dataclass(frozen=True)
 class ColorJitterConfig:
     brightness: float | tuple[float, float] = 0.4  # SimCLR CIFAR (strength s=0.5): 0.8 s ...
@@ -472,9 +500,8 @@ class ColorJitterConfig:
     def __post_init__(self):
         for name in ("brightness", "contrast", "saturation", "hue"):
             _as_tuple(self, name)
-        for name in ("brightness", "contrast", "saturation"):
-            _jitter_range(name, getattr(self, name), 1.0, (0.0, math.inf))
-        _jitter_range("hue", self.hue, 0.0, (-0.5, 0.5))
+        for name, (center, bound) in JITTER_RANGES.items():
+            _check_jitter(name, getattr(self, name), center, bound)
         _check_prob("p", self.p)
 
 
@@ -493,16 +520,17 @@ def color_jitter(
     (min, max), as torchvision. Unlike torchvision, which shuffles the four adjustments per
     call, they always run in the order brightness, contrast, saturation, hue.
     """
-    ColorJitterConfig(brightness, contrast, saturation, hue, p)
+    return _color_jitter(x, ColorJitterConfig(brightness, contrast, saturation, hue, p), generator)
+
+
+def _color_jitter(x: torch.Tensor, cfg: ColorJitterConfig, generator: torch.Generator) -> torch.Tensor:
     n = len(x)
-    apply = _chance(n, p, generator)
-    ranges = (
-        _jitter_range("brightness", brightness, 1.0, (0.0, math.inf)),
-        _jitter_range("contrast", contrast, 1.0, (0.0, math.inf)),
-        _jitter_range("saturation", saturation, 1.0, (0.0, math.inf)),
-        _jitter_range("hue", hue, 0.0, (-0.5, 0.5)),
-    )
-    factors = [None if r is None else torch.empty(n).uniform_(r[0], r[1], generator=generator) for r in ranges]
+    apply = _chance(n, cfg.p, generator)
+    factors = []
+    for name, (center, bound) in JITTER_RANGES.items():
+        lo, hi = _jitter_range(getattr(cfg, name), center, bound[0])
+        identity = lo == hi == center  # this adjustment is a no-op: draw nothing for it
+        factors.append(None if identity else torch.empty(n).uniform_(lo, hi, generator=generator))
     out = adjust_color(x, *factors)
     return torch.where(_per_sample(_on(apply, x)), out, x)
 
@@ -520,11 +548,14 @@ class RandomGrayscaleConfig:
 
 def random_grayscale(x: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
     """Replace each sample by its luma, replicated to all C channels, with probability p."""
+    return _random_grayscale(x, RandomGrayscaleConfig(p), generator)
+
+
+def _random_grayscale(x: torch.Tensor, cfg: RandomGrayscaleConfig, generator: torch.Generator) -> torch.Tensor:
     _check_batch(x)
-    _check_prob("p", p)
     if x.shape[1] not in (1, 3):
         raise ValueError(f"random_grayscale needs 1 or 3 channels, got {x.shape[1]}")
-    apply = _on(_chance(len(x), p, generator), x)
+    apply = _on(_chance(len(x), cfg.p, generator), x)
     return torch.where(_per_sample(apply), rgb_to_grayscale(x, x.shape[1]), x)
 
 
@@ -567,30 +598,39 @@ def gaussian_blur(
     CPU). A sample with sigma <= 0 comes back exactly unchanged. With `p`, only a random
     subset of samples is blurred. A range or `p` needs `generator`.
     """
+    if not isinstance(sigma, torch.Tensor):
+        return _gaussian_blur(x, GaussianBlurConfig(sigma, kernel_size, p), generator)
+    GaussianBlurConfig(0.0, kernel_size, p)  # the config's checks of kernel_size and p; sigma is per sample
+    sig = sigma.detach().to("cpu", torch.float64).flatten()
+    if sig.numel() == 1:
+        sig = sig.expand(len(x))
+    if sig.numel() != len(x):
+        raise ValueError(f"sigma must have one value per sample ({len(x)}), got {sig.numel()}")
+    return _blur_samples(x, sig, kernel_size, p, generator)
+
+
+def _gaussian_blur(x: torch.Tensor, cfg: GaussianBlurConfig, generator: torch.Generator | None) -> torch.Tensor:
+    n = len(x)
+    if isinstance(cfg.sigma, tuple):
+        if generator is None:
+            raise ValueError("a sigma range needs a generator")
+        sig = torch.empty(n).uniform_(cfg.sigma[0], cfg.sigma[1], generator=generator).double()
+    else:
+        sig = torch.full((n,), float(cfg.sigma), dtype=torch.float64)
+    return _blur_samples(x, sig, cfg.kernel_size, cfg.p, generator)
+
+
+def _blur_samples(
+    x: torch.Tensor, sig: torch.Tensor, kernel_size: int, p: float | None, generator: torch.Generator | None
+) -> torch.Tensor:
+    """Blur sample k with sigma sig[k] (a CPU float64 (N,) tensor; none where sig[k] <= 0), only
+    a random share p of the samples when p is given."""
     _check_batch(x)
-    _check_kernel_size(kernel_size)
     n, c, h, w = x.shape
     pad = kernel_size // 2
     if pad >= h or pad >= w:
         raise ValueError(f"kernel_size {kernel_size} needs H and W > {pad} for reflect padding, got {h}x{w}")
-    if isinstance(sigma, torch.Tensor):
-        sig = sigma.detach().to("cpu", torch.float64).flatten()
-        if sig.numel() == 1:
-            sig = sig.expand(n)
-        if sig.numel() != n:
-            raise ValueError(f"sigma must have one value per sample ({n}), got {sig.numel()}")
-    else:
-        if isinstance(sigma, list):
-            sigma = tuple(sigma)
-        _check_sigma(sigma)
-        if isinstance(sigma, tuple):
-            if generator is None:
-                raise ValueError("a sigma range needs a generator")
-            sig = torch.empty(n).uniform_(sigma[0], sigma[1], generator=generator).double()
-        else:
-            sig = torch.full((n,), float(sigma), dtype=torch.float64)
     if p is not None:
-        _check_prob("p", p)
         if generator is None:
             raise ValueError("p needs a generator")
         sig = torch.where(_chance(n, p, generator), sig, torch.zeros_like(sig))
@@ -606,29 +646,6 @@ def gaussian_blur(
     flat = F.conv2d(flat, kernels.view(m * c, 1, kernel_size, 1), groups=m * c)
     flat = F.conv2d(flat, kernels.view(m * c, 1, 1, kernel_size), groups=m * c)
     return out.index_copy_(0, idx, flat.view(m, c, h, w))
-
-
-# --- normalize ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NormalizeConfig:
-    mean: tuple[float, ...] = (0.485, 0.456, 0.406)  # ImageNet statistics (torchvision models)
-    std: tuple[float, ...] = (0.229, 0.224, 0.225)
-
-    def __post_init__(self):
-        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
-        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
-        _check_normalize(self.mean, self.std)
-
-
-def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """(x - mean) / std per channel; one value broadcasts over all channels."""
-    _check_batch(x)
-    _check_normalize(mean, std)
-    mean_t = _on(torch.tensor(mean), x, x.dtype).view(1, -1, 1, 1)
-    std_t = _on(torch.tensor(std), x, x.dtype).view(1, -1, 1, 1)
-    return (x - mean_t) / std_t
 
 
 # --- mixup / cutmix (timm.data.Mixup, mode="batch") ----------------------------------------
@@ -702,16 +719,22 @@ def cutmix(
 
 # --- composer -------------------------------------------------------------------------------
 
-OPS: dict[str, tuple[type, Callable[..., torch.Tensor]]] = {
-    "random_crop": (RandomCropConfig, random_crop),
-    "horizontal_flip": (HorizontalFlipConfig, horizontal_flip),
-    "random_resized_crop": (RandomResizedCropConfig, random_resized_crop),
-    "color_jitter": (ColorJitterConfig, color_jitter),
-    "random_grayscale": (RandomGrayscaleConfig, random_grayscale),
-    "gaussian_blur": (GaussianBlurConfig, gaussian_blur),
-    "normalize": (NormalizeConfig, normalize),
+# op name -> (its config dataclass, the kernel that applies a checked config to a batch)
+OPS: dict[str, tuple[type, Callable[[torch.Tensor, Any, torch.Generator], torch.Tensor]]] = {
+    "random_crop": (RandomCropConfig, _random_crop),
+    "horizontal_flip": (HorizontalFlipConfig, _horizontal_flip),
+    "random_resized_crop": (RandomResizedCropConfig, _random_resized_crop),
+    "color_jitter": (ColorJitterConfig, _color_jitter),
+    "random_grayscale": (RandomGrayscaleConfig, _random_grayscale),
+    "gaussian_blur": (GaussianBlurConfig, _gaussian_blur),
 }
-_RANDOM_OPS = frozenset(name for name, (_, fn) in OPS.items() if "generator" in inspect.signature(fn).parameters)
+# Ops that are gone, each with where its job is done now: an old config names the key to use.
+REMOVED_OPS = {
+    "normalize": (
+        "inputs are normalised by the input pipeline, in training and evaluation alike: "
+        "set train.normalize: {mean: [...], std: [...]} instead"
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -727,24 +750,21 @@ class Augment:
 
     @classmethod
     def from_config(cls, specs: Sequence[Mapping[str, Any]]) -> Augment:
-        """Each spec is {"op": name, **settings}; an unknown op or key raises a ValueError
-        (ConfigError) that names it, its position and the valid choices."""
+        """Each spec is {"op": name, **settings}; an unknown op or key or a bad value raises a
+        ValueError (ConfigError) that names it, its position and the valid choices. The
+        settings are checked here, once: calls run the ops without checking them again."""
         steps = []
         for i, spec in enumerate(specs):
             settings = dict(spec)
             name = settings.pop("op", None)
+            if name in REMOVED_OPS:
+                raise ConfigError(f"[{i}].op: {name!r} is not an augmentation op; {REMOVED_OPS[name]}")
             if name not in OPS:
                 raise ConfigError(f"[{i}].op: unknown op {name!r}; expected one of {sorted(OPS)}")
             steps.append((name, config_from_dict(OPS[name][0], settings, where=f"[{i}]({name})")))
         return cls(tuple(steps))
 
-    def to_config(self) -> list[dict[str, Any]]:
-        return [{"op": name, **{f.name: getattr(cfg, f.name) for f in fields(cfg)}} for name, cfg in self.steps]
-
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         for name, cfg in self.steps:
-            kwargs = {f.name: getattr(cfg, f.name) for f in fields(cfg)}
-            if name in _RANDOM_OPS:
-                kwargs["generator"] = generator
-            x = OPS[name][1](x, **kwargs)
+            x = OPS[name][1](x, cfg, generator)
         return x
