@@ -71,7 +71,7 @@ def test_unknown_key_in_a_dataclass_section_is_named():
         config_from_dict(TrainConfig, {"epoch": 3}, where="train")
 
 
-def test_default_config_plans_every_variant_times_three_seeds(default_config):
+def test_default_config_plans_every_variant_times_its_five_seeds(default_config):
     runs = [r for r in iter_runs(default_config) if r["study"] == "techniques"]
     variants = (
         "baseline",
@@ -82,10 +82,11 @@ def test_default_config_plans_every_variant_times_three_seeds(default_config):
         "self_labeling",
         "curriculum_labeling",
     )
-    assert [(r["variant"], r["seed"]) for r in runs] == [(v, s) for v in variants for s in (0, 1, 2)]
-    run = resolve_run(default_config, **runs[3])
+    assert [(r["variant"], r["seed"]) for r in runs] == [(v, s) for v in variants for s in range(5)]
+    run = resolve_run(default_config, **runs[5])
     assert run["methods"] == {"weighted_sampling": {"class_weights": [0.1] + [1] * 9}}
-    assert run["train"]["epochs"] == 10 and run["train"]["weight_decay"] == 0.1
+    assert run["train"]["epochs"] == 5 and run["train"]["weight_decay"] == 0.1
+    assert (run["train"]["schedule"], run["model_args"]) == ("cosine", {"share_bn": False})
 
 
 def test_overrides_set_a_models_train_and_method_settings(default_config):
@@ -190,3 +191,13 @@ def test_shared_gpu_runs_ask_for_gres_and_a_slot_instead_of_a_gpu():
     assert shared == {"gpu": 0, "gres": "gpu:1", "gpu_slot": 1}
     cpu_only = scheduler_resources(job_resources({"studies": {"s": {}}}, "s", "d", "m"))
     assert cpu_only == {"gpu": 0, "gres": "", "gpu_slot": 0}
+
+
+def test_a_value_the_schema_forbids_is_refused_with_the_schemas_reason(default_config):
+    from curriculum_bench.plan import validate_config
+
+    with pytest.raises(ConfigError) as err:
+        validate_config(break_config(default_config, "studies.hybrid.variants.blur.blur.kernel_size", 6))
+    assert str(err.value).startswith(
+        "studies.hybrid.variants.blur.blur.kernel_size: 6 is refused: even: the blur kernel needs a centre pixel"
+    ), str(err.value)

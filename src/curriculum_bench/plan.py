@@ -112,6 +112,9 @@ def schema_error_line(error) -> str:
                 f"valid keys here: {', '.join(allowed) or '(none)'} (workflow/schemas/config.schema.yaml)"
             )
     message = error.message.splitlines()[0]
+    if error.validator == "not" and isinstance(error.validator_value, dict) and "description" in error.validator_value:
+        # the schema's own words for what a value may not be ("not an augmentation op: ...")
+        message = f"{error.instance!r} is refused: {error.validator_value['description']}"
     if len(message) > 200:
         message = message[:197] + "..."
     return f"{where or '<config>'}: {message} (workflow/schemas/config.schema.yaml)"
