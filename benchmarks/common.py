@@ -24,16 +24,14 @@ from curriculum_bench.data.store import Split, write_store
 from curriculum_bench.models import create_model
 from curriculum_bench.train.config import TrainConfig
 from curriculum_bench.train.engine import (
-    AUGMENT_STREAM,
     Data,
     InputPipeline,
     build_model,
     device_name,
-    epoch_generator,
     load_data,
     train_one_epoch,
 )
-from curriculum_bench.train.hooks import TrainState
+from curriculum_bench.train.hooks import Stream, TrainState, seeded_generator
 from curriculum_bench.train.speed import Speed, model_input, resolve_speed
 
 CIFAR_MEAN_STD = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
@@ -273,8 +271,8 @@ def data_seconds(
 ) -> float:
     """Seconds of the engine's data handling alone for one epoch: batch gather, augmentation,
     normalisation and the input layout, with the same order and random streams as the epoch."""
-    order = torch.randperm(len(data.train.labels), generator=epoch_generator(seed, epoch)).to(device)
-    generator = epoch_generator(seed, epoch, AUGMENT_STREAM)
+    order = torch.randperm(len(data.train.labels), generator=seeded_generator(seed, epoch, Stream.ORDER)).to(device)
+    generator = seeded_generator(seed, epoch, Stream.AUGMENT)
     synchronize(device)
     start = time.perf_counter()
     for _, images, _ in data.train.batches(order, batch_size):

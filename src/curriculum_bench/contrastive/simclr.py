@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ..config import ConfigError
-from ..train.hooks import Hook, TrainState, register_method, seeded_generator
+from ..train.hooks import Hook, Stream, TrainState, register_method, seeded_generator
 from .weighted_ntxent import MEAN_SCHEDULES, NORMALIZATIONS, mean_at, weighted_nt_xent
 
 # ETH config/config_example.yaml augmentations, CIFAR-10 at 32 px (spec §3.3).
@@ -91,9 +91,6 @@ def snapshot_path(run_dir, epoch: int):
     return Path(run_dir) / "snapshots" / f"epoch{epoch}.pt"
 
 
-VIEW_STREAM = 3  # distinct from the engine's order (0) and augmentation (1) streams
-
-
 @register_method("simclr", SimCLRConfig)
 class SimCLR(Hook):
     compilable = False  # the loss reads `projections`, which the model's forward stores on itself
@@ -130,7 +127,7 @@ class SimCLR(Hook):
             self.loss_sum += self.resumed["loss_sum"]
             self.anchors = self.resumed["anchors"]
         else:
-            self.generator = seeded_generator(state.seed, state.epoch, VIEW_STREAM)
+            self.generator = seeded_generator(state.seed, state.epoch, Stream.VIEWS)
         self.resumed = None
 
     def transform_batch(self, x, y, idx, state):

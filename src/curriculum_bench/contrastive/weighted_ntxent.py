@@ -15,8 +15,8 @@ adds 1e-10 to both), and
 averaged over the 2K anchors. sigma -> inf (alpha = 1, rho = 1) is NT-Xent (SimCLR).
 
 mu(t) follows one of ETH's schedules, stepped once per epoch (per batch for
-RandomParamEveryIter); each is a pure function of (epoch, step, seed) here, so a resumed run
-draws the same values.
+RandomParamEveryIter); each is a pure function of (epoch, step, seed) here, the random ones
+drawn from the run's own mu streams (train.hooks.Stream), so a resumed run draws the same values.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+from ..train.hooks import Stream, seeded_generator
 
 MEAN_SCHEDULES = ("constant", "linear", "exponential", "random", "random_then_const", "random_every_iter")
 NORMALIZATIONS = ("negatives_constant_total_weight", "none")
@@ -105,14 +107,13 @@ def mean_at(
     if schedule == "random_then_const" and epoch > steps:  # random for steps + 1 epochs (§8)
         return const_value
     if schedule in ("random", "random_then_const"):
-        return _uniform(begin, end, seed, epoch, stream=1)
+        return _uniform(begin, end, seeded_generator(seed, epoch, Stream.MEAN_EPOCH))
     if schedule == "random_every_iter":
-        return _uniform(begin, end, seed, step, stream=2)
+        return _uniform(begin, end, seeded_generator(seed, step, Stream.MEAN_STEP))
     raise ValueError(f"mean_schedule must be one of {MEAN_SCHEDULES}, got {schedule!r}")
 
 
-def _uniform(low: float, high: float, seed: int, t: int, stream: int) -> float:
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + t * 7_919 + stream * 104_729)
+def _uniform(low: float, high: float, generator: torch.Generator) -> float:
     return low + (high - low) * torch.rand((), generator=generator, dtype=torch.float64).item()
 
 

@@ -5,8 +5,8 @@ on-device ops (data/augment.py, torchvision semantics, per-sample parameters) to
 variant only, in `transform_batch`, so that "with augmentation" is a row of its table.
 The default is a small translation suited to 28x28 digits (pad 2, crop back to 28;
 no flips, which would change digits). Each step's parameters come from a CPU generator
-seeded by (run seed, step): a pure function of time, so a resumed run (even mid-epoch)
-draws the same augmentations.
+seeded by (run seed, step) in its own stream (Stream.AUGMENT_METHOD): a pure function of
+time, so a resumed run (even mid-epoch) draws the same augmentations.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from ..data.augment import Augment
-from ..train.hooks import Hook, TrainState, register_method, seeded_generator
+from ..train.hooks import Hook, Stream, TrainState, register_method, seeded_generator
 
 
 @dataclass(frozen=True)
@@ -33,12 +33,9 @@ class AugmentConfig:
             raise ValueError(f"ops{err}") from None
 
 
-METHOD_STREAM = 3  # apart from the engine's order (0) and augmentation (1) draws
-
-
 def step_generator(seed: int, step: int) -> torch.Generator:
     """Depends only on (seed, step), so a resumed run augments the same way."""
-    return seeded_generator(seed, step, METHOD_STREAM)
+    return seeded_generator(seed, step, Stream.AUGMENT_METHOD)
 
 
 @register_method("augment", AugmentConfig)

@@ -18,8 +18,8 @@ HCL's blurred epochs come from a second loader without any other augmentation (i
 keeps augmentation); `keep_augmentation: false` reproduces that by asking the engine to skip
 `train.augment` in epochs e < blur_epochs. The blur runs on the device after augmentation and
 before normalisation (HCL: ToTensor -> GaussianBlur -> Normalize), through data/augment.py's
-per-sample `gaussian_blur`. Which images are blurred is drawn from a generator seeded by
-(seed, step), so a resumed run blurs exactly the same images.
+per-sample `gaussian_blur`. Which images are blurred is drawn from the run's blur stream
+(Stream.BLUR) at each step, so a resumed run blurs exactly the same images.
 """
 
 from __future__ import annotations
@@ -29,10 +29,9 @@ from dataclasses import dataclass
 import torch
 
 from ..data.augment import gaussian_blur
-from ..train.hooks import Hook, TrainState, register_method
+from ..train.hooks import Hook, Stream, TrainState, register_method, seeded_generator
 
 SCHEDULES = ("constant", "linear_sigma", "linear_probability", "random_probability")
-BLUR_STREAM = 3_141_593  # keeps the blur draws apart from the engine's order/augment streams
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,7 @@ def augmentation_on(epoch: int, cfg: BlurConfig) -> bool:
 
 def batch_generator(seed: int, step: int) -> torch.Generator:
     """A CPU generator that depends only on (seed, step): resumes draw the same blur choices."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + step + BLUR_STREAM)
+    return seeded_generator(seed, step, Stream.BLUR)
 
 
 def blur_batch(

@@ -30,7 +30,7 @@ from ..data.store import atomic_write_bytes, read_manifest
 from ..models import create_model
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .hooks import Hook, TrainState, build_hooks, seeded_generator
+from .hooks import Hook, Stream, TrainState, build_hooks, seeded_generator
 from .identity import model_files, run_identity, run_inputs, why_not_resume
 from .schedule import lr_factor
 from .speed import (
@@ -150,14 +150,6 @@ def build_model(
     return model, forward, build_optimizer(model, cfg, hooks, speed)
 
 
-ORDER_STREAM, AUGMENT_STREAM = 0, 1
-
-
-def epoch_generator(seed: int, epoch: int, stream: int = ORDER_STREAM) -> torch.Generator:
-    """The epoch's generator for the sample order or the augmentation (hooks.seeded_generator)."""
-    return seeded_generator(seed, epoch, stream)
-
-
 def epoch_order(state: TrainState, hooks: list[Hook], generator: torch.Generator) -> torch.Tensor:
     orders = [(h.name, o) for h in hooks if (o := h.sample_order(state, generator)) is not None]
     if len(orders) > 1:
@@ -223,11 +215,11 @@ def train_one_epoch(
     model, optimizer = state.model, state.optimizer
     forward = model if forward is None else forward
     model.train()
-    order = state.order = epoch_order(state, hooks, epoch_generator(seed, state.epoch))
+    order = state.order = epoch_order(state, hooks, seeded_generator(seed, state.epoch, Stream.ORDER))
     steps = state.steps_per_epoch = math.ceil(len(order) / cfg.batch_size)
     loss_sum = torch.zeros((), device=state.device)
     correct = torch.zeros((), dtype=torch.long, device=state.device)
-    augment_generator = epoch_generator(seed, state.epoch, AUGMENT_STREAM)
+    augment_generator = seeded_generator(seed, state.epoch, Stream.AUGMENT)
     first, seconds_before, predictions = 0, 0.0, 0
     if progress is not None:
         first, seconds_before = progress.batches_done, progress.train_seconds

@@ -25,6 +25,7 @@ learned or counted state goes into `state_dict`.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ class TrainState:
     train_labels: torch.Tensor  # on `device`, indexed by sample index
     num_classes: int
     epochs: int
-    seed: int = 0  # the run's seed, for a method's own per-epoch random streams
+    seed: int = 0  # the run's seed, for a method's own random streams (Stream)
     steps_per_epoch: int = 0  # this epoch's steps, known once its sample order is drawn (from on_batch_start)
     epoch: int = 0  # 0-based epoch being trained
     step: int = 0  # optimiser steps taken since the start of training
@@ -113,11 +114,27 @@ class Hook:
         pass
 
 
-def seeded_generator(seed: int, t: int, stream: int) -> torch.Generator:
+class Stream(enum.IntEnum):
+    """Every random stream of a run, each drawn only through `seeded_generator`.
+
+    Streams are kept apart so that one method's draws never shift another's: adding blur to a
+    variant leaves its sample order as it was. A value is part of what a run computes;
+    changing one changes measured numbers.
+    """
+
+    ORDER = 0  # the engine's sample order (or a method's sampler), per epoch
+    AUGMENT = 1  # the engine's train.augment, per epoch
+    VIEWS = 2  # SimCLR's two views of each image, per epoch
+    AUGMENT_METHOD = 3  # the `augment` method's ops, per step
+    BLUR = 4  # which images the blur curriculum blurs, per step
+    MEAN_EPOCH = 5  # Weighted NT-Xent's random mu (random, random_then_const), per epoch
+    MEAN_STEP = 6  # Weighted NT-Xent's random mu (random_every_iter), per step
+
+
+def seeded_generator(seed: int, t: int, stream: Stream) -> torch.Generator:
     """A CPU generator that depends only on (seed, t, stream), t an epoch or a step: a resumed
-    run draws the same numbers, on any device. Streams: 0 the engine's sample order, 1 its
-    augmentation, 3 a method's own draws (augment variant per step, SimCLR views per epoch)."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + t + stream * 7_919_993)
+    run draws the same numbers, on any device."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + t + int(stream) * 7_919_993)
 
 
 METHODS: Registry = Registry("method")
