@@ -22,16 +22,10 @@ from torchvision import transforms
 
 from curriculum_bench.data.store import Split, write_store
 from curriculum_bench.models import create_model
-from curriculum_bench.train.config import TrainConfig
-from curriculum_bench.train.engine import (
-    Data,
-    InputPipeline,
-    build_model,
-    device_name,
-    load_data,
-    train_one_epoch,
-)
+from curriculum_bench.train.config import Run, TrainConfig
+from curriculum_bench.train.engine import Data, build_state, device_name, load_data, train_one_epoch
 from curriculum_bench.train.hooks import Stream, TrainState, seeded_generator
+from curriculum_bench.train.pipeline import InputPipeline
 from curriculum_bench.train.speed import Speed, model_input, resolve_speed
 
 CIFAR_MEAN_STD = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
@@ -89,11 +83,11 @@ class Case:
             ops.append(transforms.Normalize(*self.mean_std))
         return transforms.Compose(ops)
 
-    def train_config(self, fast: bool) -> TrainConfig:
-        """fast: every speed switch on auto (on for CUDA, off on the CPU); else all off."""
+    def train_settings(self, fast: bool) -> dict:
+        """The `train:` section; fast: every speed switch on auto (on for CUDA, off on the CPU), else all off."""
         normalize = None if self.mean_std is None else {"mean": list(self.mean_std[0]), "std": list(self.mean_std[1])}
         # log_every: no progress line but the epoch's last (the engine always prints that one).
-        return TrainConfig(
+        return dict(
             epochs=1,
             batch_size=self.batch_size,
             schedule="constant",
@@ -102,6 +96,24 @@ class Case:
             normalize=normalize,
             **self.optimizer,
             **({} if fast else SPEED_OFF),
+        )
+
+    def train_config(self, fast: bool) -> TrainConfig:
+        return TrainConfig(**self.train_settings(fast))
+
+    def run(self, fast: bool, seed: int = 0) -> Run:
+        """The case as a run with no method, as `fit` would receive it."""
+        return Run.from_dict(
+            {
+                "study": "benchmark",
+                "dataset": "synthetic",
+                "model": self.model,
+                "model_args": {},
+                "variant": "engine",
+                "methods": {},
+                "seed": seed,
+                "train": self.train_settings(fast),
+            }
         )
 
     def create_model(self) -> torch.nn.Module:
@@ -233,31 +245,18 @@ def plain_train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader
 # --- the engine --------------------------------------------------------------------------
 
 
-@dataclass
-class EngineRun:
-    """A model, optimiser and state built as `fit` builds them, ready for `train_one_epoch`."""
-
-    cfg: TrainConfig
-    pipeline: InputPipeline
-    speed: Speed
-    forward: torch.nn.Module  # what a step calls: the compiled model, or the model itself
-    state: TrainState
-
-    def epoch(self, data: Data, epoch: int, seed: int = 0) -> dict:
-        self.state.epoch = epoch
-        with quiet():
-            return train_one_epoch(
-                self.state, data, self.pipeline, [], self.cfg, self.cfg.lr, seed, speed=self.speed, forward=self.forward
-            )
+def engine_run(case: Case, data: Data, device: torch.device, fast: bool, seed: int = 0) -> TrainState:
+    """The model, optimiser and speed switches in `fit`'s order (train/engine.py), no hooks:
+    the state `train_epoch` trains."""
+    run = case.run(fast, seed)
+    return build_state(run, data, [], device, resolve_speed(run.train, device))
 
 
-def engine_run(case: Case, data: Data, device: torch.device, fast: bool, seed: int = 0) -> EngineRun:
-    """The model, optimiser and speed switches in `fit`'s order (train/engine.py), no hooks."""
-    cfg = case.train_config(fast)
-    speed = resolve_speed(cfg, device)
-    model, forward, optimizer = build_model(case.model, {}, data, cfg, [], seed, device, speed)
-    state = TrainState(model, optimizer, device, data.train.labels, len(data.classes), cfg.epochs, seed=seed)
-    return EngineRun(cfg, InputPipeline(cfg, device), speed, forward, state)
+def train_epoch(state: TrainState, epoch: int) -> dict:
+    """One epoch of `train_one_epoch`, without its progress line."""
+    state.epoch = epoch
+    with quiet():
+        return train_one_epoch(state, [])
 
 
 def data_seconds(

@@ -39,7 +39,6 @@ from common import (
     CASES,
     QUICK,
     Case,
-    EngineRun,
     PILDataset,
     data_seconds,
     describe_machine,
@@ -50,11 +49,14 @@ from common import (
     plain_train,
     synchronize,
     synthetic_split,
+    train_epoch,
     write_synthetic_store,
 )
 
 from curriculum_bench.data.store import Split
-from curriculum_bench.train.engine import Data, build_optimizer, to_inputs
+from curriculum_bench.train.engine import build_optimizer
+from curriculum_bench.train.hooks import TrainState
+from curriculum_bench.train.pipeline import to_inputs
 from curriculum_bench.train.speed import autocast, begin_step, model_input, use_compile_cache
 
 PLAIN_WARMUP_BATCHES = 20  # allocator and cuDNN heuristics; an eager loop has nothing to compile
@@ -65,7 +67,7 @@ def plain_images_per_s(case: Case, split: Split, workers: int, device: torch.dev
     torch.manual_seed(0)
     model = case.create_model().to(device)
     # The engine's optimiser with its speed switches off is torch's own, default kernels included.
-    optimizer = build_optimizer(model, case.train_config(fast=False), [])
+    optimizer = build_optimizer(model, case.train_config(fast=False))
     dataset = PILDataset(split, case.transform())
     warmup = torch.utils.data.Subset(dataset, range(min(len(dataset), PLAIN_WARMUP_BATCHES * case.batch_size)))
     plain_train(model, optimizer, plain_loader(warmup, case.batch_size, workers, device), device)
@@ -76,21 +78,21 @@ def plain_images_per_s(case: Case, split: Split, workers: int, device: torch.dev
     return len(dataset) / (time.perf_counter() - start)
 
 
-def engine_images_per_s(run: EngineRun, data: Data) -> float:
-    run.epoch(data, WARMUP_EPOCH)
-    synchronize(run.state.device)
+def engine_images_per_s(state: TrainState) -> float:
+    train_epoch(state, WARMUP_EPOCH)
+    synchronize(state.device)
     start = time.perf_counter()
-    stats = run.epoch(data, TIMED_EPOCH)
-    synchronize(run.state.device)
+    stats = train_epoch(state, TIMED_EPOCH)
+    synchronize(state.device)
     return stats["train_images"] / (time.perf_counter() - start)
 
 
-def ceiling_images_per_s(run: EngineRun, data: Data, steps: int, warmup_steps: int) -> float:
+def ceiling_images_per_s(state: TrainState, steps: int, warmup_steps: int) -> float:
     """The engine's model, optimiser and switches stepping on one batch already on the device."""
-    model, optimizer, device, speed = run.state.model, run.state.optimizer, run.state.device, run.speed
-    batch_size = run.cfg.batch_size
-    x = model_input(run.pipeline.normalize(to_inputs(data.train.images[:batch_size])), speed)
-    y = data.train.labels[:batch_size]
+    model, optimizer, device, speed = state.model, state.optimizer, state.device, state.speed
+    batch_size = state.train_config.batch_size
+    x = model_input(state.pipeline.normalize(to_inputs(state.data.train.images[:batch_size])), speed)
+    y = state.data.train.labels[:batch_size]
     model.train()
     for step in range(warmup_steps + steps):
         if step == warmup_steps:
@@ -98,7 +100,7 @@ def ceiling_images_per_s(run: EngineRun, data: Data, steps: int, warmup_steps: i
             start = time.perf_counter()
         begin_step(speed)
         with autocast(speed, device):
-            loss = F.cross_entropy(run.forward(x), y)
+            loss = F.cross_entropy(state.forward(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -110,11 +112,11 @@ def measure(case: Case, workers: int, steps: int, warmup_steps: int, device: tor
     split = synthetic_split(case.images, case.shape, case.num_classes)
     data = load_resident(write_synthetic_store(tmp / case.model, split, case.num_classes), device)
     plain = plain_images_per_s(case, split, workers, device)
-    engine_fp32 = engine_images_per_s(engine_run(case, data, device, fast=False), data)
-    run = engine_run(case, data, device, fast=True)
-    engine = engine_images_per_s(run, data)
-    data_s = data_seconds(data, run.pipeline, case.batch_size, device, run.speed, epoch=TIMED_EPOCH)
-    ceiling = ceiling_images_per_s(run, data, steps, warmup_steps)
+    engine_fp32 = engine_images_per_s(engine_run(case, data, device, fast=False))
+    state = engine_run(case, data, device, fast=True)
+    engine = engine_images_per_s(state)
+    data_s = data_seconds(data, state.pipeline, case.batch_size, device, state.speed, epoch=TIMED_EPOCH)
+    ceiling = ceiling_images_per_s(state, steps, warmup_steps)
     return {
         "case": case.model,
         "batch_size": case.batch_size,
@@ -123,8 +125,8 @@ def measure(case: Case, workers: int, steps: int, warmup_steps: int, device: tor
         "plain_images_per_s": plain,
         "engine_fp32_images_per_s": engine_fp32,
         "engine_images_per_s": engine,
-        "speed": run.speed.as_dict(),
-        "switches": run.speed.describe(),
+        "speed": state.speed.as_dict(),
+        "switches": state.speed.describe(),
         "engine_vs_plain": engine / plain,
         "data_seconds": data_s,
         "engine_epoch_seconds": case.images / engine,

@@ -68,14 +68,13 @@ from common import (
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from curriculum_bench import smoke
-from curriculum_bench.config import config_from_dict, resolve_run, run_dir
+from curriculum_bench.config import resolve_run, run_dir
 from curriculum_bench.coreset import plan as coreset_plan
 from curriculum_bench.data.store import Split, write_store
 from curriculum_bench.models import create_model
-from curriculum_bench.train.config import TrainConfig
-from curriculum_bench.train.engine import InputPipeline, build_model, evaluate, load_data, train_one_epoch
+from curriculum_bench.train.config import Run
+from curriculum_bench.train.engine import build_state, evaluate, load_data, train_one_epoch
 from curriculum_bench.train.hooks import Hook, TrainState, build_hooks
-from curriculum_bench.train.schedule import lr_factor
 from curriculum_bench.train.speed import HOST_SYNC_OPS, Speed, resolve_speed, use_compile_cache
 
 REPO = Path(__file__).resolve().parents[1]
@@ -390,7 +389,7 @@ def write_hook_inputs(hooks: list[Hook], state: TrainState) -> None:
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
             if role.endswith("selection"):
-                path.write_text(json.dumps(selection(len(state.train_labels), state.extras["train_config"].batch_size)))
+                path.write_text(json.dumps(selection(len(state.train_labels), state.train_config.batch_size)))
             else:  # a state dict of the run's own model (teacher and checkpoint of the same architecture)
                 torch.save({k: v.detach().cpu().contiguous() for k, v in state.model.state_dict().items()}, path)
 
@@ -505,7 +504,7 @@ class StepProbe(Hook):
         if self.audit is not None:
             self.marks.append(self.audit.count)
 
-    def loss(self, logits, y, idx, loss):
+    def loss(self, state, idx, logits, y, loss):
         loss = loss * self.loss_scale if self.loss_scale != 1 else loss
         self.losses.append(loss.detach().float().mean())
         return loss
@@ -533,7 +532,8 @@ class ModeResult:
     graphs_compiled: int
 
 
-def train_config(path: CheckPath, fast: bool, device: torch.device) -> TrainConfig:
+def check_run(path: CheckPath, fast: bool, device: torch.device) -> Run:
+    """The path's run with every speed switch off, or as the paper sets them (`fast`)."""
     train = dict(path.run["train"])
     if not fast:
         train.update(SPEED_OFF)
@@ -541,7 +541,7 @@ def train_config(path: CheckPath, fast: bool, device: torch.device) -> TrainConf
         # Fused as on a GPU: the per-tensor optimiser counts its steps in CPU scalars, whose
         # .item() the dispatch audit would flag although they never wait for a device.
         train["fused_optimizer"] = True
-    return config_from_dict(TrainConfig, train, where="train")
+    return Run.from_dict({**path.run, "train": train})
 
 
 def dynamo_counter(group: str, key: str) -> int:
@@ -554,46 +554,23 @@ def dynamo_counter(group: str, key: str) -> int:
 class PathRun:
     """One path in one mode, set up in `fit`'s order (train/engine.py), ready to train epochs."""
 
-    cfg: TrainConfig
-    data: object  # engine.Data
-    pipeline: InputPipeline
     hooks: list[Hook]  # the methods' hooks, then the probe
     probe: StepProbe
-    speed: object  # speed.Speed
-    forward: torch.nn.Module
-    state: TrainState
+    state: TrainState  # state.epochs: the paper's length, as schedules are functions of it
 
 
 def start_path(path: CheckPath, fast: bool, store: Path, device: torch.device, loss_scale: float) -> PathRun:
-    run = path.run
-    cfg = train_config(path, fast, device)
+    run = check_run(path, fast, device)
     data = load_data(store, device, placement="memory")
-    pipeline = InputPipeline(cfg, device)
     probe = StepProbe(loss_scale)
-    hooks = build_hooks(copy.deepcopy(run["methods"])) + [probe]
-    speed = resolve_speed(cfg, device, hooks)
-    model, forward, optimizer = build_model(
-        run["model"], run["model_args"], data, cfg, hooks, run["seed"], device, speed
-    )
-    out_dir = Path(run_dir(run["study"], run["dataset"], run["model"], run["variant"], run["seed"]))
+    hooks = build_hooks(copy.deepcopy(run.methods)) + [probe]
+    out_dir = Path(run_dir(run.study, run.dataset, run.model, run.variant, run.seed))
     out_dir.mkdir(parents=True, exist_ok=True)
-    state = TrainState(
-        model,
-        optimizer,
-        device,
-        data.train.labels,
-        len(data.classes),
-        cfg.epochs,  # the paper's length: schedules are functions of it
-        seed=run["seed"],
-        out_dir=out_dir,
-        data_dir=store,
-        data=data,
-    )
-    state.extras.update(pipeline=pipeline, train_config=cfg, speed=speed)
+    state = build_state(run, data, hooks, device, resolve_speed(run.train, device, hooks), out_dir, store)
     write_hook_inputs(hooks, state)
     for hook in hooks:
         hook.on_fit_start(state)
-    return PathRun(cfg, data, pipeline, hooks, probe, speed, forward, state)
+    return PathRun(hooks, probe, state)
 
 
 def train_epoch(run: PathRun, epoch: int, audit=None, replays=None) -> float:
@@ -605,16 +582,12 @@ def train_epoch(run: PathRun, epoch: int, audit=None, replays=None) -> float:
     run.probe.audit = audit
     start = time.perf_counter()
     with audit or contextlib.nullcontext(), replays or contextlib.nullcontext(), quiet():
-        base_lr = run.cfg.lr * lr_factor(epoch, run.cfg)
-        seed = state.seed
-        train_one_epoch(
-            state, run.data, run.pipeline, run.hooks, run.cfg, base_lr, seed, speed=run.speed, forward=run.forward
-        )
+        train_one_epoch(state, run.hooks)
     seconds = time.perf_counter() - start  # train_one_epoch's statistics waited for the device
     run.probe.audit = None
     for hook in run.hooks:
         hook.on_epoch_end(state)
-        hook.epoch_log()
+        hook.epoch_log(state)
     return seconds
 
 
@@ -628,22 +601,23 @@ def train_path(
     audit = replays = None
     if fast:
         audit = CudaSyncAudit() if device.type == "cuda" else DispatchSyncAudit()
-        replays = GraphReplays() if run.speed.cuda_graphs else None
+        replays = GraphReplays() if run.state.speed.cuda_graphs else None
     seconds = [train_epoch(run, epoch) for epoch in range(sizes.epochs - 1)]
     steps_before = len(run.probe.losses)
     seconds.append(train_epoch(run, sizes.epochs - 1, audit, replays))
-    model, eval_args = run.state.model, (run.data.eval, run.pipeline, len(run.data.classes), run.cfg.eval_batch_size)
-    evaluated = evaluate(model, *eval_args, run.speed, run.forward)
+    state = run.state
+    model, eval_args = state.model, (state.data.eval, state.pipeline, len(state.data.classes))
+    evaluated = evaluate(model, *eval_args, state.train_config.eval_batch_size, state.speed, state.forward)
     # The same weights through the plain fp32 eager model: the eval path's own error, apart from
     # how far training drifted (an eval of a few dozen steps' BatchNorm statistics is volatile).
-    eager = evaluate(model, *eval_args, Speed(), model)
+    eager = evaluate(model, *eval_args, state.train_config.eval_batch_size, Speed(), model)
     for hook in run.hooks:
-        hook.on_fit_end(run.state)
+        hook.on_fit_end(state)
     losses = torch.stack(run.probe.losses).cpu().tolist()
     marks = run.probe.marks
     return ModeResult(
-        switches=run.speed.describe(),
-        speed=run.speed.as_dict(),
+        switches=state.speed.describe(),
+        speed=state.speed.as_dict(),
         losses=losses,
         last_epoch_losses=losses[steps_before:],
         eval_loss=evaluated["eval_loss"],
@@ -921,9 +895,9 @@ def engine_section(device: torch.device, sizes: Sizes, budget: Budget, tmp: Path
 def epoch_rate(case, device: torch.device, tmp: Path) -> dict:
     split = synthetic_split(case.images, case.shape, case.num_classes)
     data = load_resident(write_synthetic_store(tmp / f"epoch_{case.batch_size}", split, case.num_classes), device)
-    run = engine_run(case, data, device, fast=True)
-    images_per_s = engine_speed.engine_images_per_s(run, data)
-    return {"batch_size": case.batch_size, "images_per_s": images_per_s, "switches": run.speed.describe()}
+    state = engine_run(case, data, device, fast=True)
+    images_per_s = engine_speed.engine_images_per_s(state)
+    return {"batch_size": case.batch_size, "images_per_s": images_per_s, "switches": state.speed.describe()}
 
 
 def epoch_time_section(

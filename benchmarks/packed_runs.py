@@ -39,6 +39,7 @@ from common import (
     load_resident,
     synchronize,
     synthetic_split,
+    train_epoch,
     write_synthetic_store,
 )
 
@@ -57,12 +58,12 @@ def train_run(
         device = torch.device(device)
         use_compile_cache(compile_cache)
         data = load_resident(store, device)
-        run = engine_run(case, data, device, fast=True, seed=rank)  # runs of different seeds, as a study's
-        run.epoch(data, WARMUP_EPOCH, seed=rank)
+        state = engine_run(case, data, device, fast=True, seed=rank)  # runs of different seeds, as a study's
+        train_epoch(state, WARMUP_EPOCH)
         synchronize(device)
         barrier.wait()
         start = time.time()  # wall clock, not perf_counter: comparable across processes
-        stats = run.epoch(data, TIMED_EPOCH, seed=rank)
+        stats = train_epoch(state, TIMED_EPOCH)
         synchronize(device)
         results.put({"rank": rank, "images": stats["train_images"], "start": start, "end": time.time()})
     except BaseException:

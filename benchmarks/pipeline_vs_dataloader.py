@@ -52,15 +52,13 @@ def engine_epoch(store: Path, batch_size: int, device: torch.device) -> tuple[fl
     """(images/s of a training epoch, seconds of data handling alone for the same epoch,
     seconds of the training epoch), every speed switch off (fp32 eager)."""
     data = load_resident(store, device)
-    run = engine_run(dataclasses.replace(CASE, batch_size=batch_size), data, device, fast=False)
+    state = engine_run(dataclasses.replace(CASE, batch_size=batch_size), data, device, fast=False)
     synchronize(device)
     start = time.perf_counter()
-    stats = train_one_epoch(
-        run.state, data, run.pipeline, [], run.cfg, run.cfg.lr, seed=0, speed=run.speed, forward=run.forward
-    )
+    stats = train_one_epoch(state, [])
     synchronize(device)
     train_seconds = time.perf_counter() - start
-    data_s = data_seconds(data, run.pipeline, batch_size, device, run.speed)
+    data_s = data_seconds(data, state.pipeline, batch_size, device, state.speed)
     return stats["train_images"] / train_seconds, data_s, train_seconds
 
 

@@ -84,7 +84,7 @@ def test_blurred_share_of_a_batch_matches_the_epoch_probability():
     hook = Blur(BlurConfig(blur_epochs=4, schedule="linear_probability", sigma=1.0, kernel_size=3))
     x = torch.rand(4000, 1, 6, 6)
     for epoch, p in ((1, 0.75), (2, 0.5), (3, 0.25)):
-        out, _ = hook.transform_batch(x, None, None, make_state(epoch, step=epoch))
+        out, _ = hook.transform_batch(make_state(epoch, step=epoch), None, x, None)
         share = (out != x).flatten(1).any(1).float().mean().item()
         assert abs(share - p) < 0.03, (epoch, share)  # binomial sd ~0.007
 
@@ -92,9 +92,9 @@ def test_blurred_share_of_a_batch_matches_the_epoch_probability():
 def test_blur_draws_depend_only_on_seed_and_step():
     hook = Blur(BlurConfig(blur_epochs=4, schedule="linear_probability", kernel_size=3))
     x = torch.rand(64, 1, 6, 6)
-    a, _ = hook.transform_batch(x, None, None, make_state(1, step=7, seed=3))
-    b, _ = hook.transform_batch(x, None, None, make_state(1, step=7, seed=3))
-    c, _ = hook.transform_batch(x, None, None, make_state(1, step=8, seed=3))
+    a, _ = hook.transform_batch(make_state(1, step=7, seed=3), None, x, None)
+    b, _ = hook.transform_batch(make_state(1, step=7, seed=3), None, x, None)
+    c, _ = hook.transform_batch(make_state(1, step=8, seed=3), None, x, None)
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 

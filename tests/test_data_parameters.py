@@ -121,7 +121,7 @@ def hook_on(cfg: DataParametersConfig, num_samples: int = 6, num_classes: int = 
 
 def hook_step(hook: DataParameters, logits, y, idx):
     hook.on_batch_start(None)
-    hook.loss(logits, y, idx, F.cross_entropy(logits, y, reduction="none")).mean().backward()
+    hook.loss(None, idx, logits, y, F.cross_entropy(logits, y, reduction="none")).mean().backward()
     hook.after_step(None)
 
 
@@ -129,7 +129,7 @@ def test_hook_loss_with_initial_sigma_one_is_the_engine_cross_entropy():
     hook = hook_on(DataParametersConfig(learn_class=True, learn_inst=True, init_class=0.5, init_inst=0.5))
     logits, y = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
     assert torch.allclose(
-        hook.loss(logits, y, torch.tensor([0, 1, 2, 3]), None), F.cross_entropy(logits, y, reduction="none")
+        hook.loss(None, torch.tensor([0, 1, 2, 3]), logits, y, None), F.cross_entropy(logits, y, reduction="none")
     )
 
 
@@ -143,10 +143,10 @@ def test_hook_batch_mean_is_mean_cross_entropy_plus_summed_penalty():
     sigma = torch.full((4,), 2.5)
     penalty = 4 * (0.5 * 0.2 * math.log(0.5) ** 2 + 0.5 * 0.1 * math.log(2.0) ** 2)
     expected = F.cross_entropy(logits / 2.5, y) + penalty
-    assert hook.loss(logits, y, idx, None).mean().item() == pytest.approx(expected.item())
+    assert hook.loss(None, idx, logits, y, None).mean().item() == pytest.approx(expected.item())
     assert torch.allclose(
         scaled_cross_entropy(logits, y, sigma),
-        hook.loss(logits, y, idx, None)
+        hook.loss(None, idx, logits, y, None)
         - 4 * log_space_penalty(hook.class_log, hook.inst_log, y, idx, 0.1, 0.2).detach(),
     )
 

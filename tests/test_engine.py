@@ -112,6 +112,24 @@ def test_changed_config_starts_afresh(digits_store, tmp_path, capsys):
     assert m["run"]["train"]["lr"] == 0.005
 
 
+def test_the_run_config_becomes_one_typed_run_that_keeps_its_json():
+    from curriculum_bench.config import ConfigError
+    from curriculum_bench.train.config import Run, TrainConfig
+
+    written = tiny_run({"blur": {"sigma": 0.5}}, epochs=2)
+    run = Run.from_dict(written)
+    assert run.train == TrainConfig(**written["train"]) and run.methods == {"blur": {"sigma": 0.5}}
+    assert run.name == "techniques/digits_sklearn/mlt_convnet/test/seed0"
+    assert run.resolved is written  # what the run's identity, checkpoint and metrics.json record
+    for key, value, message in [
+        ("seed", "0", "seed must be an int >= 0"),
+        ("model_args", [], "model_args must be a mapping"),
+        ("train", {"epochs": 0}, "train: epochs must be > 0"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            Run.from_dict({**written, key: value})
+
+
 class Recorder(Hook):
     """Records what the engine shows a hook, to check the interface's promises."""
 
@@ -125,12 +143,12 @@ class Recorder(Hook):
     def on_epoch_start(self, state):
         self.calls.append(f"epoch_start{state.epoch}")
 
-    def transform_batch(self, x, y, idx, state):
+    def transform_batch(self, state, idx, x, y):
         assert state.steps_per_epoch == -(-len(self.labels) // 64)  # tiny_run's batch size
         self.batches.append((idx.clone(), y.clone()))
         return x, y
 
-    def loss(self, logits, y, idx, loss):
+    def loss(self, state, idx, logits, y, loss):
         assert loss.shape == y.shape  # per-sample, reduced by the engine
         return loss
 
@@ -147,7 +165,7 @@ class Recorder(Hook):
         assert not (state.out_dir / "metrics.json").exists()
         (state.out_dir / "artifact.txt").write_text("x")
 
-    def epoch_log(self):
+    def epoch_log(self, state):
         return {"batches": len(self.batches)}
 
 

@@ -118,8 +118,8 @@ def test_recorder_writes_each_presentation_in_the_next_row_of_its_example():
     hook.on_epoch_start(state)
     hook.on_batch_start(state)
     # Sampling with replacement: example 2 twice in one batch is two presentations.
-    hook.after_forward(torch.tensor([2, 0, 2]), torch.cat([right, wrong, wrong]), torch.tensor([1, 1, 1]))
-    hook.after_forward(torch.tensor([2]), right, torch.tensor([1]))
+    hook.after_forward(state, torch.tensor([2, 0, 2]), torch.cat([right, wrong, wrong]), torch.tensor([1, 1, 1]))
+    hook.after_forward(state, torch.tensor([2]), right, torch.tensor([1]))
     correct = hook.tables["correct"][:3]  # grown past the 2 rows of a one-presentation-per-epoch run
     assert correct[:, 2].tolist() == [1, 0, 1]
     assert correct[:, 0].tolist() == [0, -1, -1] and correct[:, 1].tolist() == [-1, -1, -1]

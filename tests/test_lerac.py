@@ -20,6 +20,7 @@ from curriculum_bench.curricula.lerac import (
     paper_start_ratios,
 )
 from curriculum_bench.models import create_model
+from curriculum_bench.train.config import TrainConfig
 from curriculum_bench.train.engine import fit
 from curriculum_bench.train.hooks import TrainState
 
@@ -151,8 +152,9 @@ def test_bad_settings_are_rejected_by_name(key, value):
 def test_eta_min_above_the_base_lr_stops_the_run_naming_the_key():
     model = create_model("mlt_convnet", (1, 8, 8), 10)
     hook = LeRaC(LeRaCConfig(eta_min=0.5))
-    optimizer = torch.optim.SGD(hook.param_groups(model), lr=0.1)
-    state = TrainState(model, optimizer, torch.device("cpu"), torch.zeros(1, dtype=torch.long), 10, 1)
+    state = TrainState(model, None, torch.device("cpu"), torch.zeros(1, dtype=torch.long), 10, 1)
+    state.train_config = TrainConfig(lr=0.1)  # the base LR eta_min is checked against
+    state.optimizer = torch.optim.SGD(hook.param_groups(state, model), lr=0.1)
     with pytest.raises(ValueError, match=r"methods\.lerac\.eta_min"):
         hook.on_fit_start(state)
 

@@ -60,7 +60,7 @@ def test_hook_sets_p_per_layer_kind_at_the_step():
     assert model.drop_in.p == pytest.approx(0.1 * (1 - decay))
     assert model.drop1.p == model.drop2.p == pytest.approx(0.25 * (1 - decay))
     assert model.drop_fc.p == pytest.approx(0.5 * (1 - decay))
-    assert hook.epoch_log()["p_fc"] == pytest.approx(0.5 * (1 - decay))
+    assert hook.epoch_log(state)["p_fc"] == pytest.approx(0.5 * (1 - decay))
 
 
 def test_linear_epoch_sets_every_dropout_at_epoch_start_and_ignores_steps():
@@ -71,7 +71,7 @@ def test_linear_epoch_sets_every_dropout_at_epoch_start_and_ignores_steps():
     hook.on_epoch_start(state)
     hook.on_batch_start(state)
     assert model.drop1.p == model.drop2.p == pytest.approx(0.25)
-    assert set(hook.epoch_log()) == {"p_conv"}  # the MLT network has conv dropout only
+    assert set(hook.epoch_log(state)) == {"p_conv"}  # the MLT network has conv dropout only
 
 
 def test_linear_epoch_drives_only_the_conv_dropout_the_catalogue_drives():
@@ -89,7 +89,7 @@ def test_linear_epoch_drives_only_the_conv_dropout_the_catalogue_drives():
         hook.on_batch_start(state)
         assert model.drop1.p == model.drop2.p == pytest.approx(conv_p)
         assert model.drop_in.p == 0.0 and model.drop_fc.p == 0.0
-        assert hook.epoch_log() == {"p_conv": pytest.approx(conv_p)}
+        assert hook.epoch_log(state) == {"p_conv": pytest.approx(conv_p)}
     model.train()
     x = torch.rand(2, 1, 8, 8)
     torch.manual_seed(0)

@@ -92,7 +92,7 @@ def test_pool_samples_train_with_their_pseudo_label_and_labelled_ones_keep_their
     hook.on_fit_start(state)  # labelled [0, 10), pool [10, 20)
     hook.pseudo = torch.full((10,), 7)
     idx = torch.tensor([0, 9, 10, 19, 20])
-    _, y = hook.transform_batch(None, torch.tensor([0, 9, 0, 9, 0]), idx, state)
+    _, y = hook.transform_batch(state, idx, None, torch.tensor([0, 9, 0, 9, 0]))
     assert y.tolist() == [0, 9, 7, 7, 0]
 
 
@@ -115,7 +115,7 @@ def test_catalogue_relabels_at_epoch_end_with_the_quantile_of_that_epoch():
     state.epoch = 1  # 1-based E = 2: q = 0.5, about half of the 20 pool samples kept
     hook.on_epoch_start(state)
     hook.on_epoch_end(state)
-    log = hook.epoch_log()
+    log = hook.epoch_log(state)
     assert log["quantile"] == 0.5 and log["pool_kept"] == int(hook.in_use.sum())
     assert 10 <= log["pool_kept"] <= 11  # 11 if the median sits between two samples' equal values
     assert state.model.training  # predicted in eval mode, train mode restored
@@ -152,7 +152,7 @@ def test_a_round_reinitialises_the_model_to_the_seeded_init_and_clears_the_optim
     now = state.model.state_dict()
     assert all(torch.equal(now[k], fresh[k]) for k in fresh)
     assert not torch.equal(now["block1.conv1.weight"], end_of_round0["block1.conv1.weight"])
-    assert hook.class_weights is not None and hook.epoch_log()["round"] == 1
+    assert hook.class_weights is not None and hook.epoch_log(state)["round"] == 1
 
 
 def test_epochs_per_round_must_fit_the_rounds():
@@ -219,7 +219,7 @@ def test_split_seed_draws_labelled_and_pool_from_a_seeded_permutation():
     assert hook.labelled.tolist() == order[:10].tolist() and hook.pool.tolist() == order[10:20].tolist()
     hook.pseudo = torch.arange(10)
     idx = torch.stack([order[0], order[10], order[13]])
-    _, y = hook.transform_batch(None, torch.tensor([5, 5, 5]), idx, state)
+    _, y = hook.transform_batch(state, idx, None, torch.tensor([5, 5, 5]))
     assert y.tolist() == [5, 0, 3]  # labelled keeps its label; pool slot k gets pseudo-label k
 
 
@@ -229,7 +229,7 @@ def test_each_round_restarts_the_study_lr_schedule():
 
     state = toy_state(epochs=6)
     cfg = TrainConfig(epochs=6, warmup_epochs=2)
-    state.extras["train_config"] = cfg
+    state.train_config = cfg
     (hook,) = build_hooks({"curriculum_labeling": {"percentile_step": 50, "epochs_per_round": 2}})
     hook.on_fit_start(state)
     for epoch in range(6):

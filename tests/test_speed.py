@@ -21,9 +21,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from curriculum_bench.config import ConfigError, config_from_dict
 from curriculum_bench.models import create_model
-from curriculum_bench.train.config import TrainConfig
-from curriculum_bench.train.engine import InputPipeline, build_model, build_optimizer, fit, load_data, train_one_epoch
-from curriculum_bench.train.hooks import Hook, TrainState, build_hooks
+from curriculum_bench.train.config import Run, TrainConfig
+from curriculum_bench.train.engine import build_optimizer, build_state, fit, load_data, train_one_epoch
+from curriculum_bench.train.hooks import Hook, build_hooks
 from curriculum_bench.train.speed import (
     CUDA_GRAPH_MAX_BATCH,
     HOST_SYNC_OPS,
@@ -119,7 +119,7 @@ def test_a_bad_speed_value_is_rejected_with_its_key_named(key, value):
 def test_fused_optimizer_uses_the_fused_kernel_or_the_foreach_path():
     model = torch.nn.Linear(3, 2)
     for optimizer, expected in [("adamw", {"fused": True}), ("sgd", {"fused": True}), ("adamax", {"foreach": True})]:
-        built = build_optimizer(model, TrainConfig(optimizer=optimizer), [], Speed(fused_optimizer=True))
+        built = build_optimizer(model, TrainConfig(optimizer=optimizer), Speed(fused_optimizer=True))
         assert {k: built.defaults[k] for k in expected} == expected, optimizer
 
 
@@ -227,22 +227,17 @@ class HostSyncAudit(TorchDispatchMode):
 
 def audited_epoch(store: Path, batch_size: int, methods: dict) -> list[str]:
     """Host syncs of one training epoch, hooks and all (progress lines off)."""
-    cfg = config_from_dict(
-        TrainConfig, tiny_run(epochs=1, batch_size=batch_size, log_every=10**6)["train"], where="train"
-    )
+    run = Run.from_dict(tiny_run(methods, epochs=1, batch_size=batch_size, log_every=10**6))
     data = load_data(store, CPU)
-    hooks = build_hooks(methods)
+    hooks = build_hooks(run.methods)
     # Fused, as on a GPU by default: the per-tensor path counts its steps in CPU scalars,
     # whose .item() reads host memory even on a GPU and would only blur this audit.
-    model, _, optimizer = build_model("mlt_convnet", {}, data, cfg, hooks, 0, CPU, Speed(fused_optimizer=True))
-    state = TrainState(
-        model, optimizer, CPU, data.train.labels, len(data.classes), epochs=1, data=data, extras={"train_config": cfg}
-    )
+    state = build_state(run, data, hooks, CPU, Speed(fused_optimizer=True))
     for hook in hooks:
         hook.on_fit_start(state)
         hook.on_epoch_start(state)
     with HostSyncAudit() as audit:
-        train_one_epoch(state, data, InputPipeline(cfg, CPU), hooks, cfg, cfg.lr, seed=0)
+        train_one_epoch(state, hooks)
     return audit.calls
 
 

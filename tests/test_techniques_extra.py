@@ -219,14 +219,13 @@ def test_kaiming_init_is_the_seeded_draw_of_nn_init():
 
 def test_augment_variant_shifts_images_reproducibly_per_step():
     (hook,) = build_hooks({"augment": {"ops": [{"op": "random_crop", "size": 8, "padding": 2}]}})
-    hook.seed = 0  # the run's seed, which on_fit_start reads from torch
-    state = TrainState(None, None, torch.device("cpu"), torch.zeros(1), 10, 1, step=5)
+    state = TrainState(None, None, torch.device("cpu"), torch.zeros(1), 10, 1, seed=0, step=5)
     x = torch.rand(16, 1, 8, 8)
-    a, _ = hook.transform_batch(x, None, None, state)
-    b, _ = hook.transform_batch(x, None, None, state)
+    a, _ = hook.transform_batch(state, None, x, None)
+    b, _ = hook.transform_batch(state, None, x, None)
     assert torch.equal(a, b) and not torch.equal(a, x) and a.shape == x.shape
     state.step = 6
-    assert not torch.equal(hook.transform_batch(x, None, None, state)[0], a)
+    assert not torch.equal(hook.transform_batch(state, None, x, None)[0], a)
 
 
 # --- LR schedules -----------------------------------------------------------------------------------
@@ -279,7 +278,7 @@ def test_variant_schedule_replaces_the_study_schedule():
         steps_per_epoch=10,
         epoch=1,
         step=12,
-        extras={"train_config": cfg},
+        train_config=cfg,
     )
     hook.on_fit_start(state)
     hook.on_batch_start(state)

@@ -14,9 +14,8 @@ from pathlib import Path
 
 from .config import ConfigError
 from .errors import MissingInputFile, UserError, read_json_file, read_json_lines
+from .train.config import Run
 
-# The keys of a resolved run config (config.resolve_run) that training reads.
-RUN_KEYS = ("study", "dataset", "model", "model_args", "variant", "methods", "seed", "train")
 # The keys of a run's metrics.json that the linear probe reads (contrastive.linear_probe.probe_run).
 PROBE_KEYS = (
     "run",
@@ -61,15 +60,12 @@ def parse_json(text: str) -> dict:
     return value
 
 
-def parse_run_config(text: str) -> dict:
-    run = parse_json(text)
-    missing = [key for key in RUN_KEYS if key not in run]
-    if missing:
-        raise argparse.ArgumentTypeError(
-            f"the run config has no key {missing[0]!r} (a resolved run config, "
-            f"as config.resolve_run writes it, has {', '.join(RUN_KEYS)})"
-        )
-    return run
+def parse_run_config(text: str) -> Run:
+    """An argument's type: the run config a rule wrote, checked and typed once (train.config.Run)."""
+    try:
+        return Run.from_dict(parse_json(text))
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def device_name(text: str) -> str:

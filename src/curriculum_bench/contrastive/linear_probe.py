@@ -21,8 +21,9 @@ import torch.nn.functional as F
 from ..config import config_from_dict
 from ..data.store import atomic_write_bytes
 from ..models import create_model
-from ..train.config import TrainConfig
-from ..train.engine import InputPipeline, load_data, pick_device, to_inputs
+from ..train.config import Run
+from ..train.engine import load_data, pick_device
+from ..train.pipeline import InputPipeline, to_inputs
 
 
 @dataclass(frozen=True)
@@ -103,15 +104,15 @@ def probe_run(run_dir: Path, data_dir: Path, out: Path, probe: dict | None = Non
     start = time.perf_counter()
     run_dir = Path(run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    run = metrics["run"]
+    run = Run.from_dict(metrics["run"])
     cfg = config_from_dict(ProbeConfig, probe, where="probe")
     dev = pick_device(device)
     data = load_data(data_dir, dev, "memory")
-    model = create_model(run["model"], data.in_shape, len(data.classes), **run["model_args"]).to(dev)
+    model = create_model(run.model, data.in_shape, len(data.classes), **run.model_args).to(dev)
     model.load_state_dict(torch.load(run_dir / "final_model.pt", map_location=dev))
     if not hasattr(model, "features"):
-        raise ValueError(f"{run['model']}: linear evaluation needs a model with .features() (the `simclr` model)")
-    pipeline = InputPipeline(config_from_dict(TrainConfig, run["train"], where="train"), dev)
+        raise ValueError(f"{run.model}: linear evaluation needs a model with .features() (the `simclr` model)")
+    pipeline = InputPipeline(run.train, dev)
 
     def score() -> dict:
         train_x, train_y = embed(model, data.train, pipeline)
@@ -155,7 +156,7 @@ def probe_run(run_dir: Path, data_dir: Path, out: Path, probe: dict | None = Non
         "probe": result,
         "probe_per_epoch": {str(e): per_epoch[e] for e in sorted(per_epoch)},
         "probe_config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
-        "run": run,
+        "run": run.resolved,
     }
     atomic_write_bytes(Path(out), (json.dumps(summary, indent=2) + "\n").encode())
     print(

@@ -103,17 +103,15 @@ class SimCLR(Hook):
             self.augment = Augment.from_config(cfg.views)
         except ValueError as err:
             raise ConfigError(f"methods.simclr.views{err}") from None
-        self.generator = torch.Generator()
+        self.generator = torch.Generator()  # this epoch's views (Stream.VIEWS), drawn on as batches go
+        self.epoch = -1  # the epoch the views generator and the running loss belong to
         self.resumed: dict[str, Any] | None = None
-        self.mean = cfg.mean(0, 0, 0)
 
     def on_fit_start(self, state: TrainState) -> None:
         if not hasattr(state.model, "projections"):
             raise ConfigError(
                 f"methods.simclr needs the `simclr` model (encoder + projection head), got {type(state.model).__name__}"
             )
-        self.model = state.model
-        self.seed = state.seed
         self.loss_sum = torch.zeros((), device=state.device)
         self.anchors = 0
 
@@ -130,15 +128,15 @@ class SimCLR(Hook):
             self.generator = seeded_generator(state.seed, state.epoch, Stream.VIEWS)
         self.resumed = None
 
-    def transform_batch(self, x, y, idx, state):
-        self.mean = self.cfg.mean(state.epoch, state.step, state.seed)
+    def transform_batch(self, state: TrainState, idx, x, y):
         views = interleave_views(self.augment(x, self.generator), self.augment(x, self.generator))
         return views, y.repeat_interleave(2)
 
-    def loss(self, logits, y, idx, loss):
+    def loss(self, state: TrainState, idx, logits, y, loss):
         cfg = self.cfg
+        mean = cfg.mean(state.epoch, state.step, state.seed)
         contrastive = weighted_nt_xent(
-            self.model.projections, cfg.temperature, self.mean, cfg.sigma, cfg.weight_normalization, cfg.b_l, cfg.b_u
+            state.model.projections, cfg.temperature, mean, cfg.sigma, cfg.weight_normalization, cfg.b_l, cfg.b_u
         )
         self.loss_sum += contrastive.detach().sum()
         self.anchors += len(contrastive)
@@ -151,11 +149,14 @@ class SimCLR(Hook):
 
             save_checkpoint(snapshot_path(state.out_dir, epoch), state.model.state_dict())
 
-    def epoch_log(self) -> dict:
-        return {"mean": self.mean, "contrastive_loss": self.loss_sum.item() / max(self.anchors, 1)}
+    def epoch_log(self, state: TrainState) -> dict:
+        return {
+            "mean": self.cfg.mean(state.epoch, state.step - 1, state.seed),  # the epoch's last step's
+            "contrastive_loss": self.loss_sum.item() / max(self.anchors, 1),
+        }
 
     def state_dict(self) -> dict:
-        if not hasattr(self, "epoch"):
+        if self.epoch < 0:
             return {}
         return {
             "epoch": self.epoch,

@@ -44,9 +44,5 @@ class Augmentation(Hook):
         self.cfg = cfg
         self.augment = Augment.from_config(cfg.ops)
 
-    def on_fit_start(self, state: TrainState) -> None:
-        # The engine seeds torch with the run's seed just before building the model.
-        self.seed = torch.initial_seed()
-
-    def transform_batch(self, x, y, idx, state: TrainState):
-        return self.augment(x, step_generator(self.seed, state.step)), y
+    def transform_batch(self, state: TrainState, idx, x, y):
+        return self.augment(x, step_generator(state.seed, state.step)), y

@@ -102,7 +102,6 @@ class Blur(Hook):
 
     def __init__(self, cfg: BlurConfig):
         self.cfg = cfg
-        self.epoch = 0
 
     def on_fit_start(self, state: TrainState) -> None:
         _, height, width = state.data.in_shape if state.data is not None else (0, 10**9, 10**9)
@@ -113,16 +112,15 @@ class Blur(Hook):
             )
 
     def on_epoch_start(self, state: TrainState) -> None:
-        self.epoch = state.epoch
         state.augment = augmentation_on(state.epoch, self.cfg)
 
-    def transform_batch(self, x, y, idx, state: TrainState):
+    def transform_batch(self, state: TrainState, idx, x, y):
         sigma, p = blur_sigma(state.epoch, self.cfg), blur_probability(state.epoch, self.cfg)
         return blur_batch(x, sigma, self.cfg.kernel_size, p, batch_generator(state.seed, state.step)), y
 
-    def epoch_log(self) -> dict:
+    def epoch_log(self, state: TrainState) -> dict:
         return {
-            "sigma": blur_sigma(self.epoch, self.cfg),
-            "probability": blur_probability(self.epoch, self.cfg),
-            "augmentation": augmentation_on(self.epoch, self.cfg),
+            "sigma": blur_sigma(state.epoch, self.cfg),
+            "probability": blur_probability(state.epoch, self.cfg),
+            "augmentation": augmentation_on(state.epoch, self.cfg),
         }

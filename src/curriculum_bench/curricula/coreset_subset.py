@@ -7,7 +7,7 @@ examples a sorting file names). The indices come from a selection file written b
 store this run trains on; the proxy that scored them trained on the same store.
 
 Only `sample_order` is touched: each epoch is a permutation of the kept indices, drawn from
-the engine's per-epoch generator, so a resumed run draws the same order.
+the engine's per-epoch order stream, so a resumed run draws the same order.
 """
 
 from __future__ import annotations
@@ -88,5 +88,5 @@ class CoresetSubset(Hook):
     def sample_order(self, state: TrainState, generator: torch.Generator) -> torch.Tensor:
         return self.indices[torch.randperm(len(self.indices), generator=generator)]
 
-    def epoch_log(self) -> dict:
+    def epoch_log(self, state: TrainState) -> dict:
         return {"train_examples": len(self.indices)}

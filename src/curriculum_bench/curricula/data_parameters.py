@@ -218,7 +218,7 @@ class DataParameters(Hook):
         for optimizer in self.optimizers.values():
             optimizer.zero_grad(set_to_none=True)
 
-    def loss(self, logits, y, idx, loss):
+    def loss(self, state: TrainState, idx, logits, y, loss):
         sigma = minibatch_sigma(self.class_log, self.inst_log, y, idx)
         penalty = log_space_penalty(self.class_log, self.inst_log, y, idx, self.cfg.wd_class, self.cfg.wd_inst)
         return scaled_cross_entropy(logits, y, sigma) + len(y) * penalty
@@ -236,7 +236,7 @@ class DataParameters(Hook):
         if self.inst_log is not None and state.epoch + 1 in self.snapshot_at:
             self.snapshots[state.epoch + 1] = self.inst_log.detach().exp().cpu()
 
-    def epoch_log(self) -> dict:
+    def epoch_log(self, state: TrainState) -> dict:
         record = {}
         if self.class_log is not None:
             record["class_sigma"] = self.class_log.detach().exp().cpu().tolist()

@@ -26,7 +26,7 @@ from ..models import create_model
 from ..run_inputs import teacher_file_of_run_dir
 from ..train.hooks import Hook, TrainState, register_method
 from ..train.identity import model_files
-from ..train.speed import Speed, prepare_model, run_model
+from ..train.speed import prepare_model, run_model
 from .transfer import load_weights
 
 
@@ -102,24 +102,21 @@ class Distill(Hook):
             teacher = copy.deepcopy(state.model)
         teacher.load_state_dict(load_weights(path))
         self.teacher = teacher.to(state.device).eval().requires_grad_(False)
-        self.pipeline = state.extras.get("pipeline")
         # The student's precision and layout; not compiled: one frozen forward per step.
-        self.speed = replace(state.extras.get("speed", Speed()), compile=False, cuda_graphs=False)
-        prepare_model(self.teacher, self.speed)
+        prepare_model(self.teacher, replace(state.speed, compile=False, cuda_graphs=False))
 
     def on_epoch_start(self, state: TrainState) -> None:
         self.agree, self.seen = torch.zeros((), device=state.device), 0
 
-    def transform_batch(self, x, y, idx, state):
+    def transform_batch(self, state: TrainState, idx, x, y):
         with torch.no_grad():
-            inputs = self.pipeline.normalize(x) if self.pipeline is not None else x
-            self.teacher_logits = run_model(self.teacher, inputs, self.speed)
+            self.teacher_logits = run_model(self.teacher, state.pipeline.normalize(x), state.speed)
         return x, y
 
-    def loss(self, logits, y, idx, loss):
+    def loss(self, state: TrainState, idx, logits, y, loss):
         self.agree += (logits.detach().argmax(1) == self.teacher_logits.argmax(1)).sum()  # no host sync
         self.seen += len(y)
         return distillation_loss(logits, self.teacher_logits, loss, self.cfg.temperature, self.cfg.alpha)
 
-    def epoch_log(self) -> dict:
+    def epoch_log(self, state: TrainState) -> dict:
         return {"teacher_agreement": float(self.agree) / max(self.seen, 1)}

@@ -56,11 +56,9 @@ class ForgettingRecorder(Hook):
         self.cfg = cfg
         self.tables: dict[str, torch.Tensor] = {}
         self.presentations: torch.Tensor | None = None  # per example, how many so far
-        self.epoch = 0
 
     def on_fit_start(self, state: TrainState) -> None:
         n, rows, dev = len(state.train_labels), state.epochs, state.device
-        self.labels = state.train_labels
         self.presentations = torch.zeros(n, dtype=torch.long, device=dev)
         # One row per epoch fits the usual one-presentation-per-epoch order; `_grow` adds
         # rows when a sampler presents an example more often.
@@ -73,7 +71,6 @@ class ForgettingRecorder(Hook):
                 self.tables[key] = torch.full((rows, n), float("nan"), dtype=torch.float32, device=dev)
 
     def on_epoch_start(self, state: TrainState) -> None:
-        self.epoch = state.epoch
         self.rows_checked = False
 
     def on_batch_start(self, state: TrainState) -> None:
@@ -98,7 +95,7 @@ class ForgettingRecorder(Hook):
             )
             self.tables[key] = torch.cat([table, fill])
 
-    def after_forward(self, idx: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+    def after_forward(self, state: TrainState, idx: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
         # An index twice in one batch (sampling with replacement) is two presentations.
         order = torch.argsort(idx, stable=True)
         sorted_idx = idx[order]
@@ -110,13 +107,13 @@ class ForgettingRecorder(Hook):
         repeat[order] = positions - run_start
         rows = self.presentations[idx] + repeat  # within the rows on_batch_start made room for
         self.tables["correct"][rows, idx] = (logits.argmax(1) == y).to(torch.int8)
-        self.tables["epoch"][rows, idx] = self.epoch
+        self.tables["epoch"][rows, idx] = state.epoch
         if self.cfg.record_loss_and_margin:
             self.tables["loss"][rows, idx] = F.cross_entropy(logits.float(), y, reduction="none")
             self.tables["margin"][rows, idx] = presentation_margin(logits.float(), y)
         self.presentations.index_add_(0, idx, torch.ones_like(idx))
 
-    def epoch_log(self) -> dict:
+    def epoch_log(self, state: TrainState) -> dict:
         correct = self.tables["correct"]
         # Share of examples whose latest presentation was correct: cheap, once per epoch.
         latest = correct.gather(0, (self.presentations - 1).clamp(min=0)[None]).squeeze(0)
@@ -127,7 +124,7 @@ class ForgettingRecorder(Hook):
         arrays = {key: table[:used].cpu().numpy() for key, table in self.tables.items()}
         np.savez_compressed(
             state.out_dir / ARTIFACT,
-            labels=self.labels.cpu().numpy(),
+            labels=state.train_labels.cpu().numpy(),
             presentations=self.presentations.cpu().numpy(),
             **arrays,
         )

@@ -61,11 +61,9 @@ def layerwise_groups(model: nn.Module, cfg: LayerwiseLRConfig) -> list[dict]:
 class LayerwiseLR(Hook):
     def __init__(self, cfg: LayerwiseLRConfig):
         self.cfg = cfg
-        self.groups: list[dict] = []
 
-    def param_groups(self, model: nn.Module) -> list[dict]:
-        self.groups = layerwise_groups(model, self.cfg)
-        return self.groups
+    def param_groups(self, state: TrainState, model: nn.Module) -> list[dict]:
+        return layerwise_groups(model, self.cfg)
 
     def on_fit_start(self, state: TrainState) -> None:
         for group in state.optimizer.param_groups:
@@ -75,5 +73,5 @@ class LayerwiseLR(Hook):
                 flush=True,
             )
 
-    def epoch_log(self) -> dict:
-        return {"groups": [g["name"] for g in self.groups]}
+    def epoch_log(self, state: TrainState) -> dict:
+        return {"groups": [g["name"] for g in state.optimizer.param_groups]}

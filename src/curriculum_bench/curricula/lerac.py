@@ -221,22 +221,17 @@ class LeRaC(Hook):
 
     def __init__(self, cfg: LeRaCConfig):
         self.cfg = cfg
-        self.names: list[str] = []
         self.start: list[float] = []  # per group: paper ratios, or official absolute LRs
-        self.base_lr = 1.0
-        self.first_scales: list[float] = []
-        self.last_scales: list[float] = []
+        self.base_lr = 1.0  # train.lr, the schedule's peak: official starting LRs are absolute
 
-    def param_groups(self, model: nn.Module) -> list[dict]:
-        blocks = model_blocks(model)
-        self.names = [name for name, _ in blocks]
-        return [{"params": params, "name": name, "lr_scale": 1.0} for name, params in blocks]
+    def param_groups(self, state: TrainState, model: nn.Module) -> list[dict]:
+        return [{"params": params, "name": name, "lr_scale": 1.0} for name, params in model_blocks(model)]
 
     def on_fit_start(self, state: TrainState) -> None:
-        self.base_lr = state.optimizer.defaults["lr"]  # train.lr: the schedule's peak
+        self.base_lr = state.train_config.lr
         if not self.cfg.eta_min < self.base_lr:
             raise ValueError(f"methods.lerac.eta_min ({self.cfg.eta_min}) must be below train.lr ({self.base_lr})")
-        n = len(self.names)
+        n = len(state.optimizer.param_groups)
         if self.cfg.rule == "paper":
             self.start = paper_start_ratios(n, self.cfg.eta_min / self.base_lr)
         else:
@@ -253,14 +248,16 @@ class LeRaC(Hook):
         return [official_lr(lr, updates, cfg.c_factor, cap) / self.base_lr for lr in self.start]
 
     def on_batch_start(self, state: TrainState) -> None:
-        self.last_scales = self.scales(state.epoch, state.batch, state.steps_per_epoch)
-        for group, scale in zip(state.optimizer.param_groups, self.last_scales, strict=True):
+        scales = self.scales(state.epoch, state.batch, state.steps_per_epoch)
+        for group, scale in zip(state.optimizer.param_groups, scales, strict=True):
             group["lr_scale"] = scale
 
-    def on_epoch_end(self, state: TrainState) -> None:
-        self.first_scales = self.scales(state.epoch, 0, state.steps_per_epoch)
-
-    def epoch_log(self) -> dict:
+    def epoch_log(self, state: TrainState) -> dict:
         # The engine logs each group's LR at the epoch's last step; the first step's multiplier
         # completes the picture of a ramp inside the epoch.
-        return {"groups": self.names, "lr_scale_first_step": self.first_scales, "lr_scale_last_step": self.last_scales}
+        steps = state.steps_per_epoch
+        return {
+            "groups": [group["name"] for group in state.optimizer.param_groups],
+            "lr_scale_first_step": self.scales(state.epoch, 0, steps),
+            "lr_scale_last_step": self.scales(state.epoch, steps - 1, steps),
+        }

@@ -82,23 +82,24 @@ def schedule_factor(cfg: LRScheduleConfig, step: int, epoch: int, steps_per_epoc
 class LRSchedule(Hook):
     def __init__(self, cfg: LRScheduleConfig):
         self.cfg = cfg
-        self.factor = 1.0
+
+    def factor(self, state: TrainState, step: int) -> float:
+        """The variant's factor at optimiser step `step` of this epoch."""
+        steps = state.steps_per_epoch
+        return schedule_factor(self.cfg, step, state.epoch, steps, state.epochs * steps)
 
     def on_fit_start(self, state: TrainState) -> None:
-        self.train_cfg = state.extras["train_config"]
         self.group_scales = [g["lr_scale"] for g in state.optimizer.param_groups]  # other methods' scales
 
     def on_batch_start(self, state: TrainState) -> None:
-        steps = state.steps_per_epoch
-        self.factor = schedule_factor(self.cfg, state.step, state.epoch, steps, state.epochs * steps)
-        study = lr_factor(state.epoch, self.train_cfg)
+        factor, study = self.factor(state, state.step), lr_factor(state.epoch, state.train_config)
         if study <= 0:
             raise ValueError(
                 f"methods.lr_schedule: the study's schedule is 0 in epoch {state.epoch + 1}; "
                 "nothing to rescale (use train.schedule: constant)"
             )
         for group, scale in zip(state.optimizer.param_groups, self.group_scales, strict=True):
-            group["lr_scale"] = scale * self.factor / study
+            group["lr_scale"] = scale * factor / study
 
-    def epoch_log(self) -> dict:
-        return {"factor": self.factor}  # the last step's
+    def epoch_log(self, state: TrainState) -> dict:
+        return {"factor": self.factor(state, state.step - 1)}  # the epoch's last step's

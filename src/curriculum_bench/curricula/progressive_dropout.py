@@ -100,7 +100,6 @@ class ProgressiveDropout(Hook):
     def __init__(self, cfg: ProgressiveDropoutConfig):
         self.cfg = cfg
         self.layers: dict[str, list[nn.Module]] = {}
-        self.last_p: dict[str, float] = {}  # for the log only
 
     def on_fit_start(self, state: TrainState) -> None:
         driven = DRIVEN_KINDS[self.cfg.schedule]
@@ -135,8 +134,7 @@ class ProgressiveDropout(Hook):
     def on_batch_start(self, state: TrainState) -> None:
         if self.cfg.schedule == "exp_iter":
             self._apply(state)  # t = optimiser steps taken before this one
-        self.last_p = {kind: modules[0].p for kind, modules in self.layers.items()}
 
-    def epoch_log(self) -> dict:
-        # The p of the epoch's last step (constant within an epoch for linear_epoch).
-        return {f"p_{kind}": p for kind, p in self.last_p.items()}
+    def epoch_log(self, state: TrainState) -> dict:
+        # The p the modules hold: the epoch's last step's (constant within an epoch for linear_epoch).
+        return {f"p_{kind}": modules[0].p for kind, modules in self.layers.items()}

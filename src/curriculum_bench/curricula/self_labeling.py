@@ -45,10 +45,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..train.engine import to_inputs
 from ..train.hooks import Hook, TrainState, register_method
+from ..train.pipeline import to_inputs
 from ..train.schedule import lr_factor
-from ..train.speed import Speed, run_model
+from ..train.speed import run_model
 
 # --- the maths ---------------------------------------------------------------------------------
 
@@ -112,14 +112,11 @@ def predict(state: TrainState, indices: torch.Tensor, batch_size: int) -> tuple[
     (BN running statistics, no dropout), normalised as `evaluate` does; train mode restored."""
     model = state.model
     was_training = model.training
-    pipeline = state.extras.get("pipeline")
-    speed = state.extras.get("speed", Speed())
     model.eval()
     try:
         confidence, labels = [], []
         for _, images, _ in state.data.train.batches(indices.to(state.device), batch_size):
-            x = to_inputs(images)
-            logits = run_model(model, pipeline.normalize(x) if pipeline is not None else x, speed)
+            logits = run_model(model, state.pipeline.normalize(to_inputs(images)), state.speed)
             probs = F.softmax(logits.float(), dim=1)
             conf, label = probs.max(1)
             confidence.append(conf)
@@ -183,7 +180,7 @@ class PseudoLabelPool(Hook):
             ),
         }
 
-    def transform_batch(self, x, y, idx, state):
+    def transform_batch(self, state: TrainState, idx, x, y):
         if self.n_pool:
             slot = self.pool_position[idx]
             pseudo = self.pseudo.to(y.device)[slot.clamp(min=0)]
@@ -196,7 +193,7 @@ class PseudoLabelPool(Hook):
             "train_pool_samples": int(self.in_use.sum()),
         }
 
-    def epoch_log(self) -> dict:
+    def epoch_log(self, state: TrainState) -> dict:
         return dict(self.log)
 
     def state_dict(self) -> dict:
@@ -309,7 +306,6 @@ class CurriculumLabeling(PseudoLabelPool):
                 f"(percentile_step {self.cfg.percentile_step}) of {self.cfg.epochs_per_round or 'epochs // rounds'} "
                 f"epochs do not fit in train.epochs = {state.epochs}"
             )
-        self.train_cfg = state.extras.get("train_config")
         self.base_scales = [g.get("lr_scale", 1.0) for g in state.optimizer.param_groups]
         # The run's seeded initialisation (the engine seeds before building the model, so a
         # resumed run captures the same weights here, before its checkpoint is loaded).
@@ -326,10 +322,10 @@ class CurriculumLabeling(PseudoLabelPool):
         self.log.update(relabelled, round=self.round)
 
     def on_batch_start(self, state: TrainState) -> None:
-        if not self.cfg.restart_schedule or self.train_cfg is None:
+        if not self.cfg.restart_schedule:
             return
         epoch_in_round = state.epoch - self.round * self.epochs_per_round
-        factor = lr_factor(epoch_in_round, self.train_cfg) / lr_factor(state.epoch, self.train_cfg)
+        factor = lr_factor(epoch_in_round, state.train_config) / lr_factor(state.epoch, state.train_config)
         for group, scale in zip(state.optimizer.param_groups, self.base_scales, strict=True):
             group["lr_scale"] = scale * factor
 
@@ -355,7 +351,7 @@ class CurriculumLabeling(PseudoLabelPool):
         candidates = self.candidates()
         return candidates[torch.randperm(len(candidates), generator=generator)]
 
-    def loss(self, logits, y, idx, loss):
+    def loss(self, state: TrainState, idx, logits, y, loss):
         if self.class_weights is None:
             return loss
         # nn.CrossEntropyLoss(weight=w) with mean reduction: sum(w_y l) / sum(w_y).

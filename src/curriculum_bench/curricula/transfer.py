@@ -91,5 +91,5 @@ class Pretrained(Hook):
             if name.startswith(self.cfg.freeze):
                 param.requires_grad_(False)
 
-    def epoch_log(self) -> dict:
+    def epoch_log(self, state: TrainState) -> dict:
         return {"tensors_loaded": self.loaded}

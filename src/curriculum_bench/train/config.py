@@ -1,8 +1,11 @@
-"""Training hyper-parameters shared by every study (a study's `train:` section)."""
+"""What one training job is given: its `Run`, and the study's `train:` section as a `TrainConfig`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import ConfigError, config_from_dict
 
 OPTIMIZERS = ("adamw", "sgd", "adam", "adamax")
 SCHEDULES = ("warmup_cosine", "constant", "multistep", "cosine")
@@ -64,3 +67,65 @@ class TrainConfig:
                 raise ValueError(f"{name} must be auto, true or false, got {getattr(self, name)!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+
+
+# The keys of a resolved run config (config.resolve_run) that training reads.
+RUN_KEYS = ("study", "dataset", "model", "model_args", "variant", "methods", "seed", "train")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training job, built and checked once from the run config the workflow wrote.
+
+    Build it with `Run.from_dict`: `resolved` keeps that JSON object exactly as written,
+    because the run's identity, its checkpoint and metrics.json record it (train/identity.py
+    hashes it), so its format cannot change under a finished run. Everything else reads the
+    typed fields.
+    """
+
+    study: str
+    dataset: str
+    model: str  # a name in the model registry (curriculum_bench.models)
+    variant: str
+    seed: int  # model initialisation, and every random stream (train.hooks.Stream)
+    model_args: dict[str, Any]  # the model's keyword arguments
+    train: TrainConfig
+    methods: dict[str, dict]  # method name -> its settings, in the variant's order (train.hooks.build_hooks)
+    resolved: dict[str, Any] = field(repr=False, compare=False)  # the run config as written
+
+    @classmethod
+    def from_dict(cls, run: dict) -> Run:
+        """A Run from a resolved run config; a missing key or a value of the wrong kind is named."""
+        missing = [key for key in RUN_KEYS if key not in run]
+        if missing:
+            raise ConfigError(
+                f"the run config has no key {missing[0]!r} (a resolved run config, as config.resolve_run "
+                f"writes it, has {', '.join(RUN_KEYS)})"
+            )
+        for key in ("study", "dataset", "model", "variant"):
+            if not isinstance(run[key], str) or not run[key]:
+                raise ConfigError(f"the run config's {key} must be a non-empty string, got {run[key]!r}")
+        if isinstance(run["seed"], bool) or not isinstance(run["seed"], int) or run["seed"] < 0:
+            raise ConfigError(f"the run config's seed must be an int >= 0, got {run['seed']!r}")
+        for key in ("model_args", "methods", "train"):
+            if not isinstance(run[key], dict):
+                raise ConfigError(f"the run config's {key} must be a mapping, got {type(run[key]).__name__}")
+        for name, settings in run["methods"].items():
+            if settings is not None and not isinstance(settings, dict):
+                raise ConfigError(f"methods.{name}: settings must be a mapping, got {type(settings).__name__}")
+        return cls(
+            study=run["study"],
+            dataset=run["dataset"],
+            model=run["model"],
+            variant=run["variant"],
+            seed=run["seed"],
+            model_args=dict(run["model_args"]),
+            train=config_from_dict(TrainConfig, run["train"], where="train"),
+            methods={name: dict(settings or {}) for name, settings in run["methods"].items()},
+            resolved=run,
+        )
+
+    @property
+    def name(self) -> str:
+        """study/dataset/model/variant/seedN, as the run's folder under results/ is named."""
+        return f"{self.study}/{self.dataset}/{self.model}/{self.variant}/seed{self.seed}"

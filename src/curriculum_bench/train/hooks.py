@@ -1,26 +1,29 @@
 """The hook interface: how a curriculum method plugs into the one training engine.
 
 A method overrides only the moments it needs (composer's events, ClassyHook's no-op
-defaults). In loop order:
+defaults). Every moment reads the same way: the training state first, then the batch in one
+fixed order (`idx, x, y`, then `logits`, then `loss`). In loop order:
 
-    param_groups(model)              -> optimiser parameter groups, or None for one group
-    on_fit_start(state)              once, after the model, optimiser and data exist
-    input_files(state)               -> {role: path} of files it reads besides the dataset store
-                                     (teacher, weights, selection): part of the run's identity
+    param_groups(state, model)          -> optimiser parameter groups, or None for one group;
+                                        the optimiser is built from them: state.optimizer is None
+    on_fit_start(state)                 once, after the model, optimiser and data exist
+    input_files(state)                  -> {role: path} of files it reads besides the dataset
+                                        store (teacher, weights, selection): part of the run's identity
     on_epoch_start(state)
-    sample_order(state, generator)   -> this epoch's training indices, or None for a shuffle
+    sample_order(state, generator)      -> this epoch's training indices, or None for a shuffle
     on_batch_start(state)
-    transform_batch(x, y, idx, state) -> (x, y): on-device batch transform
-    loss(logits, y, idx, loss)       -> per-sample loss (receives the previous one)
-    after_forward(idx, logits, y)    per-sample statistics from the training forward pass
-    after_step(state)                after the optimiser step (extra optimisers, clamps)
+    transform_batch(state, idx, x, y)   -> (x, y): on-device batch transform
+    loss(state, idx, logits, y, loss)   -> per-sample loss (receives the previous one)
+    after_forward(state, idx, logits, y)  per-sample statistics from the training forward pass
+    after_step(state)                   after the optimiser step (extra optimisers, clamps)
     on_epoch_end(state)
-    epoch_log()                      -> {key: value} logged as "<method>/<key>" in history
-    on_fit_end(state)                once, after the last epoch: write artifacts to state.out_dir
-    state_dict() / load_state_dict() learned or counted state a resumed run needs
+    epoch_log(state)                    -> {key: value} logged as "<method>/<key>" in history
+    on_fit_end(state)                   once, after the last epoch: write artifacts to state.out_dir
+    state_dict() / load_state_dict()    learned or counted state a resumed run needs
 
 Schedules should be pure functions of `state.epoch` / `state.step`, so that only real
-learned or counted state goes into `state_dict`.
+learned or counted state goes into `state_dict`, and a hook reads the run's settings, its
+input pipeline and its speed switches from the state instead of keeping a copy.
 """
 
 from __future__ import annotations
@@ -28,21 +31,27 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from ..config import config_from_dict
 from ..registry import Registry
+from .config import TrainConfig
+from .pipeline import InputPipeline
+from .speed import Speed
+
+if TYPE_CHECKING:
+    from .engine import Data
 
 
 @dataclass
 class TrainState:
-    """What the engine shows its hooks."""
+    """What the engine shows its hooks: the run's objects, its settings and where training stands."""
 
     model: nn.Module
-    optimizer: torch.optim.Optimizer
+    optimizer: torch.optim.Optimizer | None  # None only while param_groups is asked
     device: torch.device
     train_labels: torch.Tensor  # on `device`, indexed by sample index
     num_classes: int
@@ -56,8 +65,19 @@ class TrainState:
     augment: bool = True  # False: this epoch's batches skip train.augment (set in on_epoch_start)
     out_dir: Path | None = None  # the run directory (metrics.json, history.jsonl, artifacts)
     data_dir: Path | None = None  # the dataset store (extra arrays: train_corrupted, clean labels)
-    data: Any = None  # engine.Data: train/eval/val splits, for hooks that predict on them
-    extras: dict[str, Any] = field(default_factory=dict)
+    data: Data | None = None  # train/eval/val splits, for hooks that predict on them
+    # The study's `train:` settings: a method with its own LR schedule divides out the study's
+    # (train/schedule.py), a multi-round method restarts it.
+    train_config: TrainConfig = field(default_factory=TrainConfig)
+    # Hooks that predict (self-labelling, a distillation teacher) normalise as evaluation does,
+    # at the run's precision and layout.
+    pipeline: InputPipeline = field(default_factory=InputPipeline)
+    speed: Speed = Speed()
+    forward: nn.Module | None = None  # the module a training step calls: `model` compiled, or `model`
+
+    def __post_init__(self):
+        if self.forward is None:
+            self.forward = self.model
 
 
 class Hook:
@@ -66,7 +86,7 @@ class Hook:
     # dropout rate, a tensor kept by forward): torch.compile would recompile at each change.
     compilable: bool = True
 
-    def param_groups(self, model: nn.Module) -> list[dict] | None:
+    def param_groups(self, state: TrainState, model: nn.Module) -> list[dict] | None:
         return None
 
     def on_fit_start(self, state: TrainState) -> None:
@@ -86,13 +106,17 @@ class Hook:
     def on_batch_start(self, state: TrainState) -> None:
         pass
 
-    def transform_batch(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, state: TrainState):
+    def transform_batch(
+        self, state: TrainState, idx: torch.Tensor, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return x, y
 
-    def loss(self, logits: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self, state: TrainState, idx: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, loss: torch.Tensor
+    ) -> torch.Tensor:
         return loss
 
-    def after_forward(self, idx: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+    def after_forward(self, state: TrainState, idx: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
         pass
 
     def after_step(self, state: TrainState) -> None:
@@ -101,7 +125,7 @@ class Hook:
     def on_epoch_end(self, state: TrainState) -> None:
         pass
 
-    def epoch_log(self) -> dict[str, Any]:
+    def epoch_log(self, state: TrainState) -> dict[str, Any]:
         return {}
 
     def on_fit_end(self, state: TrainState) -> None:
