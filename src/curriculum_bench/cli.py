@@ -206,12 +206,11 @@ def cmd_select(args) -> None:
 
 
 def cmd_list(args) -> None:
-    from . import curricula  # noqa: F401  (fills METHODS)
     from .data.sources import SOURCES
     from .models import MODELS
-    from .train.hooks import METHODS
+    from .train.hooks import discover_methods
 
-    for kind, registry in (("dataset sources", SOURCES), ("models", MODELS), ("methods", METHODS)):
+    for kind, registry in (("dataset sources", SOURCES), ("models", MODELS), ("methods", discover_methods())):
         print(f"{kind}: {', '.join(registry.names())}")
 
 

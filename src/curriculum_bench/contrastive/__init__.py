@@ -1,4 +1,2 @@
 """Curriculum contrastive learning (spec §3): SimCLR on the engine, Weighted NT-Xent, linear
-evaluation. Importing this registers the `simclr` method."""
-
-from . import simclr  # noqa: F401
+evaluation. train.hooks.discover_methods imports these modules, which registers `simclr`."""

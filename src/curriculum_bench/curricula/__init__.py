@@ -1,19 +1,9 @@
-"""Curriculum methods, one file per paper section; importing this registers them all."""
+"""Curriculum methods, one file per paper section.
 
-from .. import contrastive  # noqa: F401,E402  (the `simclr` method lives with its loss and probe)
-from . import (  # noqa: F401
-    augmentation,
-    blur,
-    coreset_subset,
-    data_parameters,
-    distill,
-    forgetting,
-    layerwise_lr,
-    lerac,
-    lr_schedule,
-    progressive_dropout,
-    self_labeling,
-    transfer,
-    weight_init,
-    weighted_sampling,
-)
+Importing this package registers every method: train.hooks.discover_methods imports each
+module here and in contrastive/, so a new method file needs no entry in any list.
+"""
+
+from ..train.hooks import discover_methods
+
+discover_methods()

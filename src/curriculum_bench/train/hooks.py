@@ -24,11 +24,16 @@ fixed order (`idx, x, y`, then `logits`, then `loss`). In loop order:
 Schedules should be pure functions of `state.epoch` / `state.step`, so that only real
 learned or counted state goes into `state_dict`, and a hook reads the run's settings, its
 input pipeline and its speed switches from the state instead of keeping a copy.
+
+A method is one module in `curricula/` (or `contrastive/`) with a `@register_method` class:
+`discover_methods` imports every module there, so no list needs the new file's name.
 """
 
 from __future__ import annotations
 
 import enum
+import importlib
+import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -162,6 +167,9 @@ def seeded_generator(seed: int, t: int, stream: Stream) -> torch.Generator:
 
 
 METHODS: Registry = Registry("method")
+# Packages whose modules hold the methods: curricula/ one file per paper section, contrastive/
+# SimCLR with its loss and probe.
+METHOD_PACKAGES = ("curricula", "contrastive")
 
 
 def register_method(name: str, config_cls):
@@ -176,10 +184,20 @@ def register_method(name: str, config_cls):
     return add
 
 
+def discover_methods() -> Registry:
+    """Import every module of the method packages, so that each file's @register_method runs:
+    a new method is a new file, with no list of names to edit. Returns METHODS."""
+    root = __name__.split(".")[0]
+    for package_name in METHOD_PACKAGES:
+        package = importlib.import_module(f"{root}.{package_name}")
+        for module in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"{package.__name__}.{module.name}")
+    return METHODS
+
+
 def build_hooks(methods: dict[str, dict]) -> list[Hook]:
     """A variant's methods, in config order, each from its own config section."""
-    from .. import curricula  # noqa: F401  (fills METHODS)
-
+    discover_methods()
     hooks = []
     for name, args in methods.items():
         hook_cls = METHODS.get(name)
