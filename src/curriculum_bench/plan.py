@@ -446,7 +446,11 @@ def local_inputs(config: dict) -> list[LocalInput]:
         seen: set[tuple] = set()
         for run, sources in study_runs(config, study):
             methods = run["methods"]
-            for method, arg in (("distill", "teacher_checkpoint"), ("pretrained", "checkpoint")):
+            for method, arg in (
+                ("distill", "teacher_checkpoint"),
+                ("hint", "teacher_checkpoint"),
+                ("pretrained", "checkpoint"),
+            ):
                 path = (methods.get(method) or {}).get(arg)
                 if path and (path, method) not in seen:
                     seen.add((path, method))

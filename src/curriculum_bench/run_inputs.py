@@ -1,7 +1,7 @@
 """Files a run reads besides its dataset: the DAG edges between runs (no torch import).
 
-A variant's methods may read another run's output or a local file: `distill` the teacher
-run's `final_model.pt` (same study, dataset and seed; its own variant and possibly model),
+A variant's methods may read another run's output or a local file: `distill` and `hint` the
+teacher run's `final_model.pt` (same study, dataset and seed; its own variant and possibly model),
 `pretrained` its `checkpoint`. The train rule lists these as inputs, so Snakemake trains a
 teacher before its students and reruns the students when the teacher changes.
 
@@ -18,6 +18,9 @@ from .config import RUN_DIR, ConfigError, resolve_run_sources
 
 FINAL_MODEL = RUN_DIR + "/final_model.pt"
 DEFAULT_TEACHER_VARIANT = "baseline"  # DistillConfig.teacher_variant
+# Methods that read a teacher run with DistillConfig's teacher_* settings: Hinton's logits,
+# FitNets' hint (curricula/hint.py).
+TEACHER_METHODS = ("distill", "hint")
 
 
 def teacher_file(study: str, dataset: str, model: str, seed: int, distill: dict) -> str:
@@ -52,14 +55,16 @@ def run_inputs(config: dict, study: str, dataset: str, model: str, variant: str,
     run, sources = resolve_run_sources(config, study, dataset, model, variant, seed)
     spec = config["studies"][study]
     inputs = []
-    distill = run["methods"].get("distill")
-    if distill is not None:
+    for method in TEACHER_METHODS:
+        distill = run["methods"].get(method)
+        if distill is None:
+            continue
         if not distill.get("teacher_checkpoint"):
             teacher_variant = distill.get("teacher_variant") or DEFAULT_TEACHER_VARIANT
             teacher_model = distill.get("teacher_model") or model
 
-            def where(key: str) -> str:  # the config path that set the setting
-                return f"{sources.get(f'methods.distill.{key}', f'studies.{study}.variants.{variant}')}.distill.{key}"
+            def where(key: str, method: str = method) -> str:  # the config path that set the setting
+                return f"{sources.get(f'methods.{method}.{key}', f'studies.{study}.variants.{variant}')}.{method}.{key}"
 
             if teacher_variant not in spec["variants"]:
                 raise ConfigError(
@@ -70,7 +75,9 @@ def run_inputs(config: dict, study: str, dataset: str, model: str, variant: str,
                 raise ConfigError(f"{where('teacher_variant')}: a variant cannot be its own teacher")
             if teacher_model not in spec["models"]:
                 raise ConfigError(f"{where('teacher_model')}: {teacher_model!r} is not a model of study {study}")
-        inputs.append(teacher_file(study, dataset, model, seed, distill))
+        teacher = teacher_file(study, dataset, model, seed, distill)
+        if teacher not in inputs:
+            inputs.append(teacher)
     pretrained = run["methods"].get("pretrained")
     if pretrained and pretrained.get("checkpoint"):
         inputs.append(pretrained["checkpoint"])

@@ -428,7 +428,7 @@ def table_product(study: str, spec: dict) -> tuple[list[str], list[str], list[st
     for name in list(chosen):
         for method, args in variant_methods(variants[name]).items():
             args = args or {}
-            if method == "distill" and not args.get("teacher_checkpoint"):
+            if method in ("distill", "hint") and not args.get("teacher_checkpoint"):
                 teacher = args.get("teacher_variant", "baseline")
                 if teacher not in chosen:
                     chosen.append(teacher)

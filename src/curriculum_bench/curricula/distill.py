@@ -73,6 +73,30 @@ def distillation_loss(
     return (1 - alpha) * hard_loss + alpha * temperature**2 * soft
 
 
+def load_teacher(state: TrainState, cfg, method: str) -> torch.nn.Module:
+    """The frozen teacher of a student run, in eval mode at the student's precision and layout:
+    `cfg` holds the teacher_* settings (DistillConfig, or another method's with the same
+    fields: curricula/hint.py)."""
+    path = teacher_path(state.out_dir, cfg)
+    if not path.exists():
+        raise MissingInputFile(
+            path,
+            f"the distillation teacher's weights do not exist (methods.{method})",
+            "train the teacher run first; the workflow does so",
+        )
+    if cfg.teacher_model:
+        teacher = create_model(
+            cfg.teacher_model, tuple(state.data.in_shape), state.num_classes, **cfg.teacher_model_args
+        )
+    else:
+        teacher = copy.deepcopy(state.model)
+    teacher.load_state_dict(load_weights(path))
+    teacher = teacher.to(state.device).eval().requires_grad_(False)
+    # The student's precision and layout; not compiled: one frozen forward per step.
+    prepare_model(teacher, replace(state.speed, compile=False, cuda_graphs=False))
+    return teacher
+
+
 @register_method("distill", DistillConfig)
 class Distill(Hook):
     def __init__(self, cfg: DistillConfig):
@@ -87,23 +111,7 @@ class Distill(Hook):
         return files
 
     def on_fit_start(self, state: TrainState) -> None:
-        path = teacher_path(state.out_dir, self.cfg)
-        if not path.exists():
-            raise MissingInputFile(
-                path,
-                "the distillation teacher's weights do not exist (methods.distill)",
-                "train the teacher run first; the workflow does so",
-            )
-        if self.cfg.teacher_model:
-            teacher = create_model(
-                self.cfg.teacher_model, tuple(state.data.in_shape), state.num_classes, **self.cfg.teacher_model_args
-            )
-        else:
-            teacher = copy.deepcopy(state.model)
-        teacher.load_state_dict(load_weights(path))
-        self.teacher = teacher.to(state.device).eval().requires_grad_(False)
-        # The student's precision and layout; not compiled: one frozen forward per step.
-        prepare_model(self.teacher, replace(state.speed, compile=False, cuda_graphs=False))
+        self.teacher = load_teacher(state, self.cfg, self.name)
 
     def on_epoch_start(self, state: TrainState) -> None:
         self.agree, self.seen = torch.zeros((), device=state.device), 0

@@ -7,7 +7,10 @@ training checkpoint holding one under `model`. Parameters whose name starts with
 `exclude` (default the classifier `fc.`, whose shape depends on the task) keep their fresh
 initialisation; every other parameter must be present with the same shape, unless
 `strict: false`, which also skips missing and mismatched ones. `freeze` prefixes are
-excluded from the optimiser's gradient updates (requires_grad = False). The workflow makes
+excluded from the optimiser's gradient updates (requires_grad = False), and the modules under
+them stay in eval mode while training (BatchNorm statistics frozen too), as MoCo's linear
+classification does (facebookresearch/moco main_lincls.py: `model.eval()` while the
+classifier trains): freezing all but `fc.` is a linear probe. The workflow makes
 the file an input of the train job (`curriculum_bench.run_inputs`), so a file produced by
 another run is trained first.
 """
@@ -68,6 +71,7 @@ class Pretrained(Hook):
     def __init__(self, cfg: PretrainedConfig):
         self.cfg = cfg
         self.loaded = 0
+        self.frozen: list[torch.nn.Module] = []  # modules under a `freeze` prefix
 
     def input_files(self, state: TrainState) -> dict[str, Path]:
         return {"methods.pretrained.checkpoint": Path(self.cfg.checkpoint)}
@@ -90,6 +94,15 @@ class Pretrained(Hook):
         for name, param in state.model.named_parameters():
             if name.startswith(self.cfg.freeze):
                 param.requires_grad_(False)
+        self.frozen = [
+            module
+            for name, module in state.model.named_modules()
+            if self.cfg.freeze and name and f"{name}.".startswith(self.cfg.freeze)
+        ]
+
+    def on_batch_start(self, state: TrainState) -> None:
+        for module in self.frozen:  # the engine put the whole model in train mode for the epoch
+            module.eval()
 
     def epoch_log(self, state: TrainState) -> dict:
         return {"tensors_loaded": self.loaded}

@@ -153,11 +153,13 @@ class Stream(enum.IntEnum):
 
     ORDER = 0  # the engine's sample order (or a method's sampler), per epoch
     AUGMENT = 1  # the engine's train.augment, per epoch
-    VIEWS = 2  # SimCLR's two views of each image, per epoch
+    VIEWS = 2  # the two views of each image of SimCLR and MoCo, per epoch
     AUGMENT_METHOD = 3  # the `augment` method's ops, per step
     BLUR = 4  # which images the blur curriculum blurs, per step
     MEAN_EPOCH = 5  # Weighted NT-Xent's random mu (random, random_then_const), per epoch
     MEAN_STEP = 6  # Weighted NT-Xent's random mu (random_every_iter), per step
+    MASK = 7  # which patches masked image modelling masks, per step
+    QUEUE = 8  # MoCo's initial queue of random keys, once (t = 0)
 
 
 def seeded_generator(seed: int, t: int, stream: Stream) -> torch.Generator:
