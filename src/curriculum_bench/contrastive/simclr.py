@@ -11,11 +11,13 @@ with a sigma, `mean_schedule` moves the desired hardness mu of negatives over ep
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import torch
 
 from ..config import ConfigError
+from ..data.augment import Augment
 from ..train.hooks import Hook, Stream, TrainState, register_method, seeded_generator
 from .weighted_ntxent import MEAN_SCHEDULES, NORMALIZATIONS, mean_at, weighted_nt_xent
 
@@ -64,6 +66,15 @@ class SimCLRConfig:
         object.__setattr__(self, "probe_epochs", tuple(int(e) for e in self.probe_epochs))
         if any(e < 1 for e in self.probe_epochs):
             raise ValueError(f"probe_epochs must be epochs >= 1, got {list(self.probe_epochs)}")
+        self.augment  # noqa: B018  (builds the views' ops: a bad op is refused with the config)
+
+    @cached_property
+    def augment(self) -> Augment:
+        """The ops making each view, built (and so checked) once, when the config is."""
+        try:
+            return Augment.from_config(self.views)
+        except ValueError as err:
+            raise ValueError(f"views{err}") from None
 
     def mean(self, epoch: int, step: int, seed: int) -> float:
         return mean_at(
@@ -96,13 +107,8 @@ class SimCLR(Hook):
     compilable = False  # the loss reads `projections`, which the model's forward stores on itself
 
     def __init__(self, cfg: SimCLRConfig):
-        from ..data.augment import Augment
-
         self.cfg = cfg
-        try:
-            self.augment = Augment.from_config(cfg.views)
-        except ValueError as err:
-            raise ConfigError(f"methods.simclr.views{err}") from None
+        self.augment = cfg.augment
         self.generator = torch.Generator()  # this epoch's views (Stream.VIEWS), drawn on as batches go
         self.epoch = -1  # the epoch the views generator and the running loss belong to
         self.resumed: dict[str, Any] | None = None

@@ -12,6 +12,7 @@ time, so a resumed run (even mid-epoch) draws the same augmentations.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -27,8 +28,13 @@ class AugmentConfig:
         object.__setattr__(self, "ops", tuple(dict(op) for op in self.ops))
         if not self.ops:
             raise ValueError("ops must list at least one augmentation op")
+        self.augment  # noqa: B018  (builds the ops: a bad op is refused with the config)
+
+    @cached_property
+    def augment(self) -> Augment:
+        """The ops, built (and so checked) once, when the config is."""
         try:
-            Augment.from_config(self.ops)
+            return Augment.from_config(self.ops)
         except ValueError as err:
             raise ValueError(f"ops{err}") from None
 
@@ -42,7 +48,7 @@ def step_generator(seed: int, step: int) -> torch.Generator:
 class Augmentation(Hook):
     def __init__(self, cfg: AugmentConfig):
         self.cfg = cfg
-        self.augment = Augment.from_config(cfg.ops)
+        self.augment = cfg.augment
 
     def transform_batch(self, state: TrainState, idx, x, y):
         return self.augment(x, step_generator(state.seed, state.step)), y

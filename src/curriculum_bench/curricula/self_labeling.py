@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..train.config import TrainConfig
 from ..train.hooks import Hook, TrainState, register_method
 from ..train.pipeline import to_inputs
 from ..train.schedule import lr_factor
@@ -104,6 +105,18 @@ def clab_class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
 def clab_rounds(percentile_step: float) -> int:
     """Rounds 0 .. R, R the first with μ R >= 100 (CLab stops there): R + 1 rounds."""
     return math.ceil(100 / percentile_step) + 1
+
+
+def clab_epochs_per_round(percentile_step: float, epochs_per_round: int | None, epochs: int) -> int:
+    """Each round's epochs (None: an equal share of the run); every round must fit the run."""
+    rounds = clab_rounds(percentile_step)
+    per_round = epochs_per_round or epochs // rounds
+    if per_round < 1 or per_round * rounds > epochs:
+        raise ValueError(
+            f"epochs_per_round: {rounds} rounds (percentile_step {percentile_step}) of "
+            f"{epochs_per_round or 'epochs // rounds'} epochs do not fit in train.epochs = {epochs}"
+        )
+    return per_round
 
 
 @torch.no_grad()
@@ -290,6 +303,10 @@ class CurriculumLabelingConfig:
 class CurriculumLabeling(PseudoLabelPool):
     cfg: CurriculumLabelingConfig
 
+    @staticmethod
+    def check_train(cfg: CurriculumLabelingConfig, train: TrainConfig) -> None:
+        clab_epochs_per_round(cfg.percentile_step, cfg.epochs_per_round, train.epochs)
+
     def __init__(self, cfg: CurriculumLabelingConfig):
         super().__init__(cfg)
         self.rounds = clab_rounds(cfg.percentile_step)
@@ -299,13 +316,12 @@ class CurriculumLabeling(PseudoLabelPool):
 
     def on_fit_start(self, state: TrainState) -> None:
         super().on_fit_start(state)
-        self.epochs_per_round = self.cfg.epochs_per_round or state.epochs // self.rounds
-        if self.epochs_per_round < 1 or self.epochs_per_round * self.rounds > state.epochs:
-            raise ValueError(
-                f"methods.curriculum_labeling.epochs_per_round: {self.rounds} rounds "
-                f"(percentile_step {self.cfg.percentile_step}) of {self.cfg.epochs_per_round or 'epochs // rounds'} "
-                f"epochs do not fit in train.epochs = {state.epochs}"
+        try:
+            self.epochs_per_round = clab_epochs_per_round(
+                self.cfg.percentile_step, self.cfg.epochs_per_round, state.epochs
             )
+        except ValueError as err:
+            raise ValueError(f"methods.curriculum_labeling.{err}") from None
         self.base_scales = [g.get("lr_scale", 1.0) for g in state.optimizer.param_groups]
         # The run's seeded initialisation (the engine seeds before building the model, so a
         # resumed run captures the same weights here, before its checkpoint is loaded).

@@ -21,7 +21,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import StochasticDepth
 
 from . import register_model
 
@@ -105,12 +104,19 @@ class Mlp(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
+def stochastic_depth(p: float) -> nn.Module:
+    # Imported here: importing torchvision costs a job about a second, and most runs train other models.
+    from torchvision.ops import StochasticDepth
+
+    return StochasticDepth(p, "row")
+
+
 class Block(nn.Module):
     def __init__(self, dim: int, heads: int, mlp_ratio: float, drop_path: float, with_cls_token: bool):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-5)
         self.attn = ConvAttention(dim, heads, with_cls_token)
-        self.drop_path = StochasticDepth(drop_path, "row") if drop_path > 0 else nn.Identity()
+        self.drop_path = stochastic_depth(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim, eps=1e-5)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 

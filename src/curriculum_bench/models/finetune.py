@@ -23,8 +23,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import resnet18 as torchvision_resnet18
-from torchvision.models import resnet50 as torchvision_resnet50
 
 from . import register_model
 from .convnet import MLTConvNet
@@ -97,6 +95,14 @@ def finetune_form(
     return resize_inputs_to(model, input_size)
 
 
+def torchvision_model(name: str):
+    """torchvision's constructor `name`, imported when a model is built: importing torchvision
+    costs a job about a second, and most runs train other models."""
+    import torchvision.models
+
+    return getattr(torchvision.models, name)
+
+
 def torchvision_finetune(
     build,
     in_shape,
@@ -126,7 +132,7 @@ def resnet50(
 ) -> nn.Module:
     """torchvision ResNet-50; C1K's core: pretrained, head mlp."""
     return torchvision_finetune(
-        torchvision_resnet50, in_shape, num_classes, pretrained, head, freeze_backbone, dropout, input_size
+        torchvision_model("resnet50"), in_shape, num_classes, pretrained, head, freeze_backbone, dropout, input_size
     )
 
 
@@ -142,7 +148,7 @@ def resnet18_finetune(
 ) -> nn.Module:
     """torchvision ResNet-18; C1K's proxy: pretrained, all trainable."""
     return torchvision_finetune(
-        torchvision_resnet18, in_shape, num_classes, pretrained, head, freeze_backbone, dropout, input_size
+        torchvision_model("resnet18"), in_shape, num_classes, pretrained, head, freeze_backbone, dropout, input_size
     )
 
 

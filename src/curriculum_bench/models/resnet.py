@@ -8,9 +8,15 @@ torchvision's own, used at 224 px (ImageNet-100, cifar_1k's upsampled CIFAR).
 from __future__ import annotations
 
 from torch import nn
-from torchvision.models import resnet18 as torchvision_resnet18
 
 from . import register_model
+
+
+def torchvision_resnet18(num_classes: int) -> nn.Module:
+    # Imported here: importing torchvision costs a job about a second, and most runs train other models.
+    from torchvision.models import resnet18
+
+    return resnet18(num_classes=num_classes)
 
 
 @register_model("resnet18")

@@ -21,6 +21,9 @@ fixed order (`idx, x, y`, then `logits`, then `loss`). In loop order:
     on_fit_end(state)                   once, after the last epoch: write artifacts to state.out_dir
     state_dict() / load_state_dict()    learned or counted state a resumed run needs
 
+and, when the workflow is parsed, before any job: `check_train(cfg, train)`, a rule between the
+method's settings and the run's `train` ones (config_checks.py builds every run's settings).
+
 Schedules should be pure functions of `state.epoch` / `state.step`, so that only real
 learned or counted state goes into `state_dict`, and a hook reads the run's settings, its
 input pipeline and its speed switches from the state instead of keeping a copy.
@@ -64,7 +67,7 @@ class TrainState:
     seed: int = 0  # the run's seed, for a method's own random streams (Stream)
     steps_per_epoch: int = 0  # this epoch's steps, known once its sample order is drawn (from on_batch_start)
     epoch: int = 0  # 0-based epoch being trained
-    step: int = 0  # optimiser steps taken since the start of training
+    step: int = 0  # batches trained since the start (optimiser steps unless train.grad_accumulation_steps > 1)
     batch: int = 0  # 0-based batch within the epoch (set before on_batch_start)
     order: torch.Tensor | None = None  # this epoch's sample indices, on `device` (set before on_batch_start)
     augment: bool = True  # False: this epoch's batches skip train.augment (set in on_epoch_start)
@@ -90,6 +93,12 @@ class Hook:
     # False for a method that changes the model's Python attributes while it trains (a
     # dropout rate, a tensor kept by forward): torch.compile would recompile at each change.
     compilable: bool = True
+
+    @staticmethod
+    def check_train(cfg: Any, train: TrainConfig) -> None:
+        """Raise ValueError when the method's settings cannot mean what they say under the run's
+        `train` settings (rounds that do not fit the epochs). Called when the workflow is parsed
+        (config_checks.py), so `snakemake -n` refuses the config before any job runs."""
 
     def param_groups(self, state: TrainState, model: nn.Module) -> list[dict] | None:
         return None
@@ -160,6 +169,8 @@ class Stream(enum.IntEnum):
     MEAN_STEP = 6  # Weighted NT-Xent's random mu (random_every_iter), per step
     MASK = 7  # which patches masked image modelling masks, per step
     QUEUE = 8  # MoCo's initial queue of random keys, once (t = 0)
+    MIX = 9  # the engine's mixup / cutmix (train.mixup_alpha, cutmix_alpha), per step
+    CBS = 10  # Curriculum by Smoothing's shuffled sigma order (its random control), once (t = 0)
 
 
 def seeded_generator(seed: int, t: int, stream: Stream) -> torch.Generator:
