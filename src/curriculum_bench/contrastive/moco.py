@@ -100,8 +100,8 @@ def moco_logits(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperatu
     """(B, 1 + K): the positive q·k, then q against each queued key, over τ; q, k, queue rows
     L2-normalised. The positive is class 0 of the InfoNCE cross-entropy."""
     positive = (q * k).sum(dim=1, keepdim=True)
-    negative = q @ queue.T
-    return torch.cat([positive, negative], dim=1) / temperature
+    negative = q @ queue.T  # bf16 under autocast: the logits are gathered in float32
+    return torch.cat([positive.float(), negative.float()], dim=1) / temperature
 
 
 def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:
