@@ -201,3 +201,20 @@ def test_a_value_the_schema_forbids_is_refused_with_the_schemas_reason(default_c
     assert str(err.value).startswith(
         "studies.hybrid.variants.blur.blur.kernel_size: 6 is refused: even: the blur kernel needs a centre pixel"
     ), str(err.value)
+
+
+def test_a_variants_only_limits_its_rows_and_is_checked():
+    from curriculum_bench.config import check_references, study_cells
+    from curriculum_bench.plan import load_config
+
+    paper = load_config([REPO / "config/paper.yaml"])
+    spec = paper["studies"]["hybrid"]
+    rows = {v: {(d, m) for d, m, variant in study_cells(spec) if variant == v} for v in ("cbs", "plain", "baseline")}
+    assert rows["cbs"] == {("cifar10", "resnet18_cifar")}
+    assert rows["plain"] == {("cifar10", "cvt13"), ("imagenet100", "cvt13"), ("cifar10", "convnext_tiny")}
+    assert len(rows["baseline"]) == 6
+    with pytest.raises(ConfigError, match=r"studies\.hybrid\.variants\.cbs\.only: the variant runs only on"):
+        resolve_run(paper, "hybrid", "cifar10", "cvt13", "cbs", 0)
+    spec["variants"]["cbs"]["only"] = ["cifar10/resnet50"]
+    with pytest.raises(ConfigError, match=r"variants\.cbs\.only: 'cifar10/resnet50' is no dataset, model"):
+        check_references(paper)

@@ -63,7 +63,7 @@ def test_paper_rows_resolve_as_labelled(paper):
                     20,
                     augmented[model],
                 ), (dataset, model)
-    assert hybrid["report"]["controls"] == {"linear_blur": "random_blur"}
+    assert hybrid["report"]["controls"] == {"linear_blur": "random_blur", "cbs": "cbs_shuffled"}
     # ConvNeXt's own blur (HCL: sigma 2 -> 0 over 5 epochs, kernel 21 at 224 px; x 32/224 on CIFAR)
     for dataset, sigma, kernel_size in (("imagenet100", 2.0, 21), ("cifar10", 0.29, 3)):
         for variant in ("blur", "hybrid"):
@@ -326,11 +326,13 @@ def test_paper_dry_run_lists_its_missing_inputs_in_one_message(tmp_path):
 
 def test_plan_counts_match_the_readme(paper):
     counts = {study: study_counts(paper, study) for study in paper["studies"]}
-    assert counts["hybrid"][0] == 126 and len(counts["hybrid"][1]) == 7
+    # plain: cvt13 on both datasets and convnext_tiny on cifar10; cbs, cbs_shuffled: cifar10/resnet18_cifar
+    assert counts["hybrid"][0] == 141 and len(counts["hybrid"][1]) == 10
+    assert (counts["hybrid"][1]["plain"], counts["hybrid"][1]["cbs"], counts["hybrid"][1]["cbs_shuffled"]) == (9, 3, 3)
     # transfer_source, mim_pretrain and moco_pretrain: 1 dataset each
     assert counts["techniques"][0] == 159 and len(counts["techniques"][1]) == 28
     text = format_plan(paper, ["hybrid"])
-    assert "== hybrid: 126 runs (2 dataset(s) x 3 model(s) x 7 variants x 3 seed(s))" in text
+    assert "== hybrid: 141 runs (2 dataset(s) x 3 model(s) x 10 variants x 3 seed(s))" in text
     assert re.search(
         r"random_blur +train\.warmup_epochs=5 \[convnext_tiny\]  blur\.blur_epochs=20  "
         r"blur\.schedule=random_probability\s+blur\.sigma=1\.0  blur\.kernel_size 7 -> 5 \[convnext_tiny variants\]",

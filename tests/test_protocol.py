@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from curriculum_bench.config import ConfigError, resolve_run
+from curriculum_bench.config import ConfigError, resolve_run, study_cells
 from curriculum_bench.plan import check_rows, load_config, validate_config
 from curriculum_bench.protocol import PROTOCOL, check_protocol, load_protocol, protocol_differences
 from curriculum_bench.report.table import TableOptions, deviation_lines
@@ -52,7 +52,7 @@ def test_the_check_finds_the_drift_it_was_written_for(paper):
     del contrastive["overrides"]["cifar100"]
     hybrid = old["studies"]["hybrid"]["overrides"]
     hybrid["imagenet100/convnext_tiny"]["train"]["batch_size"] = 256
-    hybrid["imagenet100/cvt13"]["train"]["min_lr_factor"] = 0.008
+    hybrid["imagenet100/cvt13"]["train"]["grad_accumulation_steps"] = 4  # 1,024 where HCL reaches 2,048
     del old["studies"]["coreset"]["core"]["models"]["resnet50"]["input_size"]
     found = undeclared(old)
 
@@ -73,7 +73,7 @@ def test_the_check_finds_the_drift_it_was_written_for(paper):
     normalize = found[("contrastive", "train.normalize", "cifar100/simclr/const_06")]
     assert normalize[0]["std"] == [0.247, 0.2435, 0.2616] and normalize[1]["std"] == [0.2673, 0.2564, 0.2762]
     assert found[("hybrid", "train.batch_size", "imagenet100/convnext_tiny/baseline")][:2] == [256, 128]
-    assert found[("hybrid", "train.min_lr", "imagenet100/cvt13/baseline")][1] == 1e-5
+    assert found[("hybrid", "train.grad_accumulation_steps", "imagenet100/cvt13/baseline")][:2] == [4, 8]
     noise = found[("data_parameters", "dataset.label_noise.seed", "cifar100_noisy40/wrn28_10/instance")]
     assert noise[0] == 0 and noise[1] in (1, 2, 3)  # DP: the run's own seed
     assert ("hybrid", "model", "imagenet100/resnet18_cifar/baseline") in found
@@ -107,13 +107,16 @@ def test_a_deviation_that_matches_no_difference_is_refused_as_stale(paper):
 
 def test_a_declared_deviation_covers_only_the_rows_it_names(paper):
     config = copy.deepcopy(paper)
-    deviation = config["studies"]["hybrid"]["deviations"][2]  # CvT batch on ImageNet-100
-    assert deviation["setting"] == ["train.batch_size", "train.lr"]
-    config["studies"]["hybrid"]["overrides"]["cifar10/cvt13"] = {"train": {"batch_size": 512}}
+    deviation = config["studies"]["hybrid"]["deviations"][3]  # ConvNeXt's crop on CIFAR-10
+    assert deviation["setting"] == "train.augment" and deviation["datasets"] == ["cifar10"]
+    config["studies"]["hybrid"]["overrides"]["imagenet100/convnext_tiny"]["train"]["augment"] = [
+        {"op": "horizontal_flip", "p": 0.5}
+    ]
     found = undeclared(config)
-    assert set(found) == {
-        ("hybrid", "train.batch_size", f"cifar10/cvt13/{v}") for v in config["studies"]["hybrid"]["variants"]
-    }
+    spec = config["studies"]["hybrid"]
+    rows = [v for d, m, v in study_cells(spec) if (d, m) == ("imagenet100", "convnext_tiny")]
+    assert set(found) == {("hybrid", "train.augment", f"imagenet100/convnext_tiny/{v}") for v in rows}
+    assert "plain" not in rows and "cbs" not in rows  # variants with `only` elsewhere have no row here
 
 
 def test_deviations_are_validated_by_the_schema_naming_the_key(paper):
@@ -151,7 +154,7 @@ def test_a_variant_sets_its_own_train_settings_over_the_studys(paper):
     assert clab["train"] == {**base["train"], "epochs": 60}  # 6 rounds x the full 10-epoch schedule
     assert "train" not in clab["methods"]
     cvt = resolve_run(paper, "hybrid", "cifar10", "cvt13", "lerac", 0)["train"]
-    assert cvt["warmup_epochs"] == 0 and cvt["batch_size"] == 2048  # LeRaC replaces the warm-up
+    assert cvt["warmup_epochs"] == 0 and cvt["batch_size"] == 512  # LeRaC replaces the warm-up
 
 
 def test_an_override_for_every_variant_may_not_change_a_variants_own_train_setting():

@@ -59,11 +59,14 @@ def run_dir(study: str, dataset: str, model: str, variant: str, seed: int | str)
 
 
 # A variant is {method name: settings}, plus optionally its own `train` settings (the epochs of
-# a multi-round method, one point of a batch-size sweep) and its own `datasets` (a transfer
-# source trained on a dataset no other variant uses). These reserved keys name no method.
+# a multi-round method, one point of a batch-size sweep), its own `datasets` (a transfer
+# source trained on a dataset no other variant uses) and `only` (the dataset, model or
+# dataset/model entries it runs on, as `overrides` keys name them: a method made for one
+# model, a control where the recipe it removes exists). These reserved keys name no method.
 VARIANT_TRAIN = "train"
 VARIANT_DATASETS = "datasets"
-VARIANT_KEYS = (VARIANT_TRAIN, VARIANT_DATASETS)
+VARIANT_ONLY = "only"
+VARIANT_KEYS = (VARIANT_TRAIN, VARIANT_DATASETS, VARIANT_ONLY)
 
 
 def variant_methods(variant_spec: dict | None) -> dict:
@@ -74,6 +77,12 @@ def variant_methods(variant_spec: dict | None) -> dict:
 def variant_datasets(spec: dict, variant: str) -> list[str]:
     """The datasets a variant runs on: its own `datasets`, else the study's."""
     return list((spec["variants"][variant] or {}).get(VARIANT_DATASETS) or spec["datasets"])
+
+
+def variant_runs_on(spec: dict, variant: str, dataset: str, model: str) -> bool:
+    """Whether the variant has a row for (dataset, model): every one, or those its `only` names."""
+    only = (spec["variants"][variant] or {}).get(VARIANT_ONLY)
+    return not only or any(key in only for key in override_keys(dataset, model))
 
 
 def study_datasets(spec: dict) -> list[str]:
@@ -89,7 +98,7 @@ def study_cells(spec: dict) -> Iterator[tuple[str, str, str]]:
     for dataset in study_datasets(spec):
         for model in spec["models"]:
             for variant in spec["variants"]:
-                if dataset in variant_datasets(spec, variant):
+                if dataset in variant_datasets(spec, variant) and variant_runs_on(spec, variant, dataset, model):
                     yield dataset, model, variant
 
 
@@ -127,6 +136,11 @@ def run_layers(config: dict, study: str, dataset: str, model: str, variant: str)
     if dataset not in variant_datasets(spec, variant):
         raise ConfigError(
             f"studies.{study}.datasets: variant {variant!r} runs on {variant_datasets(spec, variant)}, not {dataset!r}"
+        )
+    if not variant_runs_on(spec, variant, dataset, model):
+        raise ConfigError(
+            f"studies.{study}.variants.{variant}.only: the variant runs only on "
+            f"{spec['variants'][variant][VARIANT_ONLY]}, not on {dataset}/{model}"
         )
     layers = [
         Layer(f"studies.{study}.train", "study", dict(spec["train"]), {}),
@@ -304,6 +318,25 @@ def check_references(config: dict) -> None:
                     raise ConfigError(
                         f"{where}: {dataset!r} is not defined under `datasets` (defined: {sorted(config['datasets'])})"
                     )
+        if study != "coreset":
+            check_variant_only(study, spec)
+
+
+def check_variant_only(study: str, spec: dict) -> None:
+    """A variant's `only` names datasets, models or dataset/model pairs of the study, and at
+    least one of its rows."""
+    cells = {(d, m) for d in study_datasets(spec) for m in spec["models"]}
+    keys = {key for d, m in cells for key in override_keys(d, m)}
+    for variant, variant_spec in spec["variants"].items():
+        only = (variant_spec or {}).get(VARIANT_ONLY)
+        if not only:
+            continue
+        where = f"studies.{study}.variants.{variant}.only"
+        for key in only:
+            if key not in keys:
+                raise ConfigError(f"{where}: {key!r} is no dataset, model or dataset/model of the study")
+        if not any(d in variant_datasets(spec, variant) and variant_runs_on(spec, variant, d, m) for d, m in cells):
+            raise ConfigError(f"{where}: {only} leaves the variant no row on its datasets")
 
 
 DEFAULT_JOB_RESOURCES = {"gpu": 0, "mem_mb": 2000, "runtime": 30, "cpus_per_gpu": 1, "gpu_share": 1}

@@ -229,6 +229,12 @@ def check_run_settings(config: dict, study: str, dataset: str, model: str, varia
     run = resolve_run(config, study, dataset, model, variant, 0)
     cells = f"(dataset {dataset}, model {model}, variant {variant})"
     train = config_from_dict(TrainConfig, run["train"], where=f"studies.{study}.train {cells}")
+    from .train.recipe import check_recipe
+
+    try:  # a method that reads hard labels on mixed batches, or its own optimiser under accumulation
+        check_recipe(train, run["methods"])
+    except ValueError as err:
+        raise ConfigError(f"studies.{study}.variants.{variant}: {err} {cells}") from None
     for name, args in run["methods"].items():
         paths = [path for _, path in methods.get(name, {}).values()]
         where = paths[0].rsplit(".", 1)[0] if paths else f"studies.{study}.variants.{variant}.{name}"

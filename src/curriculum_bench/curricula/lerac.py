@@ -223,6 +223,9 @@ class LeRaC(Hook):
         self.cfg = cfg
         self.start: list[float] = []  # per group: paper ratios, or official absolute LRs
         self.base_lr = 1.0  # train.lr, the schedule's peak: official starting LRs are absolute
+        # The blocks, input -> output. train.no_weight_decay_on_norm_and_bias splits a block's
+        # group in two (decayed, not decayed), both named after the block: scales go by name.
+        self.blocks: list[str] = []
 
     def param_groups(self, state: TrainState, model: nn.Module) -> list[dict]:
         return [{"params": params, "name": name, "lr_scale": 1.0} for name, params in model_blocks(model)]
@@ -231,7 +234,8 @@ class LeRaC(Hook):
         self.base_lr = state.train_config.lr
         if not self.cfg.eta_min < self.base_lr:
             raise ValueError(f"methods.lerac.eta_min ({self.cfg.eta_min}) must be below train.lr ({self.base_lr})")
-        n = len(state.optimizer.param_groups)
+        self.blocks = list(dict.fromkeys(group["name"] for group in state.optimizer.param_groups))
+        n = len(self.blocks)
         if self.cfg.rule == "paper":
             self.start = paper_start_ratios(n, self.cfg.eta_min / self.base_lr)
         else:
@@ -248,16 +252,16 @@ class LeRaC(Hook):
         return [official_lr(lr, updates, cfg.c_factor, cap) / self.base_lr for lr in self.start]
 
     def on_batch_start(self, state: TrainState) -> None:
-        scales = self.scales(state.epoch, state.batch, state.steps_per_epoch)
-        for group, scale in zip(state.optimizer.param_groups, scales, strict=True):
-            group["lr_scale"] = scale
+        scales = dict(zip(self.blocks, self.scales(state.epoch, state.batch, state.steps_per_epoch), strict=True))
+        for group in state.optimizer.param_groups:
+            group["lr_scale"] = scales[group["name"]]
 
     def epoch_log(self, state: TrainState) -> dict:
         # The engine logs each group's LR at the epoch's last step; the first step's multiplier
         # completes the picture of a ramp inside the epoch.
         steps = state.steps_per_epoch
         return {
-            "groups": [group["name"] for group in state.optimizer.param_groups],
+            "groups": self.blocks,
             "lr_scale_first_step": self.scales(state.epoch, 0, steps),
             "lr_scale_last_step": self.scales(state.epoch, steps - 1, steps),
         }

@@ -18,7 +18,8 @@ training and evaluation alike.
 Semantics follow torchvision.transforms.v2 (RandomCrop, RandomHorizontalFlip,
 RandomResizedCrop, ColorJitter, RandomGrayscale, GaussianBlur and their functional kernels)
 and timm.data.Mixup in batch mode (mixup / cutmix pair each sample with the flipped batch,
-one lambda per batch, cutmix's lambda corrected to the box that fits). Differences:
+one lambda per batch, cutmix's lambda corrected to the box that fits; `mix_batch` is what the
+engine calls with train.mixup_alpha / cutmix_alpha). Differences:
 - torchvision draws one set of parameters per call, i.e. per image in a DataLoader; here
   every sample of the batch gets its own draw, as the per-image pipeline would. The
   distributions are the same; the random streams are not, so the same seed does not
@@ -65,6 +66,7 @@ __all__ = [
     "GaussianBlurConfig",
     "MixupConfig",
     "CutMixConfig",
+    "MixConfig",
     "random_crop",
     "horizontal_flip",
     "random_resized_crop",
@@ -79,6 +81,9 @@ __all__ = [
     "gaussian_blur",
     "mixup",
     "cutmix",
+    "cutmix_box",
+    "mix_batch",
+    "smoothed_one_hot",
 ]
 
 
@@ -696,6 +701,28 @@ def mixup(
     return x * lam + x.flip(0) * (1.0 - lam), y_onehot * lam + y_onehot.flip(0) * (1.0 - lam)
 
 
+def cutmix_box(h: int, w: int, lam: float, generator: torch.Generator) -> tuple[int, int, int, int]:
+    """timm rand_bbox: a box of side sqrt(1 - lam) of the image, centre uniform, clipped to
+    the image; (y0, y1, x0, x1)."""
+    cut = math.sqrt(1.0 - lam)
+    cut_h, cut_w = int(h * cut), int(w * cut)
+    cy = int(torch.randint(0, h, (1,), generator=generator))
+    cx = int(torch.randint(0, w, (1,), generator=generator))
+    y0, y1 = min(max(cy - cut_h // 2, 0), h), min(max(cy + (cut_h + 1) // 2, 0), h)
+    x0, x1 = min(max(cx - cut_w // 2, 0), w), min(max(cx + (cut_w + 1) // 2, 0), w)
+    return y0, y1, x0, x1
+
+
+def _paste(x: torch.Tensor, box: tuple[int, int, int, int]) -> tuple[torch.Tensor, float]:
+    """x with the box taken from the flipped batch, and the share of each image kept
+    (timm's correct_lam=True)."""
+    y0, y1, x0, x1 = box
+    h, w = x.shape[-2:]
+    out = x.clone()
+    out[:, :, y0:y1, x0:x1] = x.flip(0)[:, :, y0:y1, x0:x1]
+    return out, 1.0 - (y1 - y0) * (x1 - x0) / (h * w)
+
+
 def cutmix(
     x: torch.Tensor, y_onehot: torch.Tensor, alpha: float, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -704,17 +731,63 @@ def cutmix(
     by the area actually kept (timm's correct_lam=True)."""
     _check_targets(x, y_onehot)
     lam = _beta(alpha, generator)
-    h, w = x.shape[-2:]
-    cut = math.sqrt(1.0 - lam)
-    cut_h, cut_w = int(h * cut), int(w * cut)
-    cy = int(torch.randint(0, h, (1,), generator=generator))
-    cx = int(torch.randint(0, w, (1,), generator=generator))
-    y0, y1 = min(max(cy - cut_h // 2, 0), h), min(max(cy + cut_h // 2, 0), h)
-    x0, x1 = min(max(cx - cut_w // 2, 0), w), min(max(cx + cut_w // 2, 0), w)
-    out = x.clone()
-    out[:, :, y0:y1, x0:x1] = x.flip(0)[:, :, y0:y1, x0:x1]
-    lam = 1.0 - (y1 - y0) * (x1 - x0) / (h * w)
+    out, lam = _paste(x, cutmix_box(*x.shape[-2:], lam, generator))
     return out, y_onehot * lam + y_onehot.flip(0) * (1.0 - lam)
+
+
+@dataclass(frozen=True)
+class MixConfig:
+    """timm.data.Mixup in mode "batch": one decision and one lambda per batch (train.mixup_alpha,
+    cutmix_alpha, mix_prob, mix_switch_prob, label_smoothing)."""
+
+    mixup_alpha: float = 0.0  # 0: no mixup
+    cutmix_alpha: float = 0.0  # 0: no cutmix
+    prob: float = 1.0  # share of batches mixed
+    switch_prob: float = 0.5  # cutmix instead of mixup, when both are on
+    label_smoothing: float = 0.0
+
+    def __post_init__(self):
+        if self.mixup_alpha < 0 or self.cutmix_alpha < 0:
+            raise ValueError("mixup_alpha and cutmix_alpha must be >= 0 (0: off)")
+        _check_prob("prob", self.prob)
+        _check_prob("switch_prob", self.switch_prob)
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+
+
+def smoothed_one_hot(labels: torch.Tensor, num_classes: int, smoothing: float = 0.0) -> torch.Tensor:
+    """timm mixup_target's targets before mixing: smoothing / C off, 1 - smoothing + that on."""
+    off = smoothing / num_classes
+    return torch.full((len(labels), num_classes), off, device=labels.device).scatter_(
+        1, labels.long().view(-1, 1), 1.0 - smoothing + off
+    )
+
+
+def mix_batch(
+    x: torch.Tensor, labels: torch.Tensor, num_classes: int, cfg: MixConfig, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, float, str]:
+    """(images, soft targets, lam, "mixup" | "cutmix" | "none") for one batch, with timm's draws
+    in timm's order: mixed with probability `prob`; cutmix with probability `switch_prob` when
+    both are on; lam ~ Beta(alpha, alpha); cutmix's lam corrected to the box that fits. An
+    unmixed batch keeps its images and gets the smoothed one-hot targets."""
+    _check_batch(x)
+    targets = smoothed_one_hot(labels, num_classes, cfg.label_smoothing)
+    kind = "none"
+    if (cfg.mixup_alpha > 0 or cfg.cutmix_alpha > 0) and float(torch.rand(1, generator=generator)) < cfg.prob:
+        if cfg.mixup_alpha > 0 and cfg.cutmix_alpha > 0:
+            kind = "cutmix" if float(torch.rand(1, generator=generator)) < cfg.switch_prob else "mixup"
+        else:
+            kind = "mixup" if cfg.mixup_alpha > 0 else "cutmix"
+        lam = _beta(cfg.cutmix_alpha if kind == "cutmix" else cfg.mixup_alpha, generator)
+    else:
+        lam = 1.0
+    if lam == 1.0:
+        return x, targets, 1.0, "none"
+    if kind == "cutmix":
+        x, lam = _paste(x, cutmix_box(*x.shape[-2:], lam, generator))
+    else:
+        x = x * lam + x.flip(0) * (1.0 - lam)
+    return x, targets * lam + targets.flip(0) * (1.0 - lam), lam, kind
 
 
 # --- composer -------------------------------------------------------------------------------

@@ -281,6 +281,32 @@ def check_expected(path: Path, m: dict, options: TableOptions) -> None:
     )
 
 
+def recipe_label(train: dict) -> str:
+    """How a run trained around its method, from metrics.json's train_config (TrainConfig's
+    recipe settings, train/recipe.py): "plain" when none is on."""
+    parts = []
+    if train.get("rand_augment"):
+        parts.append(f"RandAugment {train['rand_augment']}")
+    if train.get("auto_augment"):
+        parts.append(f"AutoAugment {train['auto_augment']}")
+    if train.get("random_erasing"):
+        parts.append(f"erasing {train['random_erasing']:g}")
+    mixing = [f"{kind} {train[kind + '_alpha']:g}" for kind in ("mixup", "cutmix") if train.get(kind + "_alpha")]
+    if mixing and train.get("mix_prob", 1.0) > 0:
+        parts.append(" / ".join(mixing))
+    if train.get("label_smoothing"):
+        parts.append(f"smoothing {train['label_smoothing']:g}")
+    clip = [f"±{train['grad_clip_value']:g}" if train.get("grad_clip_value") else ""]
+    clip.append(f"norm {train['grad_clip']:g}" if train.get("grad_clip") else "")
+    if any(clip):
+        parts.append("clip " + ", ".join(c for c in clip if c))
+    if train.get("no_weight_decay_on_norm_and_bias"):
+        parts.append("no WD on norms/biases")
+    if train.get("grad_accumulation_steps", 1) > 1:
+        parts.append(f"{train['grad_accumulation_steps']} batches per step")
+    return "; ".join(parts) or "plain"
+
+
 def load_runs(
     metrics_paths: list[Path], options: TableOptions = TableOptions(), study: str | None = None
 ) -> pd.DataFrame:
@@ -319,6 +345,7 @@ def load_runs(
                 "diverged": diverged(m, history),
                 **{f"acc_{k}": v for k, v in extra_accuracies(m, history, options).items()},
                 "source": m["dataset_source"].get("source", m["dataset"]),
+                "recipe": recipe_label(m.get("train_config") or {}),
             }
         )
     if not rows:
@@ -346,6 +373,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         images_per_s_mean=("train_images_per_s", "mean"),
         peak_mem_mb_max=("peak_mem_mb", "max"),
         device=("device_name", "first"),
+        recipe=("recipe", "first"),
         diverged_runs=("diverged", "sum"),
         **{f"{col}_{stat}": (col, stat) for col in runs.columns if col.startswith("acc_") for stat in ("mean", "std")},
     ).reset_index()
@@ -480,6 +508,8 @@ def display_frame(summary: pd.DataFrame, reported: list[dict], options: TableOpt
             "dataset": summary["dataset"],
             "model": summary["model"],
             "variant": summary["variant"],
+            # Which training recipe a row used (train/recipe.py), where some row used more than the plain one.
+            **({"recipe": summary["recipe"]} if "recipe" in summary and (summary["recipe"] != "plain").any() else {}),
             "final acc (%)": [
                 mean_std_percent(m, s) for m, s in zip(summary.final_acc_mean, summary.final_acc_std, strict=True)
             ],

@@ -33,6 +33,20 @@ class TrainConfig:
     log_every: int = 50  # progress line every N steps
     augment: list = field(default_factory=list)  # [{op: name, ...}], on the device (data/augment.py)
     normalize: dict | None = None  # {mean: [...], std: [...]} per channel; MLT: none
+    # The hybrid repository's training recipe (spec §1.3; train/recipe.py, data/policies.py).
+    # Every default is off, so a study that sets none of them trains exactly as before.
+    rand_augment: str | None = None  # timm config string after train.augment (HCL CvT: rand-m9-mstd0.5-inc1)
+    auto_augment: str | None = None  # torchvision policy after train.augment (HCL ConvNeXt CIFAR: cifar10)
+    random_erasing: float = 0.0  # timm RandomErasing probability, pixel mode, last (HCL CvT 0.25)
+    mixup_alpha: float = 0.0  # timm Mixup, per batch; 0 = off (HCL CvT 0.8)
+    cutmix_alpha: float = 0.0  # 0 = off (HCL CvT 1.0)
+    mix_prob: float = 1.0  # timm Mixup `prob`: share of batches mixed (HCL 1.0)
+    mix_switch_prob: float = 0.5  # timm `switch_prob`: cutmix instead of mixup when both are on
+    label_smoothing: float = 0.0  # timm Mixup `label_smoothing` / CE label_smoothing (HCL passes 0.0)
+    grad_clip: float | None = None  # max global L2 norm of the gradient (HCL CvT 0.5); None = off
+    grad_clip_value: float | None = None  # clamp each gradient element to +-value first (HCL CvT 0.5)
+    no_weight_decay_on_norm_and_bias: bool = False  # HCL WITHOUT_WD_LIST [bn, bias, ln]
+    grad_accumulation_steps: int = 1  # batches per optimiser step (HCL CvT 4 on CIFAR, 8 on ImageNet-100)
     # Speed (train/speed.py): "auto" = on where the run is on a CUDA GPU, off on the CPU.
     precision: str = "auto"  # "bf16" autocast or "fp32"
     channels_last: str | bool = "auto"
@@ -67,6 +81,36 @@ class TrainConfig:
                 raise ValueError(f"{name} must be auto, true or false, got {getattr(self, name)!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        self._check_recipe()
+
+    def _check_recipe(self) -> None:
+        from ..data.policy_config import AUTO_AUGMENT_POLICIES, RandAugmentConfig
+
+        if self.rand_augment is not None:
+            RandAugmentConfig.parse(self.rand_augment)
+        if self.auto_augment is not None and self.auto_augment not in AUTO_AUGMENT_POLICIES:
+            raise ValueError(f"auto_augment must be one of {AUTO_AUGMENT_POLICIES}, got {self.auto_augment!r}")
+        if self.rand_augment is not None and self.auto_augment is not None:
+            raise ValueError("rand_augment and auto_augment are two policies for one place: set one")
+        for name in ("random_erasing", "mix_prob", "mix_switch_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.mixup_alpha < 0 or self.cutmix_alpha < 0:
+            raise ValueError("mixup_alpha and cutmix_alpha must be >= 0 (0: off)")
+        for name in ("grad_clip", "grad_clip_value"):
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0 or null (off), got {getattr(self, name)}")
+        if isinstance(self.grad_accumulation_steps, bool) or not (
+            isinstance(self.grad_accumulation_steps, int) and self.grad_accumulation_steps >= 1
+        ):
+            raise ValueError(f"grad_accumulation_steps must be an int >= 1, got {self.grad_accumulation_steps!r}")
+
+    @property
+    def mixes(self) -> bool:
+        """Whether batches are mixed (mixup or cutmix): the loss then takes soft targets."""
+        return (self.mixup_alpha > 0 or self.cutmix_alpha > 0) and self.mix_prob > 0
 
 
 # The keys of a resolved run config (config.resolve_run) that training reads.

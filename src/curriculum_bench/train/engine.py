@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import __version__
+from ..data.augment import MixConfig, mix_batch
 from ..data.loader import MappedSplit, ResidentSplit, open_split
 from ..data.store import atomic_write_bytes, read_manifest
 from ..models import create_model
@@ -33,6 +34,7 @@ from .config import Run, TrainConfig
 from .hooks import Hook, Stream, TrainState, build_hooks, seeded_generator
 from .identity import model_files, run_identity, run_inputs, why_not_resume
 from .pipeline import InputPipeline, to_inputs
+from .recipe import check_recipe, classification_loss, clip_gradients, hard_labels, split_weight_decay
 from .schedule import lr_factor
 from .speed import (
     Speed,
@@ -92,8 +94,12 @@ OPTIMIZER_CLASSES = {
 def build_optimizer(
     model: torch.nn.Module, cfg: TrainConfig, speed: Speed = Speed(), groups: list[dict] | None = None
 ) -> torch.optim.Optimizer:
-    """`cfg.optimizer` over a method's parameter `groups`, or over all parameters as one group."""
+    """`cfg.optimizer` over a method's parameter `groups`, or over all parameters as one group;
+    with `no_weight_decay_on_norm_and_bias`, each group split into its decayed part and its
+    norms and biases at weight decay 0 (train/recipe.py)."""
     groups = groups or [{"params": list(model.parameters())}]
+    if cfg.no_weight_decay_on_norm_and_bias:
+        groups = split_weight_decay(model, groups)
     for group in groups:
         group.setdefault("lr_scale", 1.0)  # a hook's per-group multiplier of the base schedule
     optimizer_cls = OPTIMIZER_CLASSES[cfg.optimizer]
@@ -152,6 +158,13 @@ def build_state(
 # --- the epoch -----------------------------------------------------------------------------------
 
 
+def mix_config(cfg: TrainConfig) -> MixConfig | None:
+    """The batch mixing train.mixup_alpha / cutmix_alpha ask for, or None (off)."""
+    if not cfg.mixes:
+        return None
+    return MixConfig(cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mix_prob, cfg.mix_switch_prob, cfg.label_smoothing)
+
+
 def epoch_order(state: TrainState, hooks: list[Hook]) -> torch.Tensor:
     """This epoch's sample indices: a method's sampler, or a shuffle of the training split."""
     generator = seeded_generator(state.seed, state.epoch, Stream.ORDER)
@@ -206,6 +219,8 @@ def train_one_epoch(
     """Train epoch `state.epoch`; returns its statistics, or an EpochProgress if `should_stop()`
     said so after a step. `resume` continues an epoch that stopped that way."""
     cfg, model, optimizer, speed = state.train_config, state.model, state.optimizer, state.speed
+    accumulate = cfg.grad_accumulation_steps  # batches per optimiser step (train/recipe.py)
+    mix = mix_config(cfg)
     model.train()
     order = state.order = epoch_order(state, hooks)
     steps = state.steps_per_epoch = math.ceil(len(order) / cfg.batch_size)
@@ -231,23 +246,30 @@ def train_one_epoch(
             group["lr"] = base_lr * group["lr_scale"]
         for hook in hooks:
             x, y = hook.transform_batch(state, idx, x, y)
+        if mix is not None:  # after the hooks' images (HCL mixes blurred batches too): y soft from here
+            x, y, _, _ = mix_batch(x, y, state.num_classes, mix, seeded_generator(state.seed, state.step, Stream.MIX))
         begin_step(speed)
         with autocast(speed, state.device):
             logits = state.forward(model_input(state.pipeline.normalize(x), speed))
-            loss = F.cross_entropy(logits, y, reduction="none")
+            loss = classification_loss(logits, y, cfg.label_smoothing)
             for hook in hooks:
                 loss = hook.loss(state, idx, logits, y, loss)
         for hook in hooks:
             hook.after_forward(state, idx, logits.detach(), y)
         loss = loss.mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        for hook in hooks:
-            hook.after_step(state)
+        if i % accumulate == 0:
+            optimizer.zero_grad(set_to_none=True)
+        # HCL divides by the steps in every window, the epoch's shorter last one too.
+        (loss / accumulate if accumulate > 1 else loss).backward()
+        stepped = (i + 1) % accumulate == 0 or i + 1 == steps
+        if stepped:
+            clip_gradients(model, cfg)
+            optimizer.step()
+            for hook in hooks:
+                hook.after_step(state)
         state.step += 1
         loss_sum += loss.detach() * len(idx)
-        correct += (logits.detach().argmax(1) == y).sum()
+        correct += (logits.detach().argmax(1) == hard_labels(y)).sum()
         predictions += len(y)  # a hook may score several views per image
         if (i + 1) % cfg.log_every == 0 or i + 1 == steps:
             # .item() waits for the device: only on a progress line.
@@ -258,7 +280,7 @@ def train_one_epoch(
                 f"{(seen - first * cfg.batch_size) / elapsed:.0f} img/s "
                 f"eta {elapsed / (i + 1 - first) * (steps - i - 1):.0f}s"
             )
-        if should_stop() and i + 1 < steps:
+        if should_stop() and i + 1 < steps and stepped:  # never inside an accumulation window
             seconds = seconds_before + time.perf_counter() - start
             return EpochProgress(
                 i + 1, loss_sum.item(), int(correct.item()), seconds, 0.0, augment_generator.get_state(), predictions
@@ -422,6 +444,7 @@ def fit(
 
     # Setup: methods, data, speed switches, model and optimiser, then the hooks' own start.
     hooks = build_hooks(run.methods)
+    check_recipe(cfg, run.methods)
     dev = pick_device(device)
     data = load_data(data_dir, dev, placement, loader_workers)
     speed = resolve_speed(cfg, dev, hooks)

@@ -18,7 +18,10 @@ def to_inputs(images: torch.Tensor) -> torch.Tensor:
 
 
 class InputPipeline:
-    """Training-time augmentation (`train.augment`) and the normalisation shared with evaluation.
+    """Training-time augmentation (`train.augment`, then `train.rand_augment` or
+    `train.auto_augment`, then `train.random_erasing`: timm's and torchvision's order) and the
+    normalisation shared with evaluation. All draw from the one generator the engine passes
+    (Stream.AUGMENT); a policy that is off draws nothing.
 
     The defaults (no augmentation, no normalisation) make the identity pipeline a hook sees when
     it is driven without the engine, as in a unit test.
@@ -38,10 +41,31 @@ class InputPipeline:
         if cfg.normalize is not None:
             self.mean = torch.tensor(cfg.normalize["mean"], device=device).view(1, -1, 1, 1)
             self.std = torch.tensor(cfg.normalize["std"], device=device).view(1, -1, 1, 1)
+        self.rand_augment = self.auto_augment = None
+        if cfg.rand_augment is not None:
+            from ..data.policy_config import RandAugmentConfig
+
+            self.rand_augment = RandAugmentConfig.parse(cfg.rand_augment)
+        self.auto_augment = cfg.auto_augment
+        self.random_erasing = cfg.random_erasing
+        # timm fills RandAugment's geometric ops with the dataset mean (img_mean); torchvision's
+        # AutoAugment with 0.
+        self.fill = tuple(cfg.normalize["mean"]) if cfg.normalize is not None else (0.5,)
 
     def train(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         x = to_inputs(images)
-        return self.augment(x, generator) if self.augment is not None else x
+        if self.augment is not None:
+            x = self.augment(x, generator)
+        if self.rand_augment is not None or self.auto_augment is not None or self.random_erasing > 0:
+            from ..data import policies
+
+            if self.rand_augment is not None:
+                x = policies.rand_augment(x, self.rand_augment, generator, self.fill)
+            if self.auto_augment is not None:
+                x = policies.auto_augment(x, self.auto_augment, generator)
+            if self.random_erasing > 0:
+                x = policies.random_erasing(x, self.random_erasing, generator, self.mean, self.std)
+        return x
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.mean is None else (x - self.mean) / self.std
