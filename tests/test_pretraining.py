@@ -120,6 +120,10 @@ def test_queue_update_replaces_the_oldest_keys_and_wraps():
     assert queue.tolist() == [[2, 2], [0, 0], [0, 0], [1, 1]] and pointer == 1
     pointer = enqueue(queue, pointer, torch.tensor([[3.0, 3.0]]))
     assert queue.tolist() == [[2, 2], [3, 3], [0, 0], [1, 1]] and pointer == 2
+    # A batch larger than the queue: key by key, rows 1, 0, 1 get a, b, c; b and c stay.
+    small = torch.zeros(2, 1)
+    pointer = enqueue(small, 1, torch.tensor([[1.0], [2.0], [3.0]]))
+    assert small.tolist() == [[2.0], [3.0]] and pointer == 0
 
 
 def test_info_nce_by_hand():
@@ -308,3 +312,24 @@ def test_each_new_variant_and_its_control_run_through_the_workflow(tmp_path):
         assert f",{variant}," in table, variant
         metrics = json.loads((tmp_path / WEIGHTS.format(variant).replace("final_model.pt", "metrics.json")).read_text())
         assert metrics["final_epoch"] == 1
+
+
+@pytest.mark.parametrize(
+    "methods",
+    [
+        {"mim": {"mask_patch_size": 4}},
+        {"moco": {"views": VIEWS_8PX, "queue_size": 256, "hidden_dim": 32}},
+    ],
+    ids=["mim", "moco"],
+)
+def test_pretraining_resumed_after_an_epoch_equals_an_uninterrupted_run(digits_store, tmp_path, methods):
+    """Decoder, token, heads, key encoder and queue travel in the checkpoint; masks and views
+    are drawn from the run's streams, so a resumed run trains exactly as an uninterrupted one."""
+    run = tiny_run(methods, epochs=2, batch_size=512)  # 3 steps an epoch
+    whole = fit(run, digits_store, tmp_path / "whole", tmp_path / "whole.pt", device="cpu")
+    assert fit(run, digits_store, tmp_path / "split", tmp_path / "split.pt", device="cpu", stop_after_epoch=1) is None
+    resumed = fit(run, digits_store, tmp_path / "split", tmp_path / "split.pt", device="cpu")
+    assert resumed["resumed_at"] == [[1, 0]]
+    a, b = torch.load(tmp_path / "whole/final_model.pt"), torch.load(tmp_path / "split/final_model.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed["final_acc"] == whole["final_acc"]

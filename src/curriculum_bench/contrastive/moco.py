@@ -112,11 +112,14 @@ def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature:
 
 @torch.no_grad()
 def enqueue(queue: torch.Tensor, pointer: int, keys: torch.Tensor) -> int:
-    """Write `keys` over the oldest rows of `queue` (K, dim) from `pointer` on, wrapping at K;
-    returns the next pointer."""
-    rows = (pointer + torch.arange(len(keys), device=queue.device)) % len(queue)
-    queue[rows] = keys.to(queue.dtype)
-    return (pointer + len(keys)) % len(queue)
+    """Write `keys` over the oldest rows of `queue` (K, dim) from `pointer` on, wrapping at K,
+    as one key after another would; returns the next pointer. A batch larger than K leaves its
+    last K keys (each row written once: repeated indices would make the result undefined)."""
+    size, count = len(queue), len(keys)
+    skipped = max(count - size, 0)
+    rows = (pointer + skipped + torch.arange(count - skipped, device=queue.device)) % size
+    queue[rows] = keys[skipped:].to(queue.dtype)
+    return (pointer + count) % size
 
 
 def projection_head(width: int, cfg: MoCoConfig) -> nn.Module:
