@@ -1,4 +1,4 @@
-"""Weighted NT-Xent, its mu schedules, the SimCLR hook and linear evaluation (spec §3)."""
+"""Weighted NT-Xent, its mu schedules, the SimCLR hook and linear evaluation (docs/methods.md §3)."""
 
 import json
 import math

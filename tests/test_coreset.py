@@ -1,4 +1,4 @@
-"""Coreset study (spec §5.2): selection order and ties, class balance, indices into the
+"""Coreset study (docs/methods.md §5.2): selection order and ties, class balance, indices into the
 original dataset, training on a coreset (frozen backbone untouched), planning and the DAG."""
 
 import copy

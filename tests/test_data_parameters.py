@@ -1,4 +1,4 @@
-"""Data parameters (spec §4): the maths against hand-computed cases, then the hook at its
+"""Data parameters (docs/methods.md §4): the maths against hand-computed cases, then the hook at its
 moments, then short runs through the engine on sklearn's digits."""
 
 import json
@@ -170,7 +170,7 @@ def test_clamp_keeps_sigma_within_one_twentieth_and_twenty():
 
 
 def test_clamp_lifts_every_instance_sigma_from_a_tiny_init_after_the_first_step():
-    """spec §8: with the README's joint init 0.001, even samples outside the batch go to 0.05."""
+    """docs/methods.md §8: with the README's joint init 0.001, even samples outside the batch go to 0.05."""
     hook = hook_on(DataParametersConfig(learn_class=True, learn_inst=True, init_inst=0.001))
     hook_step(hook, torch.randn(2, 3), torch.tensor([0, 1]), torch.tensor([0, 1]))
     assert hook.inst_log.detach().exp()[2:].tolist() == pytest.approx([SIGMA_MIN] * 4)

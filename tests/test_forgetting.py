@@ -1,4 +1,4 @@
-"""Forgetting events (spec §5.1, §8): counts from scripted correctness, both never-learned
+"""Forgetting events (docs/methods.md §5.1, §8): counts from scripted correctness, both never-learned
 treatments, summing over proxy runs, and the recording hook at its moments and on resume."""
 
 import numpy as np

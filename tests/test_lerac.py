@@ -63,14 +63,14 @@ LRC_CIFAR10 = dict(n_blocks=10, base_lr=0.1, min_lr=1e-5, clf_lr=1e-3)  # ResNet
 
 
 def test_official_ladder_goes_one_step_below_min_lr_and_classifier_starts_at_clf_lr():
-    expected = [0.1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-6, 1e-6, 1e-6, 1e-4]  # spec §1.2, §8
+    expected = [0.1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-6, 1e-6, 1e-6, 1e-4]  # docs/methods.md §1.2, §8
     assert close(official_start_lrs(**LRC_CIFAR10), expected)
 
 
 @pytest.mark.parametrize(
     "epoch, expected",
     [
-        (1, [0.1, 0.1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-5, 1e-5, 1e-5, 1e-3]),  # spec §1.2 trace, after epoch 1
+        (1, [0.1, 0.1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-5, 1e-5, 1e-5, 1e-3]),  # docs/methods.md §1.2 trace, after epoch 1
         (3, [0.1, 0.1, 0.1, 0.1, 1e-2, 1e-3, 1e-3, 1e-3, 1e-3, 0.1]),  # classifier arrives
         (4, [0.1, 0.1, 0.1, 0.1, 0.1, 1e-2, 1e-2, 1e-2, 1e-2, 0.1]),
         (5, [0.1] * 10),  # effective k = 5 epochs

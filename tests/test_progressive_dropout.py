@@ -24,7 +24,7 @@ def test_linear_epoch_ramps_readme_values_and_holds_at_end(epoch, expected):
 
 
 def test_linear_epoch_with_the_script_values_reaches_p_one():
-    """MLT script: 0.05 -> 1.0 over 2 epochs gives 0.05, 0.525, 1.0 (the bug, spec §2.3)."""
+    """MLT script: 0.05 -> 1.0 over 2 epochs gives 0.05, 0.525, 1.0 (the bug, docs/methods.md §2.3)."""
     assert [linear_epoch_p(e, 0.05, 1.0, 2) for e in range(3)] == pytest.approx([0.05, 0.525, 1.0])
 
 

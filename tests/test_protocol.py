@@ -187,7 +187,7 @@ def test_protocol_entries_name_only_known_selector_keys(tmp_path):
 
 
 def test_the_self_labelling_control_draws_what_self_labelling_draws_on_every_dataset(paper):
-    train_size = {"mnist_first10pct": 6000, "mnist_first12500_val": 12000}  # spec §2.1 / §2.4
+    train_size = {"mnist_first10pct": 6000, "mnist_first12500_val": 12000}  # docs/methods.md §2.1 / §2.4
     for dataset, n in train_size.items():
         control = resolve_run(paper, "techniques", dataset, "mlt_convnet", "labelled_only", 0)
         curriculum = resolve_run(paper, "techniques", dataset, "mlt_convnet", "self_labeling", 0)

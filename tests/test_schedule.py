@@ -6,7 +6,7 @@ from curriculum_bench.train.schedule import lr_factor
 
 
 def mlt_scheduler_lrs(lr: float, epochs: int) -> list[float]:
-    """The LR per epoch of MLT's SequentialLR(LinearLR warm-up, CosineAnnealingLR), spec §2.1."""
+    """The LR per epoch of MLT's SequentialLR(LinearLR warm-up, CosineAnnealingLR), docs/methods.md §2.1."""
     param = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.AdamW([param], lr=lr)
     warmup = torch.optim.lr_scheduler.LinearLR(opt, start_factor=1e-3, total_iters=3)

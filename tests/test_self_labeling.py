@@ -45,7 +45,7 @@ def test_threshold_keeps_the_configured_fraction(q, kept):
 
 
 def test_first_round_keeps_only_the_ties_with_the_maximum():
-    """q = 1: saturated confidences tie with the maximum and are all kept (spec §8)."""
+    """q = 1: saturated confidences tie with the maximum and are all kept (docs/methods.md §8)."""
     confidence = torch.tensor([0.3, 1.0, 0.9, 1.0, 1.0, 0.2])
     mask, _ = keep_above_quantile(confidence, 1.0)
     assert mask.tolist() == [False, True, False, True, True, False]
@@ -55,7 +55,7 @@ def test_top_percent_matches_numpy_percentile_and_keeps_ties():
     confidence = torch.arange(100).float() / 100
     mask, threshold = top_percent_mask(confidence, 20)
     assert int(mask.sum()) == 20 and threshold == pytest.approx(np.percentile(confidence.numpy(), 80))
-    # CLab with saturated confidences: 10 of 25 at 1.0 -> 40 % selected instead of 20 % (spec §8)
+    # CLab with saturated confidences: 10 of 25 at 1.0 -> 40 % selected instead of 20 % (docs/methods.md §8)
     saturated = torch.cat([torch.ones(10), torch.linspace(0.1, 0.9, 15)])
     assert int(top_percent_mask(saturated, 20)[0].sum()) == 10
     assert int(top_percent_mask(saturated, 120)[0].sum()) == 25  # percentile floored at 0

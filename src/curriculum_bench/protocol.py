@@ -1,6 +1,6 @@
 """Each study's source protocol as data, and every resolved run checked against it.
 
-`config/protocol.yaml` writes down, per study, the settings the spec (../shared/spec/methods.md)
+`config/protocol.yaml` writes down, per study, the settings the spec (../shared/docs/methods.md)
 gives for the runs behind each reported number, with the section they come from. A setting a
 run resolves to something else is a *difference*; a config may keep one on purpose by declaring
 it next to the study it affects:

@@ -1,4 +1,4 @@
-# The coreset study (spec/methods.md §5) as four kinds of job, so the DAG shows its stages:
+# The coreset study (docs/methods.md §5) as four kinds of job, so the DAG shows its stages:
 # proxy runs -> forgetting statistics -> selections -> training on each selection (the core
 # runs and the removal curve's, one rule). Planning lives in curriculum_bench.coreset.plan;
 # rules only wire it.

@@ -1,4 +1,4 @@
-"""Linear evaluation of a pretrained encoder: the contrastive study's score (spec §3.3).
+"""Linear evaluation of a pretrained encoder: the contrastive study's score (docs/methods.md §3.3).
 
 ETH (src/models/classification.py): the encoder is frozen (eval mode) and embeds the
 un-augmented train and test images once; a linear classifier is trained on the train

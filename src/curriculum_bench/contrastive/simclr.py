@@ -1,4 +1,4 @@
-"""SimCLR pretraining with a curriculum over negatives, on the one engine (spec §3).
+"""SimCLR pretraining with a curriculum over negatives, on the one engine (docs/methods.md §3).
 
 Two augmented views of every image are made on the device (ETH config: random-resized
 crop, flip, colour jitter p 0.8, grayscale p 0.2, blur p 0.5) and interleaved so that rows
@@ -21,7 +21,7 @@ from ..data.augment import Augment
 from ..train.hooks import Hook, Stream, TrainState, register_method, seeded_generator
 from .weighted_ntxent import MEAN_SCHEDULES, NORMALIZATIONS, mean_at, weighted_nt_xent
 
-# ETH config/config_example.yaml augmentations, CIFAR-10 at 32 px (spec §3.3).
+# ETH config/config_example.yaml augmentations, CIFAR-10 at 32 px (docs/methods.md §3.3).
 ETH_VIEWS = (
     {"op": "random_resized_crop", "size": 32, "scale": [0.08, 1.0], "ratio": [0.75, 1.3333333]},
     {"op": "horizontal_flip", "p": 0.5},

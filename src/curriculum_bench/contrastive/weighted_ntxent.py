@@ -1,4 +1,4 @@
-"""Weighted NT-Xent: a curriculum over the hardness of negatives (spec/methods.md §3.1-3.2).
+"""Weighted NT-Xent: a curriculum over the hardness of negatives (docs/methods.md §3.1-3.2).
 
 ETH (joelneeser/curriculum-contrastive-learning, paper.pdf §2, src/losses/): a batch of K
 images gives 2K views, rows 2i and 2i+1 a positive pair. With cosine similarities s, every

@@ -1,6 +1,6 @@
 """Forgetting statistics from per-presentation correctness, summed over proxy runs.
 
-spec/methods.md §5.1 (FE:order_examples_by_forgetting.py `compute_forgetting_statistics`,
+docs/methods.md §5.1 (FE:order_examples_by_forgetting.py `compute_forgetting_statistics`,
 `sort_examples_by_forgetting`), §5.2 (C1K:coreset.py `update_fe`) and §8:
 
 * a forgetting event is a transition correct -> incorrect between two consecutive

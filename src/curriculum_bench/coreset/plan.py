@@ -1,7 +1,7 @@
 """The coreset study's stages as files and runs: planning for workflow/rules/coreset.smk.
 
 Pure Python with no torch import. The study section (workflow/schemas/config.schema.yaml `$defs.coreset_study`)
-has one block per stage, spec/methods.md §5:
+has one block per stage, docs/methods.md §5:
 
     proxy      models (one) + train + seeds, trained with the `forgetting` hook (§5.1, §5.2 proxy);
                `backbones` [finetune, frozen]: C1K's proxy with all weights training, and its

@@ -1,6 +1,6 @@
 """Coreset selection from forgetting scores: most forgotten, least forgotten, or random.
 
-spec/methods.md §5.2 (C1K:coreset.py `create_coreset`) and §5.1 (FE removal by sorted order):
+docs/methods.md §5.2 (C1K:coreset.py `create_coreset`) and §5.1 (FE removal by sorted order):
 
 * `forgetting`: most forgotten first (C1K `forgetting_events`, sorted descending: the
   never-learned examples, then the most forgotten);

@@ -1,6 +1,6 @@
 """Blur curriculum: Gaussian-blurred training images in the first epochs, sharp afterwards.
 
-spec/methods.md §1.3 (HCL src/dataloaders/dataloader.py, convNext_dataloader.py, branch
+docs/methods.md §1.3 (HCL src/dataloaders/dataloader.py, convNext_dataloader.py, branch
 `extension`), §1.5, §7. The origin (ACM, doi 10.1145/3606043.3606086) was not available, so
 the hybrid repository's three variants define the method:
 

@@ -1,6 +1,6 @@
 """Curriculum by Smoothing: Gaussian smoothing of every convolution's output, less each epoch.
 
-Sinha, Garg & Larochelle, "Curriculum by Smoothing" (NeurIPS 2020); spec/methods.md §1.4 (the
+Sinha, Garg & Larochelle, "Curriculum by Smoothing" (NeurIPS 2020); docs/methods.md §1.4 (the
 official code, CBS:resnet.py, utils.py `get_gaussian_filter`, solver_cbs.py, arguments.py).
 The hybrid repository cites it as the origin of its input blur (§1.3); CBS blurs feature maps,
 not images.

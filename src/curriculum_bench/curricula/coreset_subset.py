@@ -1,6 +1,6 @@
 """Train on a selected subset of the training split: a coreset, or everything but a removal set.
 
-spec/methods.md §5.2 (C1K:main.py, `create_coreset` then a shuffled DataLoader over the
+docs/methods.md §5.2 (C1K:main.py, `create_coreset` then a shuffled DataLoader over the
 1,000 chosen examples) and §5.1 (FE:run_cifar.py `--remove_n`: the training set minus the
 examples a sorting file names). The indices come from a selection file written by
 `python -m curriculum_bench select` (coreset/select.py) and refer to the train split of the

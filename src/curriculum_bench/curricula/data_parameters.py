@@ -3,7 +3,7 @@
 Saxena, Tuzel & DeCoste, "Data Parameters: A New Family of Parameters for Learning a
 Differentiable Curriculum", NeurIPS 2019, §3 (class- and instance-level parameters, Eq. 2-3);
 official code apple/ml-data-parameters (main_cifar.py, utils.py, optimizer/sparse_sgd.py).
-spec/methods.md §4.1-4.2, §6 pitfall 5 and §8 (behaviour confirmed on the official code).
+docs/methods.md §4.1-4.2, §6 pitfall 5 and §8 (behaviour confirmed on the official code).
 
 - Each class c and each training sample i owns a scalar stored in **log space**; its
   temperature is σ = exp(stored). A sample's effective temperature is σ_class[y_i] +
@@ -13,7 +13,7 @@ spec/methods.md §4.1-4.2, §6 pitfall 5 and §8 (behaviour confirmed on the off
   temperature and stop pulling the model (the "curriculum" is learned, not scheduled).
 - Weight decay on data parameters is an L2 penalty **in log space** on the minibatch members
   only, 0.5·wd_inst·Σ_batch (log σ_inst)² + 0.5·wd_class·Σ_batch (log σ_class[y])², the class
-  term summed per *sample* (a class present m times is penalised m times; spec §8).
+  term summed per *sample* (a class present m times is penalised m times; docs/methods.md §8).
 - Each tensor has its own SparseSGD (momentum 0.9, no weight decay, its own LR, **no LR
   schedule**): a plain momentum step after which every entry whose gradient is exactly zero
   gets its value and momentum buffer back (so samples outside the batch neither drift with
@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from ..train.hooks import Hook, TrainState, register_method
 
-SIGMA_MIN, SIGMA_MAX = 1 / 20, 20.0  # DP config clamp_{cls,inst}_sigma: σ in [0.05, 20] (spec §4.2)
+SIGMA_MIN, SIGMA_MAX = 1 / 20, 20.0  # DP config clamp_{cls,inst}_sigma: σ in [0.05, 20] (docs/methods.md §4.2)
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def log_space_penalty(
     """Per-sample share of DP's minibatch weight decay (utils.apply_weight_decay_data_parameters).
 
     Sample i carries 0.5·wd_inst·(log σ_inst[i])² + 0.5·wd_class·(log σ_class[y_i])²; the sum
-    over the batch is DP's penalty, with the class term counted once per sample (spec §8).
+    over the batch is DP's penalty, with the class term counted once per sample (docs/methods.md §8).
     Only learned tensors are penalised (None = not learned).
     """
     penalty = torch.zeros(len(y), device=y.device)
@@ -114,7 +114,7 @@ def clamp_log_sigma(log_sigma: torch.Tensor) -> None:
     """In place: keep σ = exp(value) within [1/20, 20] (DP utils.clamp_data_parameters).
 
     Every entry is clamped, seen in this batch or not: with instance init 0.001 the first
-    step lifts all instance σ to 0.05 (spec §8)."""
+    step lifts all instance σ to 0.05 (docs/methods.md §8)."""
     with torch.no_grad():
         log_sigma.clamp_(math.log(SIGMA_MIN), math.log(SIGMA_MAX))
 
@@ -126,7 +126,7 @@ class SparseSGD(torch.optim.Optimizer):
     buf = momentum·buf + grad (the first step starts from a zero buffer, so buf = grad);
     value -= lr·buf; then every entry whose gradient is exactly zero gets its pre-step value
     and pre-step buffer back. An in-batch entry whose gradient happens to be 0.0 is treated
-    as absent (spec §8). Weight decay is not an option: DP asserts it is 0 and puts an
+    as absent (docs/methods.md §8). Weight decay is not an option: DP asserts it is 0 and puts an
     explicit penalty on the minibatch members into the loss instead (log_space_penalty).
     """
 

@@ -1,7 +1,7 @@
 """Per-presentation statistics of every training example, for forgetting events.
 
 Toneva et al., "An Empirical Study of Example Forgetting during Deep Neural Network
-Learning" (ICLR 2019), §3; spec/methods.md §5.1 (FE:run_cifar.py `train`) and §5.2
+Learning" (ICLR 2019), §3; docs/methods.md §5.1 (FE:run_cifar.py `train`) and §5.2
 (C1K:coreset.py `update_fe`). Statistics come from the forward pass of each training
 minibatch: train mode, augmented input, before that step's update. For every presentation
 of every example this hook records

@@ -1,6 +1,6 @@
 """LeRaC: learning-rate curriculum, one learning rate per block of the network.
 
-Croitoru et al., "LeRaC: Learning Rate Curriculum" (LRCp §3, Eq. 8, Tab. 1); spec/methods.md
+Croitoru et al., "LeRaC: Learning Rate Curriculum" (LRCp §3, Eq. 8, Tab. 1); docs/methods.md
 §1.1 (paper), §1.2 (official code, LRC), §1.3 (the hybrid repository, HCL), §1.5, §8.
 
 The network is cut into blocks f_1 ... f_n from input to output (the classifier is the last

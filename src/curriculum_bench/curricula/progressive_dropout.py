@@ -1,6 +1,6 @@
 """Progressive (curriculum) dropout: dropout that grows from none to its target during training.
 
-spec/methods.md §2.3, two schedules selected by `schedule`:
+docs/methods.md §2.3, two schedules selected by `schedule`:
 
 * `linear_epoch` — the MNIST catalogue (MLT:training/tr_progressive_dropout.py,
   models/DynamicDropout.py): at the start of 0-based epoch e the `conv` dropout modules
@@ -11,7 +11,7 @@ spec/methods.md §2.3, two schedules selected by `schedule`:
   Dropout2d zeroes every channel at p = 1 and the network trains on all-zero features (spec
   §2.3, §8): a bug, reproducible with `start: 0.05, end: 1.0` but not the default. The
   defaults, 0 -> 0.5 over 2 epochs, are ours: the same ramp stopped at a rate that trains
-  (spec §2.3 attributes them to the README, whose snippet at eca81ce shows 0.05 -> 1).
+  (docs/methods.md §2.3 attributes them to the README, whose snippet at eca81ce shows 0.05 -> 1).
 * `exp_iter` — Curriculum Dropout (Morerio et al., ICCV 2017, Eq. 7; CD:mnist/
   evaluate_mnist.py): per iteration t the *retain* probability of a layer with target
   θ̄ is θ(t) = (1 - θ̄) exp(-γ t) + θ̄, so dropout starts at p = 0 and approaches
@@ -43,7 +43,7 @@ DRIVEN_KINDS = {"linear_epoch": ("conv",), "exp_iter": LAYER_KINDS}
 @dataclass(frozen=True)
 class ProgressiveDropoutConfig:
     schedule: str = "linear_epoch"  # linear_epoch (MLT, per epoch) | exp_iter (CD paper, per iteration)
-    # linear_epoch (MLT README snippet; the script's end = 1.0 zeroes every channel, spec §2.3)
+    # linear_epoch (MLT README snippet; the script's end = 1.0 zeroes every channel, docs/methods.md §2.3)
     start: float = 0.0  # p at epoch 0 (script: 0.05)
     end: float = 0.5  # p from end_epoch on (ours; MLT's README and script: 1.0, the bug)
     end_epoch: int = 2  # MLT: 2

@@ -1,6 +1,6 @@
 """Self-learning with pseudo-labels: the catalogue's per-epoch quantile and Curriculum Labeling.
 
-spec/methods.md §2.4. Both methods split the training set by file order: the first
+docs/methods.md §2.4. Both methods split the training set by file order: the first
 N = int(n_train * labelled_fraction) samples keep their labels, the next
 M = int(n_train * pool_fraction) form the unlabelled pool (their labels are never read for
 training; they only score the pseudo-labels in the log), the rest is unused. Pool samples
@@ -14,7 +14,7 @@ training_callbacks/SelfLearningQuantileWeighingCallback.py). One model throughou
 end of 1-based epoch E with start_epoch <= E <= end_epoch the current model predicts the
 pool; with q = (end_epoch - E) / (end_epoch - start_epoch) the kept set is
 {conf >= quantile(conf, q)} (fraction about 1 - q; at q = 1 only the ties with the maximum,
-spec §8) and every pool sample's pseudo-label is its argmax, recomputed each time. Each
+docs/methods.md §8) and every pool sample's pseudo-label is its argmax, recomputed each time. Each
 epoch draws labelled + pool-size samples with replacement, uniformly from labelled ∪ kept
 (MLT's WeightedRandomSampler with 0/1 weights). MLT's off-by-one (index N keeps its label)
 is not reproduced: labelled = [0, N), pool = [N, N + M).
@@ -25,7 +25,7 @@ methods/base.py `get_label_weights`). Rounds r = 0 .. ceil(100 / μ): round 0 tr
 labelled set; round r >= 1 first pseudo-labels the pool with the model at the end of round
 r - 1, keeps every sample whose max-softmax is >= the (100 - μ r)-th percentile (top 20 %,
 40 %, ... for μ = 20; ties with the threshold are kept, so saturated confidences select more,
-spec §8), then re-initialises the network to the run's seeded initial weights and clears the
+docs/methods.md §8), then re-initialises the network to the run's seeded initial weights and clears the
 optimiser state, and trains on labelled ∪ selected with class-weighted cross-entropy
 w_c = (N - n_c) / (n_c * 100) over the true + pseudo labels in use. Within one run a round
 is `epochs_per_round` epochs (CLab trains each round for the full schedule in its own run);

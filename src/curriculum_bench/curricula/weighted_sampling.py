@@ -1,6 +1,6 @@
 """Weighted data sampling: draw training examples with per-class probabilities.
 
-spec/methods.md §2.2 (MLT:training/tr_weighted_sampling.py): each training sample gets
+docs/methods.md §2.2 (MLT:training/tr_weighted_sampling.py): each training sample gets
 weight `class_weights[label]`; an epoch is `num_samples` draws from
 WeightedRandomSampler(weights, replacement=True). The script uses [0.1, 1, ..., 1], so
 class 0 is drawn ten times less often; on balanced MNIST the expected effect is a lower

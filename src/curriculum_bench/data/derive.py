@@ -3,7 +3,7 @@
 Each derived dataset is its own cached `derive` job, so a noisy or subset variant is built
 once and shared by every run that uses it. The test split is carried over unchanged.
 
-Subsets (spec §6 pitfall 4, "subsets by file order"):
+Subsets (docs/methods.md §6 pitfall 4, "subsets by file order"):
 - `first_n`: the first N training samples in file order (MLT's "10 % of MNIST", §2.1).
 - `stratified_n`: a seeded stratified random sample of N (CLab samples per class).
 - `validation_tail`: the last N training samples become a `val` split (cifar_1k, §5.2).

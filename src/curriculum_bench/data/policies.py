@@ -1,6 +1,6 @@
 """Per-sample augmentation policies on the device: RandAugment, AutoAugment, random erasing.
 
-The hybrid study's recipes (spec/methods.md §1.3) take these from two libraries, each applied
+The hybrid study's recipes (docs/methods.md §1.3) take these from two libraries, each applied
 per image in a DataLoader: timm's `rand_augment_transform("rand-m9-mstd0.5-inc1")` and
 `RandomErasing(0.25, mode="pixel")` (HCL's CvT runner, through `create_transform`), and
 torchvision's `AutoAugment(AutoAugmentPolicy.CIFAR10)` (HCL's ConvNeXt CIFAR loader). Here a

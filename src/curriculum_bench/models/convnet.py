@@ -1,12 +1,12 @@
 """The small residual ConvNet of the MNIST training-technique catalogue.
 
-spec/methods.md §2.1 (MLT:models/ConvNet.py): two residual blocks, 1->32 (stride 1) and
+docs/methods.md §2.1 (MLT:models/ConvNet.py): two residual blocks, 1->32 (stride 1) and
 32->64 (stride 2), each followed by a channel dropout whose p a curriculum may change
 (0 by default), then Flatten and one Linear layer. About 192 K parameters on 28x28 input.
 
 `input_dropout` / `fc_dropout` add an element-wise dropout on the input image and before the
 linear layer (off by default, so the MLT network is unchanged): the Curriculum Dropout
-paper schedules input, conv and fc layers with their own targets (spec §2.3).
+paper schedules input, conv and fc layers with their own targets (docs/methods.md §2.3).
 """
 
 from __future__ import annotations

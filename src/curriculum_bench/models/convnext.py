@@ -1,6 +1,6 @@
 """ConvNeXt-Tiny from timm (Liu et al., CVPR 2022), as the hybrid repository trains it.
 
-spec/methods.md §1.3 (HCL src/convNext_runner.py): torchvision's `convnext_tiny(weights=None)`
+docs/methods.md §1.3 (HCL src/convNext_runner.py): torchvision's `convnext_tiny(weights=None)`
 with the last Linear replaced; timm's `convnext_tiny` is the same network (depths 3/3/9/3,
 dims 96/192/384/768, 28.6 M parameters for 1000 classes) and the parameter layout LeRaC's
 block rule reads (stem, stages.i.downsample, stages.i.blocks, head.norm, head.fc). Never

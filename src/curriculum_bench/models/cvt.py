@@ -1,6 +1,6 @@
 """CvT-13, the Convolutional vision Transformer (Wu et al., ICCV 2021), compact.
 
-spec/methods.md §1.3 (HCL src/config/cvt_13_*_config.py = microsoft/CvT cvt-13-224x224;
+docs/methods.md §1.3 (HCL src/config/cvt_13_*_config.py = microsoft/CvT cvt-13-224x224;
 LRC configs/cvt_configs.yaml): 3 stages; convolutional patch embedding (kernel 7/3/3,
 stride 4/2/2, padding 2/1/1) + LayerNorm; embed dims 64/192/384; heads 1/3/6; depth 1/2/10;
 MLP ratio 4; stochastic depth 0/0/0.1 (linear over a stage's blocks); qkv bias; a cls token

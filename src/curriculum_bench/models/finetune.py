@@ -1,6 +1,6 @@
 """Fine-tuning forms of the classifiers: local pretrained weights, cifar_1k's MLP head, frozen backbone.
 
-spec/methods.md §5.2 (C1K:model_initialization.py): a torchvision backbone whose `fc` is
+docs/methods.md §5.2 (C1K:model_initialization.py): a torchvision backbone whose `fc` is
 replaced by an MLP in_features -> 256 -> ReLU -> 64 -> ReLU -> K (with `dropout`: a Dropout
 after each hidden Linear). Freezing sets requires_grad False on the whole backbone *before*
 the head is replaced, so only the new head trains. C1K's 11th output (clamped to 1, no

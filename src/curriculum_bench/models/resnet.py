@@ -1,7 +1,7 @@
 """ResNet-18 from torchvision, in its ImageNet form and the usual CIFAR form.
 
 The CIFAR form (3x3 stride-1 stem, no max-pool) is what the LeRaC, forgetting-events and
-hybrid repositories train on 32x32 images (spec §1.2, §5.1); the ImageNet form is
+hybrid repositories train on 32x32 images (docs/methods.md §1.2, §5.1); the ImageNet form is
 torchvision's own, used at 224 px (ImageNet-100, cifar_1k's upsampled CIFAR).
 """
 

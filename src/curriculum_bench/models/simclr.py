@@ -1,7 +1,7 @@
 """SimCLR's network: any registered classifier with its last Linear removed as the encoder,
 a projection head for the contrastive loss, and an online linear probe.
 
-ETH (spec/methods.md §3.1): encoder f = ResNet-50 without its fc (2048-d h), projection
+ETH (docs/methods.md §3.1): encoder f = ResNet-50 without its fc (2048-d h), projection
 g = one Linear 2048 -> 128, the loss on z = g(h). The online probe is ours: a Linear on
 h.detach(), trained by cross-entropy beside the contrastive loss, so every epoch reports a
 test accuracy without touching the encoder (the run's score is the separate linear

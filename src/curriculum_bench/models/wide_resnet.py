@@ -1,6 +1,6 @@
 """Wide ResNet (Zagoruyko & Komodakis, BMVC 2016) as the data-parameters code trains it.
 
-DP:models/wide_resnet.py (itself from meliketoy/wide-resnet.pytorch), spec §4.2: depth
+DP:models/wide_resnet.py (itself from meliketoy/wide-resnet.pytorch), docs/methods.md §4.2: depth
 6n + 4, widths 16, 16k, 32k, 64k; pre-activation blocks BN-ReLU-conv3x3(-dropout)-BN-ReLU-conv3x3
 with the stride on the *second* conv and a 1x1 conv shortcut when the shape changes; every
 conv has a bias; the final BN uses PyTorch momentum 0.9 (a quirk of that file, kept: it only

@@ -1,4 +1,4 @@
-"""Coreset-study figures (spec/methods.md §5): forgetting counts, coreset accuracy, removal curve.
+"""Coreset-study figures (docs/methods.md §5): forgetting counts, coreset accuracy, removal curve.
 
 The figure rule passes every finished run of the study (proxy, core and removal runs). The
 forgetting histogram reads the proxies' own `forgetting.npz` from their run folders and

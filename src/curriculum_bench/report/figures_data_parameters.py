@@ -1,4 +1,4 @@
-"""Data-parameter figures (spec §4): what the learned temperatures look like.
+"""Data-parameter figures (docs/methods.md §4): what the learned temperatures look like.
 
 The official repository's introspection plots (DP README, media/histogram_class_temperature_
 over_iterations.png and its tensorboard histograms of clean vs corrupt instance σ):

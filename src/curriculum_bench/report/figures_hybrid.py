@@ -1,4 +1,4 @@
-"""Hybrid-study figures (spec §1): each LeRaC group's learning rate over the first epochs, and
+"""Hybrid-study figures (docs/methods.md §1): each LeRaC group's learning rate over the first epochs, and
 the blur curriculum's sigma and blurred share per epoch, read from history.jsonl.
 
 LeRaC's schedule is a pure function of time, so one run per dataset/model shows it; the

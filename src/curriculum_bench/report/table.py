@@ -90,7 +90,7 @@ def reported_for(summary: pd.DataFrame, reported: list[dict]) -> list[str]:
 NO_REPORTED = "No reported numbers for this study in config/reported.yaml, so the table has no `reported` column."
 REPORTED_TITLE = "Reported by the original authors (not measured here)"
 REPORTED_INTRO = (
-    "Quoted from the papers and repositories (spec/methods.md); rows of the table "
+    "Quoted from the papers and repositories (docs/methods.md); rows of the table "
     "above whose dataset, model and variant match show the same number in their "
     "`reported` column."
 )

@@ -15,7 +15,7 @@ SPEED_SWITCHES = ("channels_last", "fused_optimizer", "compile", "cuda_graphs")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 10  # MLT Trainer max_epochs (spec §2.1)
+    epochs: int = 10  # MLT Trainer max_epochs (docs/methods.md §2.1)
     batch_size: int = 32  # MLT SimpleDataModule
     eval_batch_size: int = 1000  # evaluation only; does not change results
     optimizer: str = "adamw"  # MLT: AdamW
@@ -33,7 +33,7 @@ class TrainConfig:
     log_every: int = 50  # progress line every N steps
     augment: list = field(default_factory=list)  # [{op: name, ...}], on the device (data/augment.py)
     normalize: dict | None = None  # {mean: [...], std: [...]} per channel; MLT: none
-    # The hybrid repository's training recipe (spec §1.3; train/recipe.py, data/policies.py).
+    # The hybrid repository's training recipe (docs/methods.md §1.3; train/recipe.py, data/policies.py).
     # Every default is off, so a study that sets none of them trains exactly as before.
     rand_augment: str | None = None  # timm config string after train.augment (HCL CvT: rand-m9-mstd0.5-inc1)
     auto_augment: str | None = None  # torchvision policy after train.augment (HCL ConvNeXt CIFAR: cifar10)

@@ -1,7 +1,7 @@
 """The training recipe around a method: mixed batches with soft targets, weight-decay groups,
 gradient clipping and accumulation (train.mixup_alpha ... train.grad_accumulation_steps).
 
-spec/methods.md §1.3: the hybrid repository's CvT and ResNet-18 runners (HCL
+docs/methods.md §1.3: the hybrid repository's CvT and ResNet-18 runners (HCL
 src/cvt_runner.py, src/resnet18_runner.py, src/optimizers/cvt_optimizer.py) train with timm
 Mixup/CutMix and a soft-target cross-entropy (src/criterion.py), no weight decay on the
 parameters of norm layers and on biases (WITHOUT_WD_LIST [bn, bias, ln]), each gradient

@@ -10,7 +10,7 @@ from .config import TrainConfig
 def lr_factor(epoch: int, cfg: TrainConfig) -> float:
     """Multiplier of the base LR during 0-based `epoch`; constant within an epoch.
 
-    `warmup_cosine` is MLT's SequentialLR (spec §2.1): LinearLR from `warmup_start_factor`
+    `warmup_cosine` is MLT's SequentialLR (docs/methods.md §2.1): LinearLR from `warmup_start_factor`
     to 1 over `warmup_epochs`, then CosineAnnealingLR(T_max, eta_min = min_lr_factor * lr)
     continued past T_max, so it rises and falls with period 2 * T_max. `cosine` is the
     same warm-up followed by a single cosine over the remaining epochs; `multistep`
