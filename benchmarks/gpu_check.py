@@ -399,8 +399,9 @@ def write_hook_inputs(hooks: list[Hook], state: TrainState) -> None:
 
 # On the CPU every tensor is a host tensor, so the audit cannot tell a read of the device from a
 # read of parameters that a GPU run also draws on the CPU: data/augment.py draws crops, flips and
-# blur choices from a CPU generator and picks from them there, by design (its docstring).
-HOST_SIDE_MODULES = ("curriculum_bench/data/augment.py",)
+# blur choices from a CPU generator and picks from them there, by design (its docstring), and
+# data/policies.py draws RandAugment / AutoAugment ops and magnitudes per sample the same way.
+HOST_SIDE_MODULES = ("curriculum_bench/data/augment.py", "curriculum_bench/data/policies.py")
 
 
 def caller() -> str:

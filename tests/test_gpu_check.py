@@ -44,7 +44,7 @@ def runs(tmp_path_factory):
     injected_job = start(
         injected,
         *("--compile-cache", str(injected / "compile_cache"), "--sections", "correctness"),
-        *("--paths", "mlt_convnet/baseline", "--inject-mismatch"),
+        *("--paths", "mlt_convnet/weighted_sampling", "--inject-mismatch"),  # a path of the smoke set
     )
     return {"quick": (*finish(quick_job, quick), quick), "injected": (*finish(injected_job, injected), injected)}
 
@@ -112,5 +112,7 @@ def test_every_speed_target_is_reported_but_not_judged_in_quick_mode(quick_run):
 def test_an_injected_loss_mismatch_exits_non_zero_naming_the_check(runs):
     returncode, output, report, out = runs["injected"]
     assert returncode == 1, output[-6000:]
-    assert [name for name in report["failed"] if name.endswith("mlt_convnet/baseline: losses")], report["failed"]
+    assert [name for name in report["failed"] if name.endswith("mlt_convnet/weighted_sampling: losses")], report[
+        "failed"
+    ]
     assert "FAILED" in (out / "gpu_check.md").read_text()
