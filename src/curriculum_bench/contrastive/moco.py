@@ -80,10 +80,8 @@ class MoCoConfig:
 
     @cached_property
     def augment(self) -> Augment:
-        try:
-            return Augment.from_config(self.views)
-        except ValueError as err:
-            raise ValueError(f"views{err}") from None
+        """The ops making each view, built (and so checked) once, when the config is."""
+        return Augment.from_config(self.views, where="views")
 
 
 # --- the maths (pure) ---------------------------------------------------------------------------

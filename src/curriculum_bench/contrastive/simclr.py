@@ -71,10 +71,7 @@ class SimCLRConfig:
     @cached_property
     def augment(self) -> Augment:
         """The ops making each view, built (and so checked) once, when the config is."""
-        try:
-            return Augment.from_config(self.views)
-        except ValueError as err:
-            raise ValueError(f"views{err}") from None
+        return Augment.from_config(self.views, where="views")
 
     def mean(self, epoch: int, step: int, seed: int) -> float:
         return mean_at(

@@ -33,10 +33,7 @@ class AugmentConfig:
     @cached_property
     def augment(self) -> Augment:
         """The ops, built (and so checked) once, when the config is."""
-        try:
-            return Augment.from_config(self.ops)
-        except ValueError as err:
-            raise ValueError(f"ops{err}") from None
+        return Augment.from_config(self.ops, where="ops")
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:

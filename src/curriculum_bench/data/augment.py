@@ -822,19 +822,20 @@ class Augment:
     steps: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
-    def from_config(cls, specs: Sequence[Mapping[str, Any]]) -> Augment:
+    def from_config(cls, specs: Sequence[Mapping[str, Any]], where: str = "") -> Augment:
         """Each spec is {"op": name, **settings}; an unknown op or key or a bad value raises a
-        ValueError (ConfigError) that names it, its position and the valid choices. The
-        settings are checked here, once: calls run the ops without checking them again."""
+        ValueError (ConfigError) that names it, its position (after `where`, the setting that
+        holds the list) and the valid choices. The settings are checked here, once: calls run
+        the ops without checking them again."""
         steps = []
         for i, spec in enumerate(specs):
             settings = dict(spec)
             name = settings.pop("op", None)
             if name in REMOVED_OPS:
-                raise ConfigError(f"[{i}].op: {name!r} is not an augmentation op; {REMOVED_OPS[name]}")
+                raise ConfigError(f"{where}[{i}].op: {name!r} is not an augmentation op; {REMOVED_OPS[name]}")
             if name not in OPS:
-                raise ConfigError(f"[{i}].op: unknown op {name!r}; expected one of {sorted(OPS)}")
-            steps.append((name, config_from_dict(OPS[name][0], settings, where=f"[{i}]({name})")))
+                raise ConfigError(f"{where}[{i}].op: unknown op {name!r}; expected one of {sorted(OPS)}")
+            steps.append((name, config_from_dict(OPS[name][0], settings, where=f"{where}[{i}]({name})")))
         return cls(tuple(steps))
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
