@@ -21,7 +21,7 @@ from curriculum_bench.curricula.masked_image_modeling import (
     pixel_mask,
     random_patch_mask,
 )
-from curriculum_bench.models import create_model
+from curriculum_bench.models import create_model, named_module
 from curriculum_bench.run_inputs import run_inputs
 from curriculum_bench.train.engine import fit
 from curriculum_bench.train.hooks import Stream, TrainState, build_hooks, seeded_generator
@@ -333,3 +333,16 @@ def test_pretraining_resumed_after_an_epoch_equals_an_uninterrupted_run(digits_s
     a, b = torch.load(tmp_path / "whole/final_model.pt"), torch.load(tmp_path / "split/final_model.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert resumed["final_acc"] == whole["final_acc"]
+
+
+def test_a_layer_the_model_lacks_is_refused_naming_the_setting():
+    # The one lookup mim's feature_layer and hint's student_layer / teacher_layer go through.
+    (hook,) = build_hooks({"mim": {"feature_layer": "block9", "mask_patch_size": 4}})
+    model = create_model("mlt_convnet", (1, 8, 8), 10)
+    state = TrainState(model, torch.optim.SGD(model.parameters(), lr=0.1), torch.device("cpu"), torch.zeros(1), 10, 1)
+    state.data = type("Data", (), {"in_shape": (1, 8, 8)})()
+    with pytest.raises(
+        ConfigError, match=r"^methods\.mim\.feature_layer: MLTConvNet has no module 'block9' \(top level: \["
+    ):
+        hook.on_fit_start(state)
+    assert named_module(model, "block2", "methods.hint.student_layer") is model.block2

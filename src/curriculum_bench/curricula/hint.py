@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ConfigError
+from ..models import named_module
 from ..train.hooks import Hook, TrainState, register_method
 from ..train.identity import model_files
 from ..train.speed import run_model
@@ -92,16 +93,6 @@ def adapt(adapter: nn.Module, student: torch.Tensor, teacher_size: tuple[int, in
     return out
 
 
-def named_module(model: nn.Module, name: str, setting: str) -> nn.Module:
-    try:
-        return model.get_submodule(name)
-    except AttributeError:
-        names = [n for n, _ in model.named_children()]
-        raise ConfigError(
-            f"methods.hint.{setting}: {type(model).__name__} has no module {name!r} (top level: {names})"
-        ) from None
-
-
 # --- the hook -----------------------------------------------------------------------------------
 
 
@@ -137,8 +128,10 @@ class Hint(Hook):
     def on_fit_start(self, state: TrainState) -> None:
         cfg = self.cfg
         self.teacher = load_teacher(state, cfg, self.name)  # before the student's layer is hooked
-        self.student_module = named_module(state.model, cfg.student_layer, "student_layer")
-        self.teacher_module = named_module(self.teacher, cfg.teacher_layer or cfg.student_layer, "teacher_layer")
+        self.student_module = named_module(state.model, cfg.student_layer, "methods.hint.student_layer")
+        self.teacher_module = named_module(
+            self.teacher, cfg.teacher_layer or cfg.student_layer, "methods.hint.teacher_layer"
+        )
         self.student_module.register_forward_hook(self._keep_student)
         self.teacher_module.register_forward_hook(self._keep_teacher)
         student, teacher = self._feature_shapes(state)

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from ..config import ConfigError
+from ..models import named_module
 from ..train.hooks import Hook, Stream, TrainState, register_method, seeded_generator
 from ..train.speed import run_model
 
@@ -131,14 +132,7 @@ class MaskedImageModeling(Hook):
         if height % p or width % p:
             raise ConfigError(f"methods.mim.mask_patch_size: {p} does not divide the {height} x {width} images")
         self.grid = (height // p, width // p)
-        try:
-            self.layer = model.get_submodule(cfg.feature_layer)
-        except AttributeError:
-            names = [n for n, _ in model.named_children()]
-            raise ConfigError(
-                f"methods.mim.feature_layer: {type(model).__name__} has no module {cfg.feature_layer!r} "
-                f"(top level: {names})"
-            ) from None
+        self.layer = named_module(model, cfg.feature_layer, "methods.mim.feature_layer")
         self.layer.register_forward_hook(self._keep_features)
         features = self._feature_shape(state)
         stride = height // features[-2]

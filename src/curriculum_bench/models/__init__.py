@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..config import ConfigError
 from ..registry import Registry
 
 MODELS: Registry = Registry("model")
@@ -19,6 +20,16 @@ def create_model(
     if weights:
         load_weights(model, weights)
     return model
+
+
+def named_module(model: nn.Module, name: str, key: str) -> nn.Module:
+    """The submodule a setting names (a layer whose output a method reads); an unknown name is
+    a ConfigError at `key` that lists the model's top-level modules."""
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        names = [n for n, _ in model.named_children()]
+        raise ConfigError(f"{key}: {type(model).__name__} has no module {name!r} (top level: {names})") from None
 
 
 def load_weights(model: nn.Module, path: str) -> list[str]:
