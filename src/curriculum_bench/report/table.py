@@ -313,7 +313,7 @@ def load_runs(
     rows, seen = [], {}
     for path in metrics_paths:
         m, history = read_run(path, study)
-        run = tuple(m[k] for k in (*KEYS, "seed"))
+        run = tuple(m[k] for k in ("study", *KEYS, "seed"))  # the claims job reads every study's runs
         if run in seen:
             raise InputFileError(
                 path, f"the same run as {seen[run]} (each run is tabulated once)", "pass each run file once"
