@@ -134,11 +134,6 @@ def core_runs(spec: dict) -> list[CoreRun]:
     ]
 
 
-def core_variant(method: str, backbone: str) -> str:
-    """A core run on the reference proxy's selection `method`."""
-    return f"{method}_{backbone}"
-
-
 def removal_variant(order: str | None, k: int) -> str:
     return "remove_0" if k == 0 else f"remove_{order}_{k}"
 
@@ -331,6 +326,6 @@ def final_outputs(config: dict) -> list[str]:
     outputs = []
     for dataset in spec["datasets"]:
         for stats in stats_folder(spec):
-            outputs += [STATS_NPZ.format(dataset=dataset, stats=stats), STATS_CSV.format(dataset=dataset, stats=stats)]
+            outputs += [stats_file(dataset, stats), STATS_CSV.format(dataset=dataset, stats=stats)]
         outputs += [selection_file(dataset, name) for name in selection_names(spec)]
     return outputs
