@@ -95,7 +95,7 @@ def test_unknown_encoder_argument_is_refused(tiny):
     refused(
         tiny,
         "studies.contrastive.models.simclr.encoder_args.foo: unknown argument of model mlt_convnet; "
-        "expected one of ['fc_dropout', 'input_dropout', 'share_bn', 'weights']",
+        "expected one of ['fc_dropout', 'global_pool', 'input_dropout', 'share_bn', 'weights']",
     )
 
 

@@ -116,6 +116,15 @@ def test_strip_classifier_removes_the_last_linear():
     assert width == 64 * 4 * 4 and body(torch.zeros(2, 1, 8, 8)).flatten(1).shape == (2, width)
 
 
+def test_a_pooled_encoder_gives_simclr_the_channel_means_as_h():
+    model = create_model("simclr", (1, 8, 8), 10, encoder="mlt_convnet", encoder_args={"global_pool": True})
+    x = torch.randn(3, 1, 8, 8)
+    encoder = model.encoder
+    spatial = encoder.drop2(encoder.block2(encoder.drop1(encoder.block1(x))))
+    assert model.projection.in_features == 64
+    torch.testing.assert_close(model.features(x), spatial.mean(dim=(2, 3)))
+
+
 def test_stratified_split_holds_out_the_fraction_of_every_class():
     labels = torch.tensor([0] * 50 + [1] * 30)
     fit_idx, val_idx = stratified_split(labels, 0.1, seed=0)

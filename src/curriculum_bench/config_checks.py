@@ -52,7 +52,7 @@ DEFAULT_TEST_FRACTION = 0.2  # data/sources.py
 # Keyword arguments of each registered model's constructor (models/*.py), besides in_shape
 # and num_classes; models.create_model itself takes `weights` for every model.
 MODEL_ARGS = {
-    "mlt_convnet": ("share_bn", "input_dropout", "fc_dropout"),
+    "mlt_convnet": ("share_bn", "input_dropout", "fc_dropout", "global_pool"),
     "resnet18": (),
     "resnet18_cifar": (),
     "cvt13": (),

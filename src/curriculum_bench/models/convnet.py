@@ -7,6 +7,11 @@ docs/methods.md §2.1 (MLT:models/ConvNet.py): two residual blocks, 1->32 (strid
 `input_dropout` / `fc_dropout` add an element-wise dropout on the input image and before the
 linear layer (off by default, so the MLT network is unchanged): the Curriculum Dropout
 paper schedules input, conv and fc layers with their own targets (docs/methods.md §2.3).
+
+`global_pool` averages the last block's 64 channels over space before the Linear layer (off by
+default). As SimCLR's encoder (docs/methods.md §3.1) it makes h the pooled 64-d vector a ResNet's
+h is, rather than MLT's flattened 64 x 14 x 14 map, on which a linear probe of even an untrained
+network scores near a trained one on MNIST, so the probe would say little about pretraining.
 """
 
 from __future__ import annotations
@@ -43,7 +48,13 @@ class ResBlock(nn.Module):
 
 class MLTConvNet(nn.Module):
     def __init__(
-        self, in_shape, num_classes: int, share_bn: bool = True, input_dropout: bool = False, fc_dropout: bool = False
+        self,
+        in_shape,
+        num_classes: int,
+        share_bn: bool = True,
+        input_dropout: bool = False,
+        fc_dropout: bool = False,
+        global_pool: bool = False,
     ):
         super().__init__()
         channels, height, width = in_shape
@@ -53,14 +64,16 @@ class MLTConvNet(nn.Module):
         self.drop1 = nn.Dropout2d(p=0.0)  # MLT DynamicDropout: p set by a curriculum
         self.block2 = ResBlock(32, 64, stride=2, share_bn=share_bn)
         self.drop2 = nn.Dropout2d(p=0.0)
+        self.pool = nn.AdaptiveAvgPool2d(1) if global_pool else nn.Identity()
         self.flatten = nn.Flatten()
         self.drop_fc = nn.Dropout(p=0.0) if fc_dropout else nn.Identity()
-        self.fc = nn.Linear(64 * ((height + 1) // 2) * ((width + 1) // 2), num_classes)
+        spatial = 1 if global_pool else ((height + 1) // 2) * ((width + 1) // 2)
+        self.fc = nn.Linear(64 * spatial, num_classes)
 
     def forward(self, x):
         x = self.drop1(self.block1(self.drop_in(x)))
         x = self.drop2(self.block2(x))
-        return self.fc(self.drop_fc(self.flatten(x)))
+        return self.fc(self.drop_fc(self.flatten(self.pool(x))))
 
     def dropout_layers(self) -> dict[str, list[nn.Module]]:
         """The dropout modules a dropout curriculum may drive, by layer kind."""
@@ -70,6 +83,18 @@ class MLTConvNet(nn.Module):
 
 @register_model("mlt_convnet")
 def mlt_convnet(
-    in_shape, num_classes: int, share_bn: bool = True, input_dropout: bool = False, fc_dropout: bool = False
+    in_shape,
+    num_classes: int,
+    share_bn: bool = True,
+    input_dropout: bool = False,
+    fc_dropout: bool = False,
+    global_pool: bool = False,
 ) -> nn.Module:
-    return MLTConvNet(in_shape, num_classes, share_bn=share_bn, input_dropout=input_dropout, fc_dropout=fc_dropout)
+    return MLTConvNet(
+        in_shape,
+        num_classes,
+        share_bn=share_bn,
+        input_dropout=input_dropout,
+        fc_dropout=fc_dropout,
+        global_pool=global_pool,
+    )
