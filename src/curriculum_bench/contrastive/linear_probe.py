@@ -141,6 +141,7 @@ def probe_run(run_dir: Path, data_dir: Path, out: Path, probe: dict | None = Non
                 "train_images_per_s",
                 "peak_mem_mb",
                 "device_name",
+                "speed",
                 "dataset_source",
                 "final_epoch",
             )

@@ -338,9 +338,10 @@ def load_runs(
                         "wall_s",
                         "train_images_per_s",
                         "peak_mem_mb",
-                        "device_name",
                     )
                 },
+                # bf16 autocast changes the numbers a little (auto turns it on where the hardware has it)
+                "device_name": m["device_name"] + (", bf16" if (m.get("speed") or {}).get("bf16") else ""),
                 "test_at_best_val_acc": m.get("test_at_best_val_acc", float("nan")),
                 "diverged": diverged(m, history),
                 **{f"acc_{k}": v for k, v in extra_accuracies(m, history, options).items()},
