@@ -326,3 +326,12 @@ def test_a_fabricated_data_config_says_so_above_the_table(tmp_path):
     assert "FABRICATED DATA" in (tmp_path / "t.html").read_text()
     write_table([path], "techniques", tmp_path / "u.md", tmp_path / "u.csv")
     assert "FABRICATED" not in (tmp_path / "u.md").read_text()
+
+
+def test_a_row_whose_seeds_ran_at_different_precisions_names_each_device(tmp_path):
+    paths = [fake_metrics(tmp_path, "zeta", s, 0.8, 0.9) for s in (0, 1, 2)]
+    for path, bf16 in zip(paths, (True, False, True), strict=True):
+        metrics = json.loads(path.read_text())
+        path.write_text(json.dumps({**metrics, "speed": {"bf16": bf16, "channels_last": bf16}}))
+    summary = write_table(paths, "techniques", tmp_path / "t.md", tmp_path / "t.csv")
+    assert summary.iloc[0].device == "cpu, bf16 / cpu"

@@ -354,6 +354,10 @@ def load_runs(
     return pd.DataFrame(rows)
 
 
+def distinct(values: pd.Series) -> str:
+    return " / ".join(dict.fromkeys(map(str, values)))
+
+
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (dataset, model, variant), in the order the runs were given."""
     grouped = runs.groupby(KEYS, sort=False)
@@ -373,7 +377,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         wall_s_mean=("wall_s", "mean"),
         images_per_s_mean=("train_images_per_s", "mean"),
         peak_mem_mb_max=("peak_mem_mb", "max"),
-        device=("device_name", "first"),
+        device=("device_name", distinct),  # a row whose seeds ran on different devices or precisions says so
         recipe=("recipe", "first"),
         diverged_runs=("diverged", "sum"),
         **{f"{col}_{stat}": (col, stat) for col in runs.columns if col.startswith("acc_") for stat in ("mean", "std")},
