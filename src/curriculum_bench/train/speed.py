@@ -3,7 +3,7 @@
 Five switches in a study's `train:` section, each `auto` by default, which turns it on where
 the run is on a CUDA GPU. On the CPU, `auto` turns on bf16 autocast and channels-last where the
 CPU has bf16 in hardware (AVX512-BF16 or AMX): oneDNN's NHWC bf16 convolutions train the
-embedded default's ConvNet 2.5x faster there, to the same accuracy (benchmarks/cpu_speed.py,
+embedded default's ConvNet 2.4x faster there, to the same accuracy (benchmarks/cpu_speed.py,
 docs/gpu.md); elsewhere on the CPU everything stays off (emulated bf16 is several times slower).
 `precision: fp32` and `channels_last: false` give the plain fp32 numbers on any CPU.
 
