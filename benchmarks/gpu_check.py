@@ -541,7 +541,10 @@ def check_run(path: CheckPath, fast: bool, device: torch.device) -> Run:
     elif device.type == "cpu":
         # Fused as on a GPU: the per-tensor optimiser counts its steps in CPU scalars, whose
         # .item() the dispatch audit would flag although they never wait for a device.
-        train["fused_optimizer"] = True
+        # Channels-last as on a GPU, fp32 whatever the CPU: the same check on every CPU (bf16
+        # on the CPU is benchmarks/cpu_speed.py's; at --quick's batch of 2 a deep ResNet's
+        # BatchNorm turns bf16 rounding into first-step losses 6-9 % apart).
+        train.update(fused_optimizer=True, channels_last=True, precision="fp32")
     return Run.from_dict({**path.run, "train": train})
 
 

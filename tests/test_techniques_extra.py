@@ -214,6 +214,18 @@ def test_kaiming_init_is_the_seeded_draw_of_nn_init():
     assert torch.equal(model.fc.weight, expected.fc.weight)
 
 
+def test_init_draws_the_same_weights_whatever_the_models_memory_layout():
+    # auto puts a model in channels-last on a GPU or a bf16 CPU: the init must not depend on it
+    models = [create_model("mlt_convnet", (1, 8, 8), 10) for _ in range(2)]
+    models[1].to(memory_format=torch.channels_last)
+    for model in models:
+        torch.manual_seed(5)
+        initialise(model, WeightInitConfig(scheme="kaiming_normal"))
+    assert models[1].block1.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
 # --- augmentation as a variant -----------------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from ..train.hooks import Hook, TrainState, register_method
@@ -40,7 +41,9 @@ def initialise(model: nn.Module, cfg: WeightInitConfig) -> int:
     for module in model.modules():
         if not isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
             continue
-        w = module.weight
+        # Drawn into a contiguous tensor and copied: init fills memory in storage order, so
+        # drawing into a channels-last weight would put other values at each position.
+        w = torch.empty(module.weight.shape, dtype=module.weight.dtype, device=module.weight.device)
         if cfg.scheme == "kaiming_normal":
             nn.init.kaiming_normal_(w, mode=cfg.mode, nonlinearity="relu")
         elif cfg.scheme == "kaiming_uniform":
@@ -51,6 +54,8 @@ def initialise(model: nn.Module, cfg: WeightInitConfig) -> int:
             nn.init.xavier_uniform_(w, gain=cfg.gain)
         else:
             nn.init.orthogonal_(w, gain=cfg.gain)
+        with torch.no_grad():
+            module.weight.copy_(w)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
         count += 1
