@@ -46,6 +46,7 @@ class ResBlock(nn.Module):
         return self.relu(out + self.skip(x))
 
 
+@register_model("mlt_convnet")  # the constructor is the registered builder: one signature
 class MLTConvNet(nn.Module):
     def __init__(
         self,
@@ -79,22 +80,3 @@ class MLTConvNet(nn.Module):
         """The dropout modules a dropout curriculum may drive, by layer kind."""
         kinds = {"input": [self.drop_in], "conv": [self.drop1, self.drop2], "fc": [self.drop_fc]}
         return {k: [m for m in mods if isinstance(m, nn.modules.dropout._DropoutNd)] for k, mods in kinds.items()}
-
-
-@register_model("mlt_convnet")
-def mlt_convnet(
-    in_shape,
-    num_classes: int,
-    share_bn: bool = True,
-    input_dropout: bool = False,
-    fc_dropout: bool = False,
-    global_pool: bool = False,
-) -> nn.Module:
-    return MLTConvNet(
-        in_shape,
-        num_classes,
-        share_bn=share_bn,
-        input_dropout=input_dropout,
-        fc_dropout=fc_dropout,
-        global_pool=global_pool,
-    )
