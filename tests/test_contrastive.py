@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from curriculum_bench.config import ConfigError
+from curriculum_bench.contrastive import linear_probe as linear_probe_module
 from curriculum_bench.contrastive.linear_probe import ProbeConfig, linear_probe, probe_run, stratified_split
 from curriculum_bench.contrastive.simclr import SimCLRConfig, interleave_views
 from curriculum_bench.contrastive.weighted_ntxent import mean_at, negative_weights, nt_xent_reference, weighted_nt_xent
@@ -14,6 +15,7 @@ from curriculum_bench.models import create_model
 from curriculum_bench.models.simclr import strip_classifier
 from curriculum_bench.train.engine import fit
 from curriculum_bench.train.hooks import build_hooks
+from curriculum_bench.train.speed import Speed
 
 from .conftest import tiny_run
 
@@ -187,6 +189,23 @@ def test_pretraining_resumes_exactly_and_the_probe_scores_it(digits_store, tmp_p
     # The snapshot after epoch 1 (written before the stop, kept across the resume) is scored too.
     assert (tmp_path / "cut/snapshots/epoch1.pt").exists() and not (tmp_path / "full/snapshots/epoch3.pt").exists()
     assert list(summary["probe_per_epoch"]) == ["1", "3"] and summary["probe_per_epoch"]["3"] == summary["final_acc"]
+
+
+def test_the_probe_embeds_at_the_precision_and_layout_its_run_trained_at(digits_store, tmp_path, monkeypatch):
+    run = simclr_run(epochs=1)
+    run["train"].update(precision="bf16", channels_last=True)
+    fit(run, digits_store, tmp_path / "run", tmp_path / "run.pt", device="cpu")
+    embedded_at = []
+
+    def recording_run_model(model, x, speed):
+        embedded_at.append(speed)
+        return run_model(model, x, speed)
+
+    run_model = linear_probe_module.run_model
+    monkeypatch.setattr(linear_probe_module, "run_model", recording_run_model)
+    summary = probe_run(tmp_path / "run", digits_store, tmp_path / "probe.json", {"epochs": 1}, device="cpu")
+    assert embedded_at and set(embedded_at) == {Speed(bf16=True, channels_last=True)}
+    assert summary["speed"]["bf16"] and summary["speed"]["channels_last"]
 
 
 def test_simclr_needs_the_simclr_model(digits_store, tmp_path):

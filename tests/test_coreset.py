@@ -247,6 +247,28 @@ def test_frozen_dropout_and_the_whole_train_set_run_beside_the_coreset_rows():
     assert full["train"] == {**frozen["train"], "epochs": 7}
 
 
+def test_a_backbones_own_seeds_replace_the_core_stages_for_its_rows_only():
+    from curriculum_bench.config_checks import check_config_values
+    from curriculum_bench.plan import format_plan, validate_config
+
+    config = with_core(seeds=[0, 1, 2, 3], backbone_seeds={"frozen": [0, 1]})
+    seeds: dict[str, list[int]] = {}
+    for run in plan.iter_coreset_runs(config):
+        seeds.setdefault(run["variant"], []).append(run["seed"])
+    assert seeds["reverse_frozen"] == seeds["random_frozen"] == [0, 1]
+    assert seeds["reverse_finetune"] == seeds["forgetting_finetune"] == [0, 1, 2, 3]
+    assert seeds["proxy"] == TEST_CONFIG["studies"]["coreset"]["proxy"]["seeds"]  # other stages keep theirs
+    assert "frozen core runs 2 seed(s)" in format_plan(config)
+    config = with_core(backbone_seeds={"frozen_dropout": [0]})
+    with pytest.raises(
+        ConfigError, match=r"^studies\.coreset\.core\.backbone_seeds\.frozen_dropout: .*no frozen_dropout"
+    ):
+        check_config_values(config)
+    config = with_core(backbone_seeds={"frozen": [1, 1]})
+    with pytest.raises(ConfigError, match=r"^studies\.coreset\.core\.backbone_seeds\.frozen: .*non-unique"):
+        validate_config(config)
+
+
 def c1k_stats_file(path, events: list[int], correct: list[int]) -> None:
     """cifar_1k's preloaded_forgetting/forgetting_stats: a torch.save dict of two tensors."""
     torch.save({"forgetting_events": torch.tensor(events), "nr_correct": torch.tensor(correct)}, path)

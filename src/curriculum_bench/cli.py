@@ -111,7 +111,9 @@ def cmd_train(args) -> None:
     import torch
 
     from .train.engine import Preempted, fit
+    from .train.speed import keep_freed_memory
 
+    keep_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
@@ -133,7 +135,9 @@ def cmd_train(args) -> None:
 
 def cmd_probe(args) -> None:
     from .contrastive.linear_probe import probe_run
+    from .train.speed import keep_freed_memory
 
+    keep_freed_memory()
     read_json_file(args.run_dir / "metrics.json", "the pretraining run's metrics", keys=PROBE_KEYS)
     if not (args.run_dir / "final_model.pt").is_file():
         raise MissingInputFile(

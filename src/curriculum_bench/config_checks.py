@@ -314,6 +314,13 @@ def check_coreset_proxies(spec: dict) -> None:
 def check_coreset_study(config: dict, spec: dict, sizes: dict) -> None:
     check_coreset_proxies(spec)
     base = f"studies.{coreset_plan.STUDY}"
+    backbones = spec["core"]["backbones"]
+    for backbone in spec["core"].get("backbone_seeds") or {}:
+        if backbone not in backbones:
+            raise ConfigError(
+                f"{base}.core.backbone_seeds.{backbone}: the core stage trains no {backbone} backbone "
+                f"(core.backbones {backbones})"
+            )
     stages = [stage for stage in ("proxy", "core", "removal") if spec.get(stage)]
     for stage in stages:
         block = spec[stage]

@@ -574,7 +574,10 @@ def format_study(config: dict, study: str) -> list[str]:
     total, per_variant = study_counts(config, study)
     datasets, models = study_names(config, study)
     if study == coreset_plan.STUDY:
-        shape = f"{len(datasets)} dataset(s); proxy, core and removal stages"
+        own_seeds = (spec["core"].get("backbone_seeds") or {}).items()
+        shape = f"{len(datasets)} dataset(s); proxy, core and removal stages" + "".join(
+            f"; {backbone} core runs {len(seeds)} seed(s)" for backbone, seeds in own_seeds
+        )
     else:
         own_seeds = {
             v: len(variant_seeds(spec, v)) for v in spec["variants"] if (spec["variants"][v] or {}).get(VARIANT_SEEDS)

@@ -339,6 +339,7 @@ def smoke_coreset(spec: dict, datasets: dict, weights: dict[str, Weights]) -> di
         if not block:
             continue
         block["seeds"] = block["seeds"][:1]
+        block.pop("backbone_seeds", None)  # every row runs the stage's first seed, so all rows pair
         paper_epochs = block["train"]["epochs"]
         block["train"] = train_smoke(block["train"], SMOKE_EPOCHS, paper_epochs)
         if (block.get("full") or {}).get("train"):  # the whole-train-set core run's own settings

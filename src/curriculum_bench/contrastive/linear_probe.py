@@ -1,7 +1,8 @@
 """Linear evaluation of a pretrained encoder: the contrastive study's score (docs/methods.md §3.3).
 
 ETH (src/models/classification.py): the encoder is frozen (eval mode) and embeds the
-un-augmented train and test images once; a linear classifier is trained on the train
+un-augmented train and test images once, here at the precision and layout the run trained
+and evaluated at (its recorded `speed`: bf16 where the run was); a linear classifier is trained on the train
 embeddings with Adam (lr 1e-3, 60 epochs) for each weight decay of logspace(-6, -1, 5),
 each scored on a stratified 90/10 split of the train set; the best weight decay is then
 retrained on all train embeddings, and its test accuracy is the model's score.
@@ -24,6 +25,7 @@ from ..models import create_model
 from ..train.config import Run
 from ..train.engine import load_data, pick_device
 from ..train.pipeline import InputPipeline, to_inputs
+from ..train.speed import Speed, run_model
 
 
 @dataclass(frozen=True)
@@ -37,11 +39,13 @@ class ProbeConfig:
 
 
 @torch.inference_mode()
-def embed(model, split, pipeline: InputPipeline, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+def embed(
+    model, split, pipeline: InputPipeline, speed: Speed = Speed(), batch_size: int = 256
+) -> tuple[torch.Tensor, torch.Tensor]:
     model.eval()
     order = torch.arange(len(split.labels), device=split.labels.device)
     feats = [
-        model.features(pipeline.normalize(to_inputs(images))).float()
+        run_model(model.features, pipeline.normalize(to_inputs(images)), speed).float()
         for _, images, _ in split.batches(order, batch_size)
     ]
     return torch.cat(feats), split.labels.clone()
@@ -113,10 +117,14 @@ def probe_run(run_dir: Path, data_dir: Path, out: Path, probe: dict | None = Non
     if not hasattr(model, "features"):
         raise ValueError(f"{run.model}: linear evaluation needs a model with .features() (the `simclr` model)")
     pipeline = InputPipeline(run.train, dev)
+    trained_at = metrics["speed"]
+    speed = Speed(bf16=trained_at["bf16"], channels_last=trained_at["channels_last"])
+    if speed.channels_last:
+        model.to(memory_format=torch.channels_last)
 
     def score() -> dict:
-        train_x, train_y = embed(model, data.train, pipeline)
-        test_x, test_y = embed(model, data.eval, pipeline)
+        train_x, train_y = embed(model, data.train, pipeline, speed)
+        test_x, test_y = embed(model, data.eval, pipeline, speed)
         return linear_probe(train_x, train_y, test_x, test_y, len(data.classes), cfg)
 
     result = score()

@@ -11,8 +11,9 @@ has one block per stage, docs/methods.md §5:
                precomputed statistics (C1K's continue_from_selection), no proxy runs
     selection  methods, size, tie_break, class_balanced, seed (§5.2 `create_coreset`)
     core       models (one) + train + seeds, backbones [finetune, frozen, frozen_dropout], on each
-               selection (§5.2 core); `head_dropout` for frozen_dropout; optional `full`: the core
-               model on the whole train set (its own `train` over the core's), variant full_finetune
+               selection (§5.2 core); `backbone_seeds`: a backbone's own seeds; `head_dropout` for
+               frozen_dropout; optional `full`: the core model on the whole train set (its own
+               `train` over the core's), variant full_finetune
     removal    optional: models (one) + train + seeds, removed [k ...], orders [forgetting, random] (§5.1)
 
 Every stage trains through the engine and lands where every run lands,
@@ -142,6 +143,17 @@ def removal_selection(order: str, k: int) -> str:
     return f"removal_{order}_{k}"
 
 
+def core_seeds(spec: dict, variant: str) -> list[int]:
+    """A core run's seeds: its backbone's own (`core.backbone_seeds`), else the stage's."""
+    core = spec["core"]
+    backbone = next((run.backbone for run in core_runs(spec) if run.variant == variant), "finetune")
+    return (core.get("backbone_seeds") or {}).get(backbone, core["seeds"])
+
+
+def stage_seeds(spec: dict, stage: str, variant: str) -> list[int]:
+    return core_seeds(spec, variant) if stage == "core" else spec[stage]["seeds"]
+
+
 def core_variants(spec: dict) -> list[str]:
     selected = [run.variant for run in core_runs(spec)]
     return selected + ([FULL] if spec["core"].get("full") else [])
@@ -167,14 +179,15 @@ def iter_coreset_runs(config: dict) -> Iterator[dict]:
         return
     spec = study(config)
     for dataset in spec["datasets"]:
-        stages = [] if precomputed_stats(spec) else [(spec["proxy"], proxy_variants(spec))]
-        stages.append((spec["core"], core_variants(spec)))
+        stages = [] if precomputed_stats(spec) else [("proxy", proxy_variants(spec))]
+        stages.append(("core", core_variants(spec)))
         if spec.get("removal"):
-            stages.append((spec["removal"], removal_variants(spec)))
+            stages.append(("removal", removal_variants(spec)))
         for stage, variants in stages:
+            model = stage_model(spec[stage])[0]
             for variant in variants:
-                for seed in stage["seeds"]:
-                    yield dict(study=STUDY, dataset=dataset, model=stage_model(stage)[0], variant=variant, seed=seed)
+                for seed in stage_seeds(spec, stage, variant):
+                    yield dict(study=STUDY, dataset=dataset, model=model, variant=variant, seed=seed)
 
 
 def stage_of(spec: dict, model: str, variant: str) -> tuple[str, dict]:

@@ -22,9 +22,11 @@ attributes written by forward) sets `compilable = False`: every change would rec
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import inspect
 import os
+import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,6 +41,9 @@ AUTO = "auto"
 CUDA_GRAPH_MAX_BATCH = 256
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of bf16 in hardware
 CPUINFO = Path("/proc/cpuinfo")
+# glibc's malloc.h: mallopt parameters, and what keep_freed_memory sets them to
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+KEPT_MEMORY = {M_MMAP_THRESHOLD: 32 * 2**20, M_TRIM_THRESHOLD: 2**31 - 1, M_TOP_PAD: 2**30}
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,18 @@ def resolve_speed(cfg, device: torch.device, hooks=()) -> Speed:
         compile=compile_model,
         cuda_graphs=cuda_graphs,
     )
+
+
+def keep_freed_memory(settings: dict[int, int] = KEPT_MEMORY) -> bool:
+    """Let glibc's malloc keep what a step frees for the next step instead of returning it to
+    the kernel. By default it unmaps the step's large activations and maps them again in the
+    next step, whose first write to each page then faults: 12 % of a SimCLR job's time on the
+    CPU and most of a linear probe's embedding (benchmarks/cpu_memory.py). Results are the
+    same; the process holds its peak memory until it ends. False where malloc is not glibc's."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL(None)
+    return all(libc.mallopt(parameter, value) == 1 for parameter, value in settings.items())
 
 
 def use_compile_cache(directory: Path | str | None) -> None:
