@@ -1,9 +1,9 @@
 """Linear evaluation of a pretrained encoder: the contrastive study's score (docs/methods.md §3.3).
 
 ETH (src/models/classification.py): the encoder is frozen (eval mode) and embeds the
-un-augmented train and test images once, here at the precision and layout the run trained
-and evaluated at (its recorded `speed`: bf16 where the run was); a linear classifier is trained on the train
-embeddings with Adam (lr 1e-3, 60 epochs) for each weight decay of logspace(-6, -1, 5),
+un-augmented train and test images once (here at the precision and layout the run trained and
+evaluated at, its recorded `speed`: bf16 where the run was); a linear classifier is trained on
+the train embeddings with Adam (lr 1e-3, 60 epochs) for each weight decay of logspace(-6, -1, 5),
 each scored on a stratified 90/10 split of the train set; the best weight decay is then
 retrained on all train embeddings, and its test accuracy is the model's score.
 """

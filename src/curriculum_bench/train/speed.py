@@ -120,9 +120,9 @@ def resolve_speed(cfg, device: torch.device, hooks=()) -> Speed:
 def keep_freed_memory(settings: dict[int, int] = KEPT_MEMORY) -> bool:
     """Let glibc's malloc keep what a step frees for the next step instead of returning it to
     the kernel. By default it unmaps the step's large activations and maps them again in the
-    next step, whose first write to each page then faults: 12 % of a SimCLR job's time on the
-    CPU and most of a linear probe's embedding (benchmarks/cpu_memory.py). Results are the
-    same; the process holds its peak memory until it ends. False where malloc is not glibc's."""
+    next step, whose first write to each page then faults: a tenth of a SimCLR job's time on
+    the CPU (benchmarks/cpu_memory.py). Results are the same; the process holds its peak memory
+    until it ends. False where malloc is not glibc's."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     libc = ctypes.CDLL(None)
