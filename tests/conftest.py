@@ -1,4 +1,5 @@
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -55,6 +56,19 @@ def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.Compl
     # Jobs run `python -m curriculum_bench`: the python of this environment, activated or not.
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, "PATH": path})
+
+
+def run_quick_benchmark(script: str, out: Path) -> tuple[dict, str]:
+    """`python benchmarks/<script> --quick --json <out>`: its figures and what it printed."""
+    result = subprocess.run(
+        [sys.executable, f"benchmarks/{script}", "--quick", "--json", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(out.read_text()), result.stdout
 
 
 @pytest.fixture(scope="session")

@@ -1,23 +1,10 @@
 """benchmarks/cpu_speed.py runs (its --quick path), so the CPU speed figures in docs/gpu.md can be remeasured."""
 
-import json
-import subprocess
-import sys
-
-from .conftest import REPO
+from .conftest import run_quick_benchmark
 
 
 def test_the_cpu_speed_benchmark_trains_each_switch_and_prints_its_ratio_to_fp32(tmp_path):
-    out = tmp_path / "bf16.json"
-    result = subprocess.run(
-        [sys.executable, "benchmarks/cpu_speed.py", "--quick", "--json", str(out)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    figures = json.loads(out.read_text())
+    figures, printed = run_quick_benchmark("cpu_speed.py", tmp_path / "bf16.json")
     assert figures["seeds"] == 2
     for switch in ("bf16", "channels_last", "bf16_channels_last"):
         assert figures["fp32_seconds_per_epoch"] > 0 and figures[f"{switch}_seconds_per_epoch"] > 0
@@ -26,4 +13,4 @@ def test_the_cpu_speed_benchmark_trains_each_switch_and_prints_its_ratio_to_fp32
         assert 0 <= figures[f"{switch}_final_acc"] <= 1
         low, high = figures[f"{switch}_minus_fp32_acc_pp"][1:]
         assert low <= figures[f"{switch}_minus_fp32_acc_pp"][0] <= high
-        assert f"{switch} / fp32 time:" in result.stdout
+        assert f"{switch} / fp32 time:" in printed

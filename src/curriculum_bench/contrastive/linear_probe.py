@@ -25,7 +25,7 @@ from ..models import create_model
 from ..train.config import Run
 from ..train.engine import load_data, pick_device
 from ..train.pipeline import InputPipeline, to_inputs
-from ..train.speed import Speed, run_model
+from ..train.speed import Speed, prepare_model, run_model
 
 
 @dataclass(frozen=True)
@@ -119,8 +119,7 @@ def probe_run(run_dir: Path, data_dir: Path, out: Path, probe: dict | None = Non
     pipeline = InputPipeline(run.train, dev)
     trained_at = metrics["speed"]
     speed = Speed(bf16=trained_at["bf16"], channels_last=trained_at["channels_last"])
-    if speed.channels_last:
-        model.to(memory_format=torch.channels_last)
+    prepare_model(model, speed)  # the layout only: no compile for one pass over the data
 
     def score() -> dict:
         train_x, train_y = embed(model, data.train, pipeline, speed)

@@ -143,11 +143,15 @@ def removal_selection(order: str, k: int) -> str:
     return f"removal_{order}_{k}"
 
 
+def core_backbone(spec: dict, variant: str) -> str:
+    """The backbone mode of a core variant (the whole-train-set run fine-tunes)."""
+    return "finetune" if variant == FULL else next(run.backbone for run in core_runs(spec) if run.variant == variant)
+
+
 def core_seeds(spec: dict, variant: str) -> list[int]:
     """A core run's seeds: its backbone's own (`core.backbone_seeds`), else the stage's."""
     core = spec["core"]
-    backbone = next((run.backbone for run in core_runs(spec) if run.variant == variant), "finetune")
-    return (core.get("backbone_seeds") or {}).get(backbone, core["seeds"])
+    return (core.get("backbone_seeds") or {}).get(core_backbone(spec, variant), core["seeds"])
 
 
 def stage_seeds(spec: dict, stage: str, variant: str) -> list[int]:
@@ -242,7 +246,7 @@ def resolve_coreset_run(config: dict, dataset: str, model: str, variant: str, se
             methods["coreset_subset"] = {"selection": chosen[0], "mode": chosen[1]}
     train = dict(block["train"])
     if stage == "core":
-        backbone = "finetune" if variant == FULL else next(r.backbone for r in core_runs(spec) if r.variant == variant)
+        backbone = core_backbone(spec, variant)
         model_args["freeze_backbone"] = backbone in FROZEN
         if backbone == "frozen_dropout":
             model_args["dropout"] = block.get("head_dropout", DEFAULT_HEAD_DROPOUT)
